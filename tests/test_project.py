@@ -1,0 +1,53 @@
+"""Project-level checks: the README, the package namespace and the notebooks run in a real Jupyter kernel."""
+import configparser, subprocess, sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def test_readme_is_generated_from_index():
+    "README.md must be what tools/readme.py makes of nbs/index.ipynb (there is no Quarto here to do it)."
+    result = subprocess.run([sys.executable, "tools/readme.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+def test_readme_carries_the_commands():
+    text = (ROOT / "README.md").read_text()
+    first_screen = "\n".join(text.splitlines()[:40])
+    assert "bash tools/test.sh" in first_screen
+
+def test_readme_check_fails_when_stale(tmp_path):
+    "The staleness check really compares: a changed notebook gives another README."
+    sys.path.insert(0, str(ROOT / "tools"))
+    import readme
+    nb = nbformat.read(ROOT / "nbs" / "index.ipynb", as_version=4)
+    nb.cells[0].source += "\n\nA new sentence."
+    changed = tmp_path / "index.ipynb"
+    nbformat.write(nb, changed)
+    assert readme.render(changed) != (ROOT / "README.md").read_text()
+    assert "A new sentence." in readme.render(changed)
+
+def test_pins():
+    "nbdev commands crash without these pins (see shared/REFERENCE.md, section 6)."
+    cfg = configparser.ConfigParser(delimiters=["="])
+    cfg.read(ROOT / "settings.ini")
+    dev = cfg["DEFAULT"]["dev_requirements"].split()
+    assert {"nbdev==2.4.14", "fastcore<2", "execnb<0.2"} <= set(dev)
+    assert "torch==2.13.0" in cfg["DEFAULT"]["requirements"].split()
+
+def test_public_names():
+    import dacapo_nb as dn
+    for name in ["NumpyArray", "ZarrArray", "OnesArray", "DaCapoArraySource", "GraphSource",
+                 "DaCapoTargetFilter", "CopyMask", "Product", "LocalArrayIdentifier", "LocalContainerIdentifier"]:
+        assert hasattr(dn, name), name
+
+@pytest.mark.parametrize("notebook", ["00_arrays.ipynb", "01_sources.ipynb", "02_filters.ipynb"])
+def test_notebook_runs_in_a_kernel(notebook, tmp_path):
+    "nbdev_test runs notebooks in-process; users run them in a Jupyter kernel, where worker processes fork from it."
+    nb = nbformat.read(ROOT / "nbs" / notebook, as_version=4)
+    nb.cells = [c for c in nb.cells if "nbdev_export()" not in c.source]  # exporting is the developer's step, not the user's
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
