@@ -6,7 +6,12 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_package.ipynb #bbdc7d75
+# %% ../nbs/99_package.ipynb #183e55ed
 from .arrays import *
 from .sources import *
 from .filters import *
+from .tasks import *
+from .models import *
+from .datasets import *
+from .trainer import *
+from .widgets import *

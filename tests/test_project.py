@@ -17,6 +17,7 @@ def test_readme_carries_the_commands():
     text = (ROOT / "README.md").read_text()
     first_screen = "\n".join(text.splitlines()[:40])
     assert "bash tools/test.sh" in first_screen
+    assert "bash tools/demo.sh" in first_screen
 
 def test_readme_check_fails_when_stale(tmp_path):
     "The staleness check really compares: a changed notebook gives another README."
@@ -39,8 +40,10 @@ def test_pins():
 
 def test_public_names():
     import dacapo_nb as dn
-    for name in ["NumpyArray", "ZarrArray", "OnesArray", "DaCapoArraySource", "GraphSource",
-                 "DaCapoTargetFilter", "CopyMask", "Product", "LocalArrayIdentifier", "LocalContainerIdentifier"]:
+    seed = ["TrainingIterationStats", "Trainer", "DaCapoArraySource", "GraphSource", "DaCapoTargetFilter", "CopyMask",
+            "Product", "NumpyArray", "ZarrArray", "OnesArray", "GunpowderTrainer"]
+    used_in_readme = ["make_synthetic_data", "affinities_task", "Model", "unet_for", "GunpowderTrainerConfig", "run_training"]
+    for name in seed + used_in_readme + ["LocalArrayIdentifier", "LocalContainerIdentifier"]:
         assert hasattr(dn, name), name
 
 @pytest.mark.parametrize("notebook", ["00_arrays.ipynb", "01_sources.ipynb", "02_filters.ipynb"])
