@@ -1,0 +1,277 @@
+"""Training throughput: our data pipeline, our trainer, and the in-memory limit; optionally the reference (dacapo-ml).
+
+Same data (synthetic 192^3, voxel 8), model (UNet 108^3 -> 68^3, 12 fmaps, x2 per level, two 2x down-samplings),
+task (3D affinities), batch size and augments on both sides. Warm-up batches/iterations are not timed.
+Always exits 0: a benchmark reports, it does not fail on timing.
+
+    python bench/train.py [--iterations 10 --train-iterations 3 --fetchers 2 --augments elastic]
+                          [--reference-venv /work/refvenv | --skip-reference]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+INPUT_SHAPE, FMAPS, FMAP_INC_FACTOR, DOWNSAMPLE = (108, 108, 108), 12, 2, ((2, 2, 2), (2, 2, 2))
+DATA_SHAPE, VOXEL_SIZE, BATCH_SIZE, LEARNING_RATE = (192, 192, 192), (8, 8, 8), 2, 1e-4
+# Elastic: control points 80 world units (10 voxels) apart, displaced by sigma 8 world units (1 voxel), uniformly
+# random 3D rotation, no sub-sampling; plus mirror/transpose and intensity scale/shift (the reference's defaults).
+ELASTIC_SPACING_WORLD, ELASTIC_SIGMA_WORLD = (80, 80, 80), (8.0, 8.0, 8.0)
+
+
+def rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
+
+
+def fmt(x: float | None, unit: str) -> str:
+    return "n/a" if x is None or math.isnan(x) or x <= 0 else f"{x:.3f} {unit} ({1 / x:.2f} s each)"
+
+
+def ratio(a, b) -> str:
+    return "n/a" if a is None or b is None or not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ours
+
+def bench_ours(args, data_path: Path) -> dict:
+    import numpy as np
+    import torch
+    from dacapo_nb.datasets import make_synthetic_data
+    from dacapo_nb.models import Model, UNet
+    from dacapo_nb.tasks import affinities_task
+    from dacapo_nb.trainer import (ElasticAugmentConfig, GunpowderTrainer, GunpowderTrainerConfig,
+                                   IntensityAugmentConfig, SimpleAugmentConfig)
+
+    dataset = make_synthetic_data(data_path, dims=3, shape=DATA_SHAPE, voxel_size=VOXEL_SIZE, seed=0)
+    task = affinities_task(3)
+    torch.manual_seed(0)
+    model = Model(UNet(INPUT_SHAPE, fmaps=FMAPS, fmap_inc_factor=FMAP_INC_FACTOR, downsample_factors=DOWNSAMPLE,
+                       constant_upsample=True),  # nearest-neighbour up-sampling, as the reference's CNNectomeUNet default
+                  task.predictor.embedding_dims)
+    augments = [] if args.augments == "none" else [
+        SimpleAugmentConfig(),
+        ElasticAugmentConfig(control_point_spacing=ELASTIC_SPACING_WORLD,
+                             control_point_displacement_sigma=ELASTIC_SIGMA_WORLD, rotate=True),
+        IntensityAugmentConfig()]
+    config = GunpowderTrainerConfig(batch_size=BATCH_SIZE, num_data_fetchers=args.fetchers, learning_rate=LEARNING_RATE,
+                                    warmup_iterations=1000, augments=augments, seed=0, snapshot_interval=None)
+    out = {"model": f"{tuple(model.input_shape)} -> {tuple(model.output_shape)}",
+           "parameters": sum(p.numel() for p in model.parameters())}
+    print(f"ours: model {out['model']}, {out['parameters']} parameters, {task.predictor.embedding_dims} output channels",
+          flush=True)
+
+    # (a) data pipeline alone
+    trainer = GunpowderTrainer(config)
+    trainer.build_batch_provider([dataset], model, task)
+    with trainer:
+        for _ in range(args.warmup):
+            batch = trainer.next()
+        start = time.perf_counter()
+        for _ in range(args.iterations):
+            batch = trainer.next()
+        out["pipeline_batches_per_s"] = rate(args.iterations, time.perf_counter() - start)
+    raw, gt, target, weight, mask = batch
+    print(f"(a) ours, data pipeline: {fmt(out['pipeline_batches_per_s'], 'batches/s')}  "
+          f"[raw {raw.data.shape}, target {target.data.shape}]", flush=True)
+
+    # (b) full training through our trainer
+    trainer = GunpowderTrainer(config)
+    trainer.build_batch_provider([dataset], model, task)
+    optimizer = trainer.create_optimizer(model)
+    stamps, data_times = [], []
+    with trainer:
+        for stats in trainer.iterate(args.train_warmup + args.train_iterations, model, optimizer, "cpu"):
+            stamps.append(time.perf_counter())
+            data_times.append(stats.data_time)
+    # from the end of the last warm-up iteration to the end of the last one
+    out["trainer_iterations_per_s"] = rate(args.train_iterations, stamps[-1] - stamps[args.train_warmup - 1])
+    out["trainer_data_wait_s"] = sum(data_times[args.train_warmup:]) / max(len(data_times[args.train_warmup:]), 1)
+    print(f"(b) ours, trainer: {fmt(out['trainer_iterations_per_s'], 'iterations/s')}  "
+          f"[mean wait for data {out['trainer_data_wait_s']:.2f} s/iteration]", flush=True)
+
+    # (c) the same model and step on one in-memory batch: no data loading at all
+    optimizer = trainer.create_optimizer(model)
+    x, y, w = (torch.from_numpy(np.ascontiguousarray(a.data, dtype=np.float32)) for a in (raw, target, weight))
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = task.loss.compute(model(x).float(), y, w)
+        loss.backward()
+        optimizer.step()
+        trainer.scheduler.step()
+        return float(loss.detach())
+
+    for _ in range(args.train_warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(args.train_iterations):
+        step()
+    out["in_memory_iterations_per_s"] = rate(args.train_iterations, time.perf_counter() - start)
+    print(f"(c) ours, in-memory tensors (the limit): {fmt(out['in_memory_iterations_per_s'], 'iterations/s')}",
+          flush=True)
+    print(f"    (b)/(c) = {ratio(out['trainer_iterations_per_s'], out['in_memory_iterations_per_s'])}", flush=True)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reference: run with the reference venv's python; prints one line "RESULT {json}"
+
+REFERENCE_SCRIPT = r'''
+import json, math, sys, time, types
+import torch
+from funlib.geometry import Coordinate
+from funlib.persistence import open_ds
+import dacapo
+from dacapo.experiments.architectures import CNNectomeUNetConfig
+from dacapo.experiments.tasks import AffinitiesTaskConfig
+from dacapo.experiments.trainers import GunpowderTrainerConfig
+from dacapo.experiments.trainers.gp_augments import ElasticAugmentConfig, IntensityAugmentConfig, SimpleAugmentConfig
+
+a = json.loads(sys.argv[1])
+raw, gt = open_ds(a["data"] + "/raw"), open_ds(a["data"] + "/gt")
+dataset = types.SimpleNamespace(name="synthetic", raw=raw, gt=gt, mask=None, weight=1, sample_points=None)
+task_config = AffinitiesTaskConfig(name="affs", neighborhood=[Coordinate(1, 0, 0), Coordinate(0, 1, 0), Coordinate(0, 0, 1)])
+task = task_config.task_type(task_config)
+arch_config = CNNectomeUNetConfig(name="unet", input_shape=Coordinate(a["input_shape"]), fmaps_out=a["fmaps"], fmaps_in=1,
+                                  num_fmaps=a["fmaps"], fmap_inc_factor=a["fmap_inc_factor"],
+                                  downsample_factors=[Coordinate(d) for d in a["downsample"]])
+torch.manual_seed(0)
+model = task.create_model(arch_config.architecture_type(arch_config))
+augments = [] if a["augments"] == "none" else [
+    SimpleAugmentConfig(),
+    ElasticAugmentConfig(control_point_spacing=a["elastic_spacing_voxels"], control_point_displacement_sigma=a["elastic_sigma"],
+                         rotation_interval=(0, math.pi / 2), subsample=1, uniform_3d_rotation=True),
+    IntensityAugmentConfig(scale=(0.8, 1.2), shift=(-0.1, 0.1), clip=True)]
+config = GunpowderTrainerConfig(name="ref", batch_size=a["batch_size"], learning_rate=a["learning_rate"],
+                                num_data_fetchers=a["fetchers"], augments=augments, snapshot_interval=None, min_masked=0.15)
+out = {"version": dacapo.__version__ if hasattr(dacapo, "__version__") else "?",
+       "model": f"{tuple(model.input_shape)} -> {tuple(model.output_shape)}",
+       "parameters": sum(p.numel() for p in model.parameters())}
+print(f"reference: model {out['model']}, {out['parameters']} parameters", flush=True)
+
+trainer = config.trainer_type(config)
+trainer.build_batch_provider([dataset], model, task)
+with trainer:
+    for _ in range(a["warmup"]):
+        batch = trainer.next()
+    start = time.perf_counter()
+    for _ in range(a["iterations"]):
+        batch = trainer.next()
+    out["pipeline_batches_per_s"] = a["iterations"] / (time.perf_counter() - start)
+print(f"(d) reference, data pipeline: {out['pipeline_batches_per_s']:.3f} batches/s", flush=True)
+
+if a["train_iterations"] > 0:
+    trainer = config.trainer_type(config)
+    trainer.build_batch_provider([dataset], model, task)
+    optimizer = trainer.create_optimizer(model)
+    stamps = []
+    with trainer:
+        for stats in trainer.iterate(a["train_warmup"] + a["train_iterations"], model, optimizer, torch.device("cpu")):
+            stamps.append(time.perf_counter())
+    w, n = a["train_warmup"], a["train_iterations"]
+    out["trainer_iterations_per_s"] = n / (stamps[-1] - stamps[w - 1])
+    print(f"(e) reference, trainer: {out['trainer_iterations_per_s']:.3f} iterations/s", flush=True)
+print("RESULT " + json.dumps(out), flush=True)
+'''
+
+
+def bench_reference(args, data_path: Path) -> dict | None:
+    python = Path(args.reference_venv) / "bin" / "python"
+    if not python.exists():
+        print(f"reference skipped: no python at {python} (create the venv as in bench/README.md, section train)")
+        return None
+    params = dict(data=str(data_path), input_shape=INPUT_SHAPE, fmaps=FMAPS, fmap_inc_factor=FMAP_INC_FACTOR,
+                  downsample=DOWNSAMPLE, augments=args.augments, fetchers=args.fetchers, batch_size=BATCH_SIZE,
+                  learning_rate=LEARNING_RATE, warmup=args.warmup, iterations=args.iterations,
+                  train_warmup=args.train_warmup, train_iterations=args.train_iterations,
+                  elastic_spacing_voxels=[s // v for s, v in zip(ELASTIC_SPACING_WORLD, VOXEL_SIZE)],
+                  elastic_sigma=list(ELASTIC_SIGMA_WORLD))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHONWARNINGS"] = "ignore"
+    try:
+        proc = subprocess.Popen([str(python), "-c", REFERENCE_SCRIPT, json.dumps(params)], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, cwd=tempfile.gettempdir())
+        result, tail = None, []
+        for line in proc.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+            elif line.startswith(("reference:", "(d)", "(e)")):
+                print(line, end="", flush=True)
+            else:
+                tail = (tail + [line])[-25:]
+        proc.wait(timeout=args.reference_timeout)
+    except Exception as e:  # a benchmark reports, never fails
+        print(f"reference skipped: could not run {python}: {e!r}")
+        return None
+    if result is None:
+        print(f"reference failed (exit {proc.returncode}); last output:\n" + "".join(tail))
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iterations", type=int, default=10, help="timed batches of the data pipelines (a, d)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed batches before (a, d)")
+    p.add_argument("--train-iterations", type=int, default=4, help="timed training iterations (b, c, e)")
+    p.add_argument("--train-warmup", type=int, default=1, help="untimed training iterations before (b, c, e), >= 1")
+    p.add_argument("--fetchers", type=int, default=2, help="data fetcher processes (num_data_fetchers)")
+    p.add_argument("--augments", choices=("none", "elastic"), default="elastic",
+                   help="none, or elastic = mirror/transpose + elastic + intensity")
+    p.add_argument("--reference-venv", default=None, help="venv with dacapo-ml installed (e.g. /work/refvenv)")
+    p.add_argument("--skip-reference", action="store_true", help="do not run the reference even if a venv is given")
+    p.add_argument("--reference-timeout", type=int, default=900, help="seconds the reference run may take")
+    p.add_argument("--dir", default=None, help="where to write the synthetic data (default: a temporary directory)")
+    args = p.parse_args()
+    if args.iterations < 1 or args.train_iterations < 1 or args.warmup < 0 or args.train_warmup < 1:
+        p.error("--iterations, --train-iterations and --train-warmup must be >= 1, --warmup >= 0")
+
+    import torch
+    print(f"batch {BATCH_SIZE}, augments {args.augments}, {args.fetchers} fetchers, {args.iterations} timed batches "
+          f"(+{args.warmup} warm-up), {args.train_iterations} timed training iterations (+{args.train_warmup} warm-up), "
+          f"{os.cpu_count()} CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)
+    tmp = tempfile.TemporaryDirectory(prefix="bench_train_") if args.dir is None else None
+    data_path = Path(args.dir or tmp.name) / "synthetic.zarr"
+    ours, ref = None, None
+    try:
+        ours = bench_ours(args, data_path)
+    except Exception:
+        print("ours failed:\n" + traceback.format_exc())
+    if args.skip_reference or args.reference_venv is None:
+        print("reference skipped: " + ("--skip-reference given" if args.skip_reference else "no --reference-venv given"))
+    elif data_path.exists():
+        ref = bench_reference(args, data_path)
+
+    print("\nsummary")
+    ours = ours or {}
+    print(f"  (a) ours pipeline        {fmt(ours.get('pipeline_batches_per_s'), 'batches/s')}")
+    print(f"  (b) ours trainer         {fmt(ours.get('trainer_iterations_per_s'), 'iterations/s')}")
+    print(f"  (c) in-memory limit      {fmt(ours.get('in_memory_iterations_per_s'), 'iterations/s')}")
+    print(f"      (b)/(c)              {ratio(ours.get('trainer_iterations_per_s'), ours.get('in_memory_iterations_per_s'))}")
+    if ref:
+        print(f"  (d) reference pipeline   {fmt(ref.get('pipeline_batches_per_s'), 'batches/s')}")
+        print(f"  (e) reference trainer    {fmt(ref.get('trainer_iterations_per_s'), 'iterations/s')}")
+        print(f"      (a)/(d) ours/ref pipeline  {ratio(ours.get('pipeline_batches_per_s'), ref.get('pipeline_batches_per_s'))}")
+        print(f"      (b)/(e) ours/ref trainer   {ratio(ours.get('trainer_iterations_per_s'), ref.get('trainer_iterations_per_s'))}")
+        print(f"      (e)/(c) reference/limit    {ratio(ref.get('trainer_iterations_per_s'), ours.get('in_memory_iterations_per_s'))}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:  # never fail on a benchmark's own trouble (usage errors still exit 2 through argparse)
+        traceback.print_exc()
+    sys.exit(0)
