@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_package.ipynb #183e55ed
+# %% ../nbs/99_package.ipynb #67764b47
 from .arrays import *
 from .sources import *
 from .filters import *
