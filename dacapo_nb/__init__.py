@@ -6,7 +6,11 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_package.ipynb #67764b47
+# %% ../nbs/99_package.ipynb #8a335e1f
+import os
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# %% ../nbs/99_package.ipynb #f70b5934
 from .arrays import *
 from .sources import *
 from .filters import *
@@ -15,3 +19,4 @@ from .models import *
 from .datasets import *
 from .trainer import *
 from .widgets import *
+from .predict import *
