@@ -46,7 +46,7 @@ def label_colors(labels: np.ndarray) -> np.ndarray:
     rgb[ids == 0] = 0
     return rgb
 
-# %% ../nbs/07_widgets.ipynb #640d64ce
+# %% ../nbs/07_widgets.ipynb #e32a857e
 def _image(name: str, data: np.ndarray, channels: bool, channel: Optional[int] = None, reference: Optional[np.ndarray] = None):
     "(image, imshow kwargs) for one 2D slice; `data` is (c, y, x) when `channels`, else (y, x); colour limits from `reference`."
     ref = data if reference is None else reference   # the whole volume, so that every slice has the same colours
@@ -55,18 +55,19 @@ def _image(name: str, data: np.ndarray, channels: bool, channel: Optional[int] =
         data, ref, channels = data[c], ref[c], False
     if not channels and (name == "gt" or (np.issubdtype(data.dtype, np.integer) and name != "mask")):
         return label_colors(data), {}
-    if channels and data.shape[0] == 1: data, ref, channels = data[0], ref[0], False
+    if channels and data.shape[0] == 1: data, channels = data[0], False  # ref keeps every channel given: only its range is used
     if channels:
         rgb = np.zeros(data.shape[1:] + (3,), np.float32)
         for i in range(min(3, data.shape[0])): rgb[..., i] = data[i]
         if ref.min() < 0: rgb = (rgb + 1) / 2
         return np.clip(rgb, 0, 1), {}
+    if name == "mask": return data, {"cmap": "gray", "vmin": 0, "vmax": 1}  # an all-ones mask is white, not black
     if ref.min() < 0:
         lim = float(np.abs(ref).max()) or 1.0
         return data, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
     return data, {"cmap": "gray", "vmin": float(ref.min()), "vmax": float(ref.max())}
 
-# %% ../nbs/07_widgets.ipynb #83eee4fe
+# %% ../nbs/07_widgets.ipynb #c80b21b7
 SNAPSHOT_VOLUMES = ("raw", "gt", "target", "prediction", "weight", "mask", "gradients")
 
 def _volumes_of(container: Path, iteration: int) -> list[str]:
@@ -97,11 +98,14 @@ def snapshot_panels(container, iteration: Optional[int] = None, volumes: Sequenc
         depth = roi.shape[0] // vs[0]
         k = depth // 2 if slice_index is None else slice_index
         if not 0 <= k < depth: raise ValueError(f"slice_index {k} outside 0..{depth - 1}")
-    panels = []
+    panels, fulls = [], {name: array[roi.snap_to_grid(array.voxel_size, mode="shrink")] for name, array in arrays.items()}  # one sample: small
     for name, array in arrays.items():
-        full = array[roi.snap_to_grid(array.voxel_size, mode="shrink")]   # one sample: small, read whole
+        full = fulls[name]
+        if name == "prediction" and "target" in fulls and fulls["target"].shape == full.shape:
+            full = np.concatenate([full, fulls["target"]])  # prediction and target share one colour scale
         channels = "c" in array.axes
-        data = (full[:, k] if channels else full[k]) if roi.dims == 3 else full
+        own = fulls[name]
+        data = (own[:, k] if channels else own[k]) if roi.dims == 3 else own
         image, kwargs = _image(name, data, channels, channel, reference=full)
         title = f"{name} c{min(channel, data.shape[0] - 1)}" if channels and channel is not None and data.shape[0] > 1 else name
         panels.append((title, image, kwargs))
