@@ -60,7 +60,7 @@ def bench_ours(args, data_path: Path) -> dict:
     augments = [] if args.augments == "none" else [
         SimpleAugmentConfig(),
         ElasticAugmentConfig(control_point_spacing=ELASTIC_SPACING_WORLD,
-                             control_point_displacement_sigma=ELASTIC_SIGMA_WORLD, rotate=True),
+                             control_point_displacement_sigma=ELASTIC_SIGMA_WORLD, rotate=True, uniform_3d_rotation=True),
         IntensityAugmentConfig()]
     config = GunpowderTrainerConfig(batch_size=BATCH_SIZE, num_data_fetchers=args.fetchers, learning_rate=LEARNING_RATE,
                                     warmup_iterations=1000, augments=augments, seed=0, snapshot_interval=None)
