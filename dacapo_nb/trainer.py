@@ -264,7 +264,7 @@ def _build_batch_provider(self, datasets: Sequence[Dataset], model, task, snapsh
 GunpowderTrainer._dataset_pipeline = _dataset_pipeline
 GunpowderTrainer.build_batch_provider = _build_batch_provider
 
-# %% ../nbs/06_trainer.ipynb #6b20aab7
+# %% ../nbs/06_trainer.ipynb #198342a4
 def _request(self) -> gp.BatchRequest:
     "The batch request; seeded per iteration when the config has a seed."
     seed = None if self.config.seed is None else (self.config.seed * 1_000_003 + self.iteration) % 2**32
@@ -299,13 +299,10 @@ def _next(self) -> tuple:
     except Exception as e:
         error = unwrap_pipeline_error(e)
         raise error.with_traceback(error.__traceback__) from None
-    return tuple(self._as_array(batch[k]) for k in (self.raw_key, self.gt_key, self.target_key, self.weight_key, self.mask_key))
+    keys = (self.raw_key, self.gt_key, self.target_key, self.weight_key, self.mask_key)
+    return tuple(NumpyArray.from_gp_array(batch[k]) for k in keys)  # stacked: axes 'b', 'c', spatial
 
-def _as_array(self, array: gp.Array) -> NumpyArray:
-    "A stacked gunpowder array as a NumpyArray with 'b' and 'c' axes."
-    return NumpyArray.from_gp_array(array)
-
-GunpowderTrainer._request, GunpowderTrainer._as_array = _request, _as_array
+GunpowderTrainer._request = _request
 GunpowderTrainer.__enter__, GunpowderTrainer.__exit__, GunpowderTrainer.__iter__ = _enter, _exit, _iter
 GunpowderTrainer.next = _next
 
