@@ -183,7 +183,7 @@ class GunpowderTrainer(Trainer):
         "True when there is at least one dataset and every dataset has gt."
         return len(datasets) > 0 and all(d.gt is not None for d in datasets)
 
-# %% ../nbs/06_trainer.ipynb #a65fe49e
+# %% ../nbs/06_trainer.ipynb #6a6f2ce4
 def _check_datasets(self, datasets, model):
     "Refuse datasets that cannot train with `model`; return raw and output voxel sizes."
     if not self.can_train(datasets):
@@ -199,8 +199,8 @@ def _check_datasets(self, datasets, model):
             raise ValueError(f"the model predicts at voxel size {out_vs} (raw {raw_vs}), but the gt of dataset "
                              f"{d.name} has voxel size {d.gt.voxel_size}: resample the gt or change the model's up-sampling")
         if d.mask is not None:
-            fraction = mask_fraction(d, max_voxels=max(1, int(np.prod(d.gt.roi.shape / d.gt.voxel_size))) //
-                                     self.mask_integral_downsample_factor ** d.gt.dims)
+            voxels = int(np.prod(d.gt.roi.shape / d.gt.voxel_size))
+            fraction = mask_fraction(d, max_voxels=max(1, voxels // self.mask_integral_downsample_factor ** d.gt.dims))
             if fraction == 0:
                 raise ValueError(f"the mask of dataset {d.name} is empty (no voxel set in {d.mask.roi} within the gt "
                                  f"ROI {d.gt.roi}): nothing to train on")
