@@ -15,7 +15,8 @@ from funlib.geometry import Coordinate
 from torch import nn
 
 # %% auto #0
-__all__ = ['DEFAULT_INPUT_SHAPES', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet', 'Model', 'unet_for']
+__all__ = ['DEFAULT_INPUT_SHAPES', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet', 'Model', 'unet_for',
+           'place_model']
 
 # %% ../nbs/04_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -255,3 +256,13 @@ def unet_for(dims: int, input_shape=None, **kwargs) -> UNet:
     shape = DEFAULT_INPUT_SHAPES[dims] if input_shape is None else Coordinate(input_shape)
     if shape.dims != dims: raise ValueError(f"input_shape {tuple(shape)} has {shape.dims} axes, expected {dims}")
     return UNet(shape, **{"fmaps": 12, "downsample_factors": ((2,) * dims,) * 2, **kwargs})
+
+# %% ../nbs/04_models.ipynb #a41baf7f
+def place_model(model: nn.Module, device) -> nn.Module:
+    "Move `model` to `device`, convolution weights channels-last on the CPU and in torch's default layout elsewhere."
+    device = torch.device(device)
+    model.to(device)
+    layouts = {4: torch.channels_last, 5: torch.channels_last_3d} if device.type == "cpu" else {}
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        if t.dim() in (4, 5): t.data = t.data.contiguous(memory_format=layouts.get(t.dim(), torch.contiguous_format))
+    return model

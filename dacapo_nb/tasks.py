@@ -20,10 +20,10 @@ from scipy.ndimage import distance_transform_edt, find_objects
 from .arrays import Array, NumpyArray, check_roi_on_grid
 
 # %% auto #0
-__all__ = ['LSD_CHANNELS', 'OutputArrayType', 'balance_weights', 'Predictor', 'default_neighborhood', 'compute_affinities',
-           'compute_lsds', 'AffinitiesPredictor', 'signed_distances', 'DistancePredictor', 'OneHotPredictor', 'Loss',
-           'MSELoss', 'AffinitiesLoss', 'CrossEntropyLoss', 'channel_softmax', 'Task', 'affinities_task',
-           'distance_task', 'one_hot_task']
+__all__ = ['LSD_CHANNELS', 'OutputArrayType', 'balance_weights', 'Predictor', 'default_neighborhood', 'check_neighborhood',
+           'partner_slices', 'compute_affinities', 'compute_lsds', 'AffinitiesPredictor', 'signed_distances',
+           'DistancePredictor', 'OneHotPredictor', 'Loss', 'MSELoss', 'AffinitiesLoss', 'CrossEntropyLoss',
+           'channel_softmax', 'Task', 'affinities_task', 'distance_task', 'one_hot_task']
 
 # %% ../nbs/03_tasks.ipynb #b5ba6e35
 @dataclass
@@ -170,7 +170,7 @@ class Predictor(ABC):
     def _weights_like(self, data: np.ndarray, target: Array) -> NumpyArray:
         return NumpyArray.from_np_array(data.astype(np.float32, copy=False), target.roi, target.voxel_size, target.axes)
 
-# %% ../nbs/03_tasks.ipynb #7a8de0e6
+# %% ../nbs/03_tasks.ipynb #3c34b178
 def default_neighborhood(dims: int, long_range: Sequence[int] = ()) -> list[Coordinate]:
     "Unit offsets along each of `dims` axes, then the same for every step length in `long_range`."
     if dims < 1:
@@ -178,7 +178,7 @@ def default_neighborhood(dims: int, long_range: Sequence[int] = ()) -> list[Coor
     return [Coordinate(tuple(step if a == axis else 0 for a in range(dims)))
             for step in (1, *long_range) for axis in range(dims)]
 
-def _check_offsets(neighborhood: Sequence[Sequence[int]]) -> list[Coordinate]:
+def check_neighborhood(neighborhood: Sequence[Sequence[int]]) -> list[Coordinate]:
     "The offsets as `Coordinate`s, after checking they are non-zero integer vectors of one dimensionality."
     if len(neighborhood) == 0:
         raise ValueError("the neighborhood is empty: give at least one offset, e.g. default_neighborhood(3)")
@@ -195,8 +195,8 @@ def _check_offsets(neighborhood: Sequence[Sequence[int]]) -> list[Coordinate]:
         offsets.append(Coordinate(int(v) for v in o))
     return offsets
 
-# %% ../nbs/03_tasks.ipynb #bcc28dad
-def _partner_slices(offset: Sequence[int], shape: Sequence[int]) -> tuple[tuple, tuple]:
+# %% ../nbs/03_tasks.ipynb #9b81dd68
+def partner_slices(offset: Sequence[int], shape: Sequence[int]) -> tuple[tuple, tuple]:
     "Slices selecting every `x` whose partner `x + offset` lies in an array of `shape`, and those partners."
     src = tuple(slice(max(0, -o), max(0, n - max(o, 0))) for o, n in zip(offset, shape))
     dst = tuple(slice(max(0, o), max(0, n + min(o, 0))) for o, n in zip(offset, shape))
@@ -208,7 +208,7 @@ def compute_affinities(labels: np.ndarray, neighborhood: Sequence[Sequence[int]]
     affs = np.zeros((len(neighborhood),) + labels.shape, dtype=np.float32)
     inside = np.zeros(affs.shape, dtype=bool)
     for c, o in enumerate(neighborhood):
-        src, dst = _partner_slices(o, labels.shape)
+        src, dst = partner_slices(o, labels.shape)
         same = labels[src] == labels[dst]
         if not background_as_object:
             same &= labels[src] != 0
@@ -243,13 +243,13 @@ def compute_lsds(labels: np.ndarray, sigma: Sequence[float], voxel_size: Coordin
         out[(slice(None),) + box][:, inside] = lsds[:, inside]
     return out
 
-# %% ../nbs/03_tasks.ipynb #596e9b4d
+# %% ../nbs/03_tasks.ipynb #24bf6ae0
 class AffinitiesPredictor(Predictor):
     "Affinities for a neighbourhood of offsets (in voxels), optionally with local shape descriptors."
 
     def __init__(self, neighborhood: Sequence[Sequence[int]], lsds: bool = False, lsd_sigma: Optional[float] = None,
                  affs_weight_clipmin: float = 0.05, affs_weight_clipmax: float = 0.95, background_as_object: bool = False):
-        self.neighborhood = _check_offsets(neighborhood)
+        self.neighborhood = check_neighborhood(neighborhood)
         self.dims = self.neighborhood[0].dims
         if lsds and self.dims not in LSD_CHANNELS:
             raise ValueError(f"local shape descriptors exist for 2D and 3D, but the neighborhood is {self.dims}D")
@@ -317,7 +317,7 @@ class AffinitiesPredictor(Predictor):
         weights = np.zeros(target.shape, dtype=np.float32)
         new_counts = []
         for c, o in enumerate(self.neighborhood):
-            src, dst = _partner_slices(o, m.shape)
+            src, dst = partner_slices(o, m.shape)
             valid = np.zeros(m.shape, dtype=bool)
             valid[src] = m[src] & m[dst]  # 0 where x + o leaves the gt
             weights[c], cc = balance_weights(aff_target[c], valid[crop], 2, counts[c],
