@@ -4,7 +4,7 @@ Same data (synthetic 192^3, voxel 8), model (UNet 108^3 -> 68^3, 12 fmaps, x2 pe
 task (3D affinities), batch size and augments on both sides. Warm-up batches/iterations are not timed.
 Always exits 0: a benchmark reports, it does not fail on timing.
 
-    python bench/train.py [--iterations 10 --train-iterations 3 --fetchers 2 --augments elastic]
+    python bench/train.py [--iterations 10 --train-iterations 6 --fetchers 2 --augments elastic]
                           [--reference-venv /work/refvenv | --skip-reference]
 """
 from __future__ import annotations
@@ -29,6 +29,16 @@ ELASTIC_SPACING_WORLD, ELASTIC_SIGMA_WORLD = (80, 80, 80), (8.0, 8.0, 8.0)
 
 def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else float("nan")
+
+
+def steps_per_s(step, warmup: int, count: int) -> float:
+    "Rate of `step()` calls over `count` calls, after `warmup` untimed ones."
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(count):
+        step()
+    return rate(count, time.perf_counter() - start)
 
 
 def fmt(x: float | None, unit: str) -> str:
@@ -111,15 +121,17 @@ def bench_ours(args, data_path: Path) -> dict:
         trainer.scheduler.step()
         return float(loss.detach())
 
-    for _ in range(args.train_warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(args.train_iterations):
-        step()
-    out["in_memory_iterations_per_s"] = rate(args.train_iterations, time.perf_counter() - start)
+    out["in_memory_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
     print(f"(c) ours, in-memory tensors (the limit): {fmt(out['in_memory_iterations_per_s'], 'iterations/s')}",
           flush=True)
     print(f"    (b)/(c) = {ratio(out['trainer_iterations_per_s'], out['in_memory_iterations_per_s'])}", flush=True)
+
+    # (c0) the same, with the weights in torch's default layout: what place_model's channels-last layout saves
+    for p in model.parameters():
+        p.data = p.data.contiguous()
+    out["in_memory_default_layout_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
+    print(f"(c0) ours, in-memory tensors, torch's default layout: "
+          f"{fmt(out['in_memory_default_layout_iterations_per_s'], 'iterations/s')}", flush=True)
     return out
 
 
@@ -181,6 +193,22 @@ if a["train_iterations"] > 0:
     w, n = a["train_warmup"], a["train_iterations"]
     out["trainer_iterations_per_s"] = n / (stamps[-1] - stamps[w - 1])
     print(f"(e) reference, trainer: {out['trainer_iterations_per_s']:.3f} iterations/s", flush=True)
+
+    # (f) the reference's model and loss on one in-memory batch: the reference's own limit
+    x, y, wt = (torch.as_tensor(b[b.roi]).float() for b in (batch[0], batch[2], batch[3]))
+    model.train()
+    def step():
+        for p in model.parameters():
+            p.grad = None
+        task.loss.compute(model.forward(x), y, wt).backward()
+        optimizer.step()
+    for _ in range(w):
+        step()
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    out["in_memory_iterations_per_s"] = n / (time.perf_counter() - start)
+    print(f"(f) reference, in-memory tensors (its limit): {out['in_memory_iterations_per_s']:.3f} iterations/s", flush=True)
 print("RESULT " + json.dumps(out), flush=True)
 '''
 
@@ -205,7 +233,7 @@ def bench_reference(args, data_path: Path) -> dict | None:
         for line in proc.stdout:
             if line.startswith("RESULT "):
                 result = json.loads(line[len("RESULT "):])
-            elif line.startswith(("reference:", "(d)", "(e)")):
+            elif line.startswith(("reference:", "(d)", "(e)", "(f)")):
                 print(line, end="", flush=True)
             else:
                 tail = (tail + [line])[-25:]
@@ -224,8 +252,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--iterations", type=int, default=10, help="timed batches of the data pipelines (a, d)")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches before (a, d)")
-    p.add_argument("--train-iterations", type=int, default=4, help="timed training iterations (b, c, e)")
-    p.add_argument("--train-warmup", type=int, default=1, help="untimed training iterations before (b, c, e), >= 1")
+    p.add_argument("--train-iterations", type=int, default=6, help="timed training iterations (b, c, c0, e, f)")
+    p.add_argument("--train-warmup", type=int, default=1, help="untimed training iterations before (b, c, c0, e, f), >= 1")
     p.add_argument("--fetchers", type=int, default=2, help="data fetcher processes (num_data_fetchers)")
     p.add_argument("--augments", choices=("none", "elastic"), default="elastic",
                    help="none, or elastic = mirror/transpose + elastic + intensity")
@@ -259,12 +287,16 @@ def main() -> None:
     print(f"  (b) ours trainer         {fmt(ours.get('trainer_iterations_per_s'), 'iterations/s')}")
     print(f"  (c) in-memory limit      {fmt(ours.get('in_memory_iterations_per_s'), 'iterations/s')}")
     print(f"      (b)/(c)              {ratio(ours.get('trainer_iterations_per_s'), ours.get('in_memory_iterations_per_s'))}")
+    print(f"  (c0) limit, default layout {fmt(ours.get('in_memory_default_layout_iterations_per_s'), 'iterations/s')}")
+    print(f"      (c)/(c0) channels-last gain {ratio(ours.get('in_memory_iterations_per_s'), ours.get('in_memory_default_layout_iterations_per_s'))}")
     if ref:
         print(f"  (d) reference pipeline   {fmt(ref.get('pipeline_batches_per_s'), 'batches/s')}")
         print(f"  (e) reference trainer    {fmt(ref.get('trainer_iterations_per_s'), 'iterations/s')}")
         print(f"      (a)/(d) ours/ref pipeline  {ratio(ours.get('pipeline_batches_per_s'), ref.get('pipeline_batches_per_s'))}")
         print(f"      (b)/(e) ours/ref trainer   {ratio(ours.get('trainer_iterations_per_s'), ref.get('trainer_iterations_per_s'))}")
-        print(f"      (e)/(c) reference/limit    {ratio(ref.get('trainer_iterations_per_s'), ours.get('in_memory_iterations_per_s'))}")
+        print(f"  (f) reference limit      {fmt(ref.get('in_memory_iterations_per_s'), 'iterations/s')}")
+        print(f"      (e)/(f) reference/its limit {ratio(ref.get('trainer_iterations_per_s'), ref.get('in_memory_iterations_per_s'))}")
+        print(f"      (c0)/(f) our step/reference's, same layout {ratio(ours.get('in_memory_default_layout_iterations_per_s'), ref.get('in_memory_iterations_per_s'))}")
     if tmp is not None:
         tmp.cleanup()
 
