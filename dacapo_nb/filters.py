@@ -338,7 +338,7 @@ class ElasticAugment(gp.BatchFilter):
             outputs[key] = gp.Array(out.reshape(lead + out.shape[1:]), spec)
         return outputs
 
-# %% ../nbs/02_filters.ipynb #5782802f
+# %% ../nbs/02_filters.ipynb #998d98f2
 class PreCache(gp.PreCache):
     "gunpowder's `PreCache`, safe to build again after a teardown, with workers that yield the CPU to training."
 
@@ -352,7 +352,7 @@ class PreCache(gp.PreCache):
         if self._worker_pid != os.getpid():  # this worker process's first batch
             self._worker_pid = os.getpid()
             torch.set_num_threads(1)
-            if self.niceness: os.nice(self.niceness)
+            if self.niceness and hasattr(os, "nice"): os.nice(self.niceness)  # os.nice is POSIX-only
         return super()._run_worker()
 
     def teardown(self):
