@@ -489,4 +489,5 @@ d = { 'settings': { 'branch': 'main',
                                    'dacapo_nb.widgets.plot_snapshot': ('widgets.html#plot_snapshot', 'dacapo_nb/widgets.py'),
                                    'dacapo_nb.widgets.snapshot_iterations': ('widgets.html#snapshot_iterations', 'dacapo_nb/widgets.py'),
                                    'dacapo_nb.widgets.snapshot_panels': ('widgets.html#snapshot_panels', 'dacapo_nb/widgets.py'),
-                                   'dacapo_nb.widgets.train_in_notebook': ('widgets.html#train_in_notebook', 'dacapo_nb/widgets.py')}}}
+                                   'dacapo_nb.widgets.train_in_notebook': ('widgets.html#train_in_notebook', 'dacapo_nb/widgets.py'),
+                                   'dacapo_nb.widgets.widget_display_data': ('widgets.html#widget_display_data', 'dacapo_nb/widgets.py')}}}

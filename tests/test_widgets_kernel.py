@@ -87,6 +87,7 @@ def test_dashboard_in_a_kernel(tmp_path):
     # The panel is displayed as a widget view (a Jupyter frontend renders it), not as text.
     views = [o for o in nb.cells[1].outputs if o.output_type == "display_data"]
     assert views and "application/vnd.jupyter.widget-view+json" in views[0]["data"]
+    assert views[0]["data"]["text/plain"].startswith("TrainingDashboard(")  # static pages: one line, not VBox(...)
 
     info, error = last_json(nb.cells[2]), last_json(nb.cells[3])
     assert info["status"] == "stopped" and 5 <= info["done"] < 400
