@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     return parser
 
-# %% ../nbs/10_cli.ipynb #04a3286a
+# %% ../nbs/10_cli.ipynb #291c71f5
 def train(args) -> int:
     "Run `dacapo-nb train`; returns the exit status."
     import torch
@@ -58,7 +58,7 @@ def train(args) -> int:
     bar, last = None, None
     for stats in run_training(out, model, task, [dataset], config, args.iterations, device=args.device,
                               checkpoint_interval=args.checkpoint_interval):
-        if bar is None: bar = ProgressBar(args.iterations, start=stats.iteration)
+        if bar is None: bar = ProgressBar(args.iterations, start=stats.iteration + 1)  # rate after start-up
         bar.update(stats.iteration + 1, loss=stats.loss)
         last = stats
     if bar is not None: bar.close()

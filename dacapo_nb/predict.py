@@ -29,7 +29,7 @@ from .tasks import check_neighborhood, partner_slices, default_neighborhood
 __all__ = ['ProgressBar', 'PredictBlocks', 'WriteBlocks', 'predict', 'affinities_to_segmentation', 'distances_to_segmentation',
            'semantic_segmentation', 'variation_of_information', 'adapted_rand_error', 'dice', 'iou', 'evaluate']
 
-# %% ../nbs/08_predict.ipynb #16c480d4
+# %% ../nbs/08_predict.ipynb #2806b88e
 class ProgressBar:
     "Text progress: done of total, optional values, rate and ETA, redrawn in place at most every `every` seconds."
     def __init__(self, total: int, start: int = 0, stream=None, every: float = 0.2, width: int = 30, unit: str = "it"):
@@ -39,11 +39,11 @@ class ProgressBar:
     def line(self, done: int, **values) -> str:
         "The bar for `done` of `total`, then `values` (floats with 4 decimals), rate and ETA."
         elapsed = time.perf_counter() - self.t0
-        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
-        eta = f"{(self.total - done) / rate:.0f}s" if rate > 0 else "?"
+        rate = (done - self.start) / elapsed if elapsed > 0 and done > self.start else 0.0
+        speed, eta = (f"{rate:.2f}", f"{(self.total - done) / rate:.0f}s") if rate > 0 else ("?", "?")
         filled = int(self.width * min(done, self.total) / max(self.total, 1))
         extra = "".join(f" {k} {v:.4f}" if isinstance(v, float) else f" {k} {v}" for k, v in values.items())
-        return f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}{extra} {rate:.2f} {self.unit}/s ETA {eta}"
+        return f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}{extra} {speed} {self.unit}/s ETA {eta}"
 
     def update(self, done: int, force: bool = False, **values) -> None:
         "Redraw if `every` seconds have passed, when `done == total`, or when `force`."
