@@ -129,6 +129,7 @@ def bench_ours(args, data_path: Path) -> dict:
     # (c0) the same, with the weights in torch's default layout: what place_model's channels-last layout saves
     for p in model.parameters():
         p.data = p.data.contiguous()
+    optimizer = trainer.create_optimizer(model)  # fresh state in the same layout: torch's fast multi-tensor update
     out["in_memory_default_layout_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
     print(f"(c0) ours, in-memory tensors, torch's default layout: "
           f"{fmt(out['in_memory_default_layout_iterations_per_s'], 'iterations/s')}", flush=True)

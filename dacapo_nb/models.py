@@ -257,12 +257,13 @@ def unet_for(dims: int, input_shape=None, **kwargs) -> UNet:
     if shape.dims != dims: raise ValueError(f"input_shape {tuple(shape)} has {shape.dims} axes, expected {dims}")
     return UNet(shape, **{"fmaps": 12, "downsample_factors": ((2,) * dims,) * 2, **kwargs})
 
-# %% ../nbs/04_models.ipynb #a41baf7f
+# %% ../nbs/04_models.ipynb #c3c4348d
 def place_model(model: nn.Module, device) -> nn.Module:
     "Move `model` to `device`, convolution weights channels-last on the CPU and in torch's default layout elsewhere."
     device = torch.device(device)
     model.to(device)
     layouts = {4: torch.channels_last, 5: torch.channels_last_3d} if device.type == "cpu" else {}
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        if t.dim() in (4, 5): t.data = t.data.contiguous(memory_format=layouts.get(t.dim(), torch.contiguous_format))
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd) and m.weight.dim() in (4, 5):
+            m.weight.data = m.weight.data.contiguous(memory_format=layouts.get(m.weight.dim(), torch.contiguous_format))
     return model
