@@ -348,12 +348,17 @@ class ElasticAugment(gp.BatchFilter):
             outputs[key] = gp.Array(out.reshape(lead + out.shape[1:]), spec)
         return outputs
 
-# %% ../nbs/02_filters.ipynb #c0296f81
+# %% ../nbs/02_filters.ipynb #ac66b5db
 class PreCache(gp.PreCache):
     "gunpowder's `PreCache`, safe to build again after a teardown, with workers that yield the CPU to training."
 
+    @staticmethod
+    def valid_niceness(niceness) -> bool:
+        "Whether `niceness` is an integer (not a bool) from 0 to 19, as `os.nice` takes."
+        return not isinstance(niceness, bool) and isinstance(niceness, numbers.Integral) and 0 <= niceness <= 19
+
     def __init__(self, cache_size: int = 50, num_workers: int = 20, niceness: int = 19):
-        if isinstance(niceness, bool) or not isinstance(niceness, numbers.Integral) or not 0 <= niceness <= 19:
+        if not self.valid_niceness(niceness):
             raise ValueError(f"niceness must be an int from 0 (same priority as training) to 19 (lowest), got {niceness!r}")
         super().__init__(cache_size=cache_size, num_workers=num_workers)
         self.niceness, self._worker_pid = int(niceness), None

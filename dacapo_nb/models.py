@@ -16,7 +16,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['DEFAULT_INPUT_SHAPES', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet', 'Model', 'unet_for',
-           'place_model']
+           'default_device', 'place_model']
 
 # %% ../nbs/04_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -257,7 +257,11 @@ def unet_for(dims: int, input_shape=None, **kwargs) -> UNet:
     if shape.dims != dims: raise ValueError(f"input_shape {tuple(shape)} has {shape.dims} axes, expected {dims}")
     return UNet(shape, **{"fmaps": 12, "downsample_factors": ((2,) * dims,) * 2, **kwargs})
 
-# %% ../nbs/04_models.ipynb #c3c4348d
+# %% ../nbs/04_models.ipynb #4f075e4d
+def default_device(device=None) -> torch.device:
+    "`device` as a `torch.device`; `None` means CUDA where there is a GPU, else the CPU."
+    return torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+
 def place_model(model: nn.Module, device) -> nn.Module:
     "Move `model` to `device`, convolution weights channels-last on the CPU and in torch's default layout elsewhere."
     device = torch.device(device)
