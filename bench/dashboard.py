@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from dacapo_nb.datasets import make_synthetic_data
-from dacapo_nb.models import Model, unet_for
+from dacapo_nb.models import model_for
 from dacapo_nb.tasks import affinities_task
-from dacapo_nb.trainer import GunpowderTrainerConfig, run_training
+from dacapo_nb.trainer import GunpowderTrainerConfig
+from dacapo_nb.training import run_training
 from dacapo_nb.widgets import TrainingDashboard
 
 
@@ -44,8 +45,7 @@ def main():
 
     def model():
         torch.manual_seed(0)
-        net = unet_for(2) if a.dims == 2 else unet_for(3, input_shape=(60, 60, 60))
-        return Model(net, task.predictor.embedding_dims, eval_activation=task.eval_activation)
+        return model_for(task, 2) if a.dims == 2 else model_for(task, 3, input_shape=(60, 60, 60))
 
     def bare(run):
         times = []

@@ -11,12 +11,57 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # %% ../nbs/99_package.ipynb #f70b5934
+__doc__ = """Train segmentation networks on microscopy volumes from Jupyter: DaCapo's gunpowder trainer as readable notebooks.
+
+`import dacapo_nb as dn` gives every public class and function; each lives in one module (see the architecture page)."""
+
 from .arrays import *
 from .sources import *
+from .pipeline import *
 from .filters import *
+from .augments import *
 from .tasks import *
 from .models import *
 from .datasets import *
+from .inference import *
+from .segmentation import *
+from .evaluation import *
 from .trainer import *
-from .widgets import *
-from .predict import *
+from .training import *
+from .snapshots import *
+
+# %% ../nbs/99_package.ipynb #a717af29
+import importlib as _importlib
+_WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook")
+
+def __getattr__(name: str):
+    "Widget names on first use; the moved module `predict` of 0.1 (see below)."
+    if name in _WIDGETS: return getattr(_importlib.import_module("dacapo_nb.widgets"), name)
+    raise AttributeError(f"module 'dacapo_nb' has no attribute {name!r}")
+
+def __dir__(): return sorted(set(globals()) | set(_WIDGETS))
+
+# %% ../nbs/99_package.ipynb #2af86a47
+import sys as _sys
+import types as _types
+import warnings as _warnings
+
+_MOVED = {"filters": ("pipeline", "augments"), "trainer": ("augments", "training"),
+          "predict": ("inference", "segmentation", "evaluation")}  # old module: the modules its names moved to
+
+def _moved_names(old: str, homes: tuple):
+    "A module `__getattr__` for `dacapo_nb.{old}` that finds a moved name in `homes` and warns where it lives now."
+    def __getattr__(name: str):
+        for home in homes:
+            module = _importlib.import_module(f"dacapo_nb.{home}")
+            if name in module.__all__:
+                _warnings.warn(f"dacapo_nb.{old}.{name} moved to dacapo_nb.{home}.{name}; the old path goes in the next release",
+                               DeprecationWarning, stacklevel=2)
+                return getattr(module, name)
+        raise AttributeError(f"module 'dacapo_nb.{old}' has no attribute {name!r}")
+    return __getattr__
+
+for _old, _homes in _MOVED.items():
+    _name = f"dacapo_nb.{_old}"
+    if _old == "predict": _sys.modules[_name] = _types.ModuleType(_name, "Moved: see dacapo_nb.inference, .segmentation, .evaluation")
+    _sys.modules[_name].__getattr__ = _moved_names(_old, _homes)

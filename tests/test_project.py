@@ -46,7 +46,7 @@ def test_public_names():
     for name in seed + used_in_readme + ["LocalArrayIdentifier", "LocalContainerIdentifier"]:
         assert hasattr(dn, name), name
 
-@pytest.mark.parametrize("notebook", ["00_arrays.ipynb", "01_sources.ipynb", "02_filters.ipynb"])
+@pytest.mark.parametrize("notebook", ["00_arrays.ipynb", "01_sources.ipynb", "02_pipeline.ipynb", "03_filters.ipynb", "04_augments.ipynb"])
 def test_notebook_runs_in_a_kernel(notebook, tmp_path):
     "nbdev_test runs notebooks in-process; users run them in a Jupyter kernel, where worker processes fork from it."
     nb = nbformat.read(ROOT / "nbs" / notebook, as_version=4)

@@ -11,16 +11,17 @@ SETUP = '''
 import json, multiprocessing, time, torch
 from pathlib import Path
 from dacapo_nb.datasets import make_synthetic_data
-from dacapo_nb.models import Model, unet_for
+from dacapo_nb.models import model_for
 from dacapo_nb.tasks import affinities_task
-from dacapo_nb.trainer import GunpowderTrainerConfig, latest_checkpoint
+from dacapo_nb.trainer import GunpowderTrainerConfig
+from dacapo_nb.training import latest_checkpoint
 from dacapo_nb.widgets import TrainingDashboard, SnapshotViewer, train_in_notebook, active_dashboard
 work = Path({work!r})
 data = make_synthetic_data(work / "data.zarr", dims=2, shape=(256, 256), seed=0)
 task = affinities_task(2)
 def fresh_model():
     torch.manual_seed(0)
-    return Model(unet_for(2), task.predictor.embedding_dims, eval_activation=task.eval_activation)
+    return model_for(task, 2)
 config = GunpowderTrainerConfig(batch_size=1, num_data_fetchers=1, snapshot_interval=2, seed=0)
 def until(condition, timeout=120):
     deadline = time.time() + timeout
