@@ -146,7 +146,7 @@ def default_axes(ndim: int, # dimensions of the data
     spatial = ["z", "y", "x"][-spatial_dims:] if spatial_dims <= 3 else [f"d{i}" for i in range(spatial_dims)]
     return ["b", "c"][2 - (ndim - spatial_dims):] + spatial
 
-# %% ../nbs/00_arrays.ipynb #8fc312e9
+# %% ../nbs/00_arrays.ipynb #c10ee067
 def axes_from_metadata(names: Sequence[str], # axis names as stored: DaCapo's `axes`, funlib's `axis_names`
                        types: Optional[Sequence[Optional[str]]] = None, # 'space', 'channel', 'time', ... per axis, when stored
                        what: str = "array", # how to name the array in errors
@@ -261,13 +261,15 @@ class ZarrArrayConfig:
     level: Optional[Union[int, Sequence[int]]] = None # for an OME-NGFF image group: level index or voxel size (nm); the finest when `None`
 
     @property
-    def array_type(self): return ZarrArray
+    def array_type(self):
+        "The class this config opens: `ZarrArray`."
+        return ZarrArray
 
 def _axis_names(axes: Sequence[str]) -> list[str]:
     "funlib.persistence marks non-spatial axes with a trailing '^'."
     return [f"{a}^" if a in NON_SPATIAL_AXES else a for a in axes]
 
-# %% ../nbs/00_arrays.ipynb #64f3bb62
+# %% ../nbs/00_arrays.ipynb #90fe4a5f
 NGFF_LENGTH_UNITS = {  # nanometres per unit, exactly, for every length unit OME-NGFF 0.4 allows (UDUNITS-2 names)
     "yoctometer": Fraction(1, 10**15), "zeptometer": Fraction(1, 10**12), "attometer": Fraction(1, 10**9),
     "femtometer": Fraction(1, 10**6), "picometer": Fraction(1, 10**3), "angstrom": Fraction(1, 10),
@@ -301,7 +303,7 @@ def _exact(value, field: str) -> Fraction:
         raise ValueError(f"{field} is {value!r}, not a finite number")
     return Fraction(str(value))
 
-# %% ../nbs/00_arrays.ipynb #2d4fdef6
+# %% ../nbs/00_arrays.ipynb #cfa4282a
 ZARR3_ADVICE = ("dacapo_nb runs on zarr 2 (gunpowder 1.4 needs it), which holds OME-NGFF 0.4 only: convert the data to "
                 "OME-NGFF 0.4 on zarr v2 in an environment with zarr 3 (for example read it with ome-zarr-py >= 0.12 "
                 "and write it again with fmt=FormatV04())")
@@ -370,7 +372,7 @@ def ngff_geometry(multiscale: dict, # one entry of an OME-NGFF 0.4 image group's
     offset = [ngff_to_nm(translation[i], axes[i].get("unit"), f"{field} translation of axis '{names[i]}'") for i in spatial]
     return axes_from_metadata(names, types, where), Coordinate(voxel_size), Coordinate(offset)
 
-# %% ../nbs/00_arrays.ipynb #f731c496
+# %% ../nbs/00_arrays.ipynb #1fde0977
 def ngff_multiscale(path: str, # the array's path inside its parent group (the image group)
                     axes: Sequence[str], # our axis names
                     voxel_size: Coordinate, # nm
@@ -407,7 +409,7 @@ def _put_ngff(container: Path, dataset: str, axes: Sequence[str], voxel_size: Co
     if new: group.attrs["multiscales"] = new
     else: del group.attrs["multiscales"]
 
-# %% ../nbs/00_arrays.ipynb #c23aedf3
+# %% ../nbs/00_arrays.ipynb #a711972e
 def _read_attrs(node: Path) -> dict:
     "The `.zattrs` of a zarr v2 node (empty when it has none)."
     f = Path(node) / ".zattrs"
@@ -524,7 +526,9 @@ class ZarrArray(Array):
     def __repr__(self): return f"{self}[roi={self.roi}, voxel_size={self.voxel_size}, axes={self.axes}, dtype={self.dtype}]"
 
     @property
-    def mode(self) -> str: return self._mode
+    def mode(self) -> str:
+        "How the array was opened: 'r' read-only, 'a' or 'r+' writable."
+        return self._mode
     @property
     def attrs(self) -> dict:
         self._zarr.attrs.refresh()  # another handle may have added metadata
@@ -629,7 +633,9 @@ class OnesArrayConfig:
     source_array_config: Any
 
     @property
-    def array_type(self): return OnesArray
+    def array_type(self):
+        "The class this config builds: `OnesArray`."
+        return OnesArray
 
 class OnesArray(Array):
     "Ones (`bool`) with the metadata of a source array; read-only and never allocated whole."
@@ -651,7 +657,9 @@ class OnesArray(Array):
         return cls(array)
 
     @property
-    def source_array(self) -> Array: return self._source_array
+    def source_array(self) -> Array:
+        "The array whose metadata the ones take."
+        return self._source_array
     @property
     def attrs(self) -> dict: return {}
     @property
