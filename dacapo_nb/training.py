@@ -5,9 +5,11 @@
 # %% ../nbs/12_training.ipynb #97d5dd84
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import warnings
 from dataclasses import asdict, is_dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -16,93 +18,214 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+try: import fcntl
+except ImportError: fcntl = None  # not on Windows: runs there are not locked
+
 from .arrays import LocalContainerIdentifier
 from .datasets import Dataset
 from .models import default_device, place_model
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
 
 # %% auto #0
-__all__ = ['describe', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'run_training']
+__all__ = ['describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'resume_checkpoint',
+           'RunDirectoryLock', 'run_training']
 
 # %% ../nbs/12_training.ipynb #d893ad68
-def describe(obj) -> object:
-    "A JSON-able description of a config, model or task: dataclass fields, or the class name and repr."
+def describe(obj, # a config, task, model, array or any value
+            ) -> object:
+    "A JSON-able description of `obj`: dataclass fields, a module's shapes, a function's name, an object's public attributes."
     if is_dataclass(obj) and not isinstance(obj, type):
         return {"type": type(obj).__name__, **{f: describe(getattr(obj, f)) for f in obj.__dataclass_fields__}}
     if isinstance(obj, (list, tuple)): return [describe(o) for o in obj]
     if isinstance(obj, dict): return {str(k): describe(v) for k, v in obj.items()}
     if isinstance(obj, (str, int, float, bool)) or obj is None: return obj
+    if isinstance(obj, (np.integer, np.floating)): return obj.item()
     if isinstance(obj, Path): return str(obj)
     if isinstance(obj, torch.nn.Module):
         return {"type": type(obj).__name__, "parameters": sum(p.numel() for p in obj.parameters()),
                 **{k: describe(getattr(obj, k)) for k in ("input_shape", "output_shape", "num_out_channels") if hasattr(obj, k)}}
     if hasattr(obj, "roi") and hasattr(obj, "voxel_size"): return str(obj)
+    if callable(obj) and hasattr(obj, "__qualname__"):  # a function: by name (a builtin has no module to name)
+        return f"{obj.__module__}.{obj.__name__}" if getattr(obj, "__module__", None) else obj.__name__
+    if hasattr(obj, "__dict__"):
+        return {"type": type(obj).__name__, **{k: describe(v) for k, v in vars(obj).items() if not k.startswith("_")}}
     return repr(obj)
 
-def save_checkpoint(directory: Path, model, optimizer, scheduler, iteration: int, keep: int = 3) -> Path:
-    "Write `iteration_{n}.pt` atomically (temporary name, then rename); keep the newest `keep`."
+# %% ../nbs/12_training.ipynb #2e178bc1
+def write_atomically(path: Path, # the file to write
+                     data: bytes, # its whole content
+                    ) -> None:
+    "Write `data` to `path` under a temporary name, then rename it; a failed write leaves no temporary file behind."
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None  # the disk's error, with the file it was writing
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+# %% ../nbs/12_training.ipynb #8a88506a
+def save_checkpoint(directory: Path, # the run's checkpoints folder
+                    model, # the model
+                    optimizer, # its optimizer
+                    scheduler, # the learning-rate scheduler, or None
+                    iteration: int, # the number of updates the weights hold
+                    keep: int = 3, # how many of the newest checkpoints to keep
+                   ) -> Path:
+    "Write `iteration_{n}.pt` atomically; keep the newest `keep`; return its path."
     directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
     state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler is not None else None,
              "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
-    path, tmp = directory / f"iteration_{iteration:08d}.pt", directory / f".iteration_{iteration:08d}.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    path = directory / f"iteration_{iteration:08d}.pt"
+    write_atomically(path, buffer.getvalue())
     for old in sorted(directory.glob("iteration_*.pt"))[:-keep]: old.unlink()
     return path
 
-def latest_checkpoint(directory: Path) -> Optional[Path]:
-    "The newest complete checkpoint in `directory`, if any."
+def latest_checkpoint(directory: Path, # the run's checkpoints folder
+                     ) -> Optional[Path]:
+    "The newest checkpoint file in `directory`, if any (see `resume_checkpoint` for one that loads)."
     found = sorted(Path(directory).glob("iteration_*.pt"))
     return found[-1] if found else None
 
-def load_checkpoint(path: Path, model, optimizer=None, scheduler=None) -> int:
+def load_checkpoint(path: Path, # a checkpoint file
+                    model, # restored in place
+                    optimizer=None, # restored in place, if given
+                    scheduler=None, # restored in place, if given
+                   ) -> int:
     "Restore model (and optimizer, scheduler, RNG state) from `path`; return its iteration."
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    return _restore(torch.load(path, map_location="cpu", weights_only=False), model, optimizer, scheduler)
+
+def _restore(state: dict, model, optimizer=None, scheduler=None) -> int:
     model.load_state_dict(state["model"])
     if optimizer is not None: optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None: scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"]); np.random.set_state(state["rng"]["numpy"]); random.setstate(state["rng"]["python"])
     return state["iteration"]
 
+def resume_checkpoint(directory: Path, # the run's checkpoints folder
+                      model, # restored in place
+                      optimizer=None, # restored in place, if given
+                      scheduler=None, # restored in place, if given
+                     ) -> int:
+    "Restore the newest checkpoint that loads (warning about each damaged one skipped); its iteration, or 0."
+    for path in sorted(Path(directory).glob("iteration_*.pt"), reverse=True):
+        try: state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            warnings.warn(f"skipped the damaged checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            continue
+        return _restore(state, model, optimizer, scheduler)
+    return 0
+
 # %% ../nbs/12_training.ipynb #ae133d2e
-def run_training(run_dir, model, task, datasets: Sequence[Dataset], trainer_config: GunpowderTrainerConfig,
-                 iterations: int, device=None, checkpoint_interval: Optional[int] = 100,
-                 trainer: Optional[GunpowderTrainer] = None) -> Iterator[TrainingIterationStats]:
-    "Train until `iterations` (in total, counting a resumed run's past) in `run_dir`, yielding each iteration's stats."
+class RunDirectoryLock:
+    "Holds `run_dir/.lock` while a run trains there (an OS file lock: it dies with its process, so no lock is ever stale)."
+    def __init__(self, run_dir: Path): self.path, self._file = Path(run_dir) / ".lock", None
+
+    def __enter__(self) -> "RunDirectoryLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        if fcntl is not None:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0); holder = f.read().strip() or "another process"
+                f.close()
+                raise RuntimeError(f"{self.path.parent} is in use: {holder} trains there; stop it first, or train into another run directory") from None
+        f.seek(0); f.truncate(); f.write(f"process {os.getpid()}"); f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None: self._file.close(); self._file = None  # closing releases the lock
+
+# %% ../nbs/12_training.ipynb #5f2ccb7a
+def _differences(old, new, where: str = "") -> list[str]:
+    "Where two descriptions differ, as `path: old -> new`."
+    if isinstance(old, dict) and isinstance(new, dict):
+        if old.get("type") != new.get("type"): return [f"{where}.type: {old.get('type')!r} -> {new.get('type')!r}"]  # not the same kind
+        return [d for k in sorted(set(old) | set(new)) for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else k)]
+    return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
+
+def _check_same_run(run_json: Path, task, model) -> None:
+    "Refuse to resume a run directory with another task or model."
+    if not run_json.exists(): return
+    try: before = json.loads(run_json.read_text())
+    except ValueError: return  # a torn run.json is rewritten below
+    changed = _differences({"task": before.get("task"), "model": before.get("model")},
+                           json.loads(json.dumps({"task": describe(task), "model": describe(model)})))
+    if changed:
+        raise ValueError(f"{run_json.parent} was trained with another task or model ({'; '.join(changed)}): "
+                         "train into another run directory")
+
+def _apply_config(trainer: GunpowderTrainer, optimizer) -> None:
+    "Give a resumed optimizer the learning rate and warm-up of the trainer's config; warn about what changed."
+    s, lr, warmup = trainer.scheduler, trainer.config.learning_rate, max(trainer.config.warmup_iterations, 1)
+    changed = [f"{what} {old:g} -> {new:g}" for what, old, new in
+               (("learning_rate", s.base_lrs[0], lr), ("warmup_iterations", s.total_iters, warmup)) if old != new]
+    if not changed: return
+    s.base_lrs, s.total_iters = [lr] * len(s.base_lrs), warmup
+    for group, value in zip(optimizer.param_groups, s._get_closed_form_lr()): group["initial_lr"], group["lr"] = lr, value
+    warnings.warn(f"resumed with a changed config: {', '.join(changed)} (applied from iteration {trainer.iteration})")
+
+def _stats_before(stats_file: Path, iteration: int) -> None:
+    "Keep the stats of iterations before `iteration` (a resume redoes the rest); a torn line is dropped. Never in place."
+    if not stats_file.exists(): return
+    kept, dropped = [], 0
+    for line in stats_file.read_text().splitlines():
+        try: row = json.loads(line)
+        except ValueError: dropped += 1; continue   # a line torn by a kill mid-write
+        if row["iteration"] < iteration: kept.append(line)
+    if dropped: warnings.warn(f"dropped {dropped} unreadable line(s) of {stats_file}")
+    text = "".join(l + "\n" for l in kept)
+    if text != stats_file.read_text(): write_atomically(stats_file, text.encode())
+
+# %% ../nbs/12_training.ipynb #00c0d4f4
+def run_training(run_dir, # the run directory (made, or resumed when it holds a checkpoint)
+                 model, # the model to train; a resumed run restores its weights
+                 task, # predictor and loss
+                 datasets: Sequence[Dataset], # the training data
+                 trainer_config: GunpowderTrainerConfig, # the trainer's settings
+                 iterations: int, # train until this many iterations in total, counting a resumed run's past
+                 device=None, # torch device (default: CUDA when there is one)
+                 checkpoint_interval: Optional[int] = 100, # a checkpoint every this many iterations (and at the end)
+                 trainer: Optional[GunpowderTrainer] = None, # a trainer to use (default: one made from the config)
+                ) -> Iterator[TrainingIterationStats]:
+    "Train in `run_dir` until `iterations`, yielding each iteration's statistics; resumes from the newest intact checkpoint."
     if iterations < 0: raise ValueError(f"iterations must be >= 0, got {iterations}")
     if checkpoint_interval is not None and checkpoint_interval < 1:
         raise ValueError(f"checkpoint_interval must be None or >= 1, got {checkpoint_interval}")
     run_dir = Path(run_dir)
     device = default_device(device)
     trainer = trainer or GunpowderTrainer(trainer_config)
-    place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
-    optimizer = trainer.create_optimizer(model)
-    trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints, stats_file = run_dir / "checkpoints", run_dir / "stats.jsonl"
-    latest = latest_checkpoint(checkpoints)
-    trainer.iteration = load_checkpoint(latest, model, optimizer, trainer.scheduler) if latest else 0
-    _keep_stats_before(stats_file, trainer.iteration)
-    (run_dir / "run.json").write_text(json.dumps({
-        "task": describe(task), "model": describe(model), "trainer": describe(trainer_config),
-        "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
-        "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
-        "version": version("dacapo_nb")}, indent=2))
-    saved = trainer.iteration
-    try:
-        with trainer, open(stats_file, "a") as log:
-            for stats in trainer.iterate(max(iterations - trainer.iteration, 0), model, optimizer, device):
-                log.write(json.dumps(asdict(stats)) + "\n"); log.flush()
-                if checkpoint_interval and trainer.iteration % checkpoint_interval == 0:
-                    save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration); saved = trainer.iteration
-                yield stats
-    finally:
-        if trainer.iteration != saved or latest is None:
-            save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration)
-
-def _keep_stats_before(stats_file: Path, iteration: int) -> None:
-    "Drop stats of iterations a resume will redo (written after the checkpoint it resumes from)."
-    if not stats_file.exists(): return
-    lines = [l for l in stats_file.read_text().splitlines() if l.strip() and json.loads(l)["iteration"] < iteration]
-    stats_file.write_text("".join(l + "\n" for l in lines))
+    with RunDirectoryLock(run_dir):
+        _check_same_run(run_dir / "run.json", task, model)
+        place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
+        optimizer = trainer.create_optimizer(model)
+        trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr"))
+        checkpoints, stats_file = run_dir / "checkpoints", run_dir / "stats.jsonl"
+        trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)
+        if trainer.iteration: _apply_config(trainer, optimizer)
+        _stats_before(stats_file, trainer.iteration)
+        write_atomically(run_dir / "run.json", json.dumps({
+            "task": describe(task), "model": describe(model), "trainer": describe(trainer_config),
+            "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
+            "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
+            "version": version("dacapo_nb")}, indent=2).encode())
+        saved = trainer.iteration if latest_checkpoint(checkpoints) else None
+        try:
+            with trainer, open(stats_file, "a") as log:
+                for stats in trainer.iterate(max(iterations - trainer.iteration, 0), model, optimizer, device):
+                    log.write(json.dumps(asdict(stats)) + "\n"); log.flush()
+                    if checkpoint_interval and trainer.iteration % checkpoint_interval == 0:
+                        save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration); saved = trainer.iteration
+                    yield stats
+        finally:
+            if trainer.iteration != saved:
+                save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration)
