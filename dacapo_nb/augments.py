@@ -23,20 +23,28 @@ __all__ = ['GammaAugment', 'ElasticAugment', 'AugmentConfig', 'SimpleAugmentConf
 class GammaAugment(gp.BatchFilter):
     "Raises `array_key` (values in [0, 1]) to a random power from [gamma_min, gamma_max]."
 
-    def __init__(self, array_key: gp.ArrayKey, gamma_min: float = 0.75, gamma_max: float = 4 / 3):
+    def __init__(self, array_key: gp.ArrayKey, # the raw array, values in [0, 1]
+                 gamma_min: float = 0.75, # the smallest gamma (> 0); below 1 brightens
+                 gamma_max: float = 4 / 3, # the largest gamma; above 1 darkens
+                ):
         if not 0 < gamma_min <= gamma_max: raise ValueError(f"need 0 < gamma_min <= gamma_max, got {gamma_min}, {gamma_max}")
         self.array_key, self.gamma_min, self.gamma_max = array_key, gamma_min, gamma_max
 
     def setup(self):
+        "Change `array_key` in place; skip the node when it is not requested."
         self.enable_autoskip()
         self.updates(self.array_key, self.spec[self.array_key])
 
-    def prepare(self, request: gp.BatchRequest) -> gp.BatchRequest:
+    def prepare(self, request: gp.BatchRequest, # holds `array_key`
+               ) -> gp.BatchRequest: # the same ROI of `array_key`
+        "Ask upstream for the array as requested."
         deps = gp.BatchRequest()
         deps[self.array_key] = request[self.array_key].copy()
         return deps
 
-    def process(self, batch: gp.Batch, request: gp.BatchRequest) -> gp.Batch:
+    def process(self, batch: gp.Batch, # holds `array_key`
+                request: gp.BatchRequest, # the request being served
+               ) -> gp.Batch: # the corrected array, same dtype
         "Apply one gamma to the whole array (seeded by gunpowder's per-request seed)."
         array = batch[self.array_key]
         gamma = float(np.exp(np.random.uniform(np.log(self.gamma_min), np.log(self.gamma_max))))
@@ -45,26 +53,7 @@ class GammaAugment(gp.BatchFilter):
         outputs[self.array_key].spec.dtype = array.data.dtype
         return outputs
 
-# %% ../nbs/04_augments.ipynb #d906fa1b
-def _axis_weights(u: np.ndarray, n: int) -> np.ndarray:
-    "Linear interpolation weights (len(u), n) at fractional grid positions `u`."
-    i0 = np.clip(np.floor(u).astype(int), 0, n - 2)
-    t = np.clip(u - i0, 0.0, 1.0)
-    w = np.zeros((len(u), n))
-    w[np.arange(len(u)), i0], w[np.arange(len(u)), i0 + 1] = 1 - t, t
-    return w
-
-def _rotation(dims: int, rotate: bool, uniform_3d_rotation: bool) -> np.ndarray:
-    "A random rotation matrix: any angle in 2D; in 3D about the first axis, or uniform over all rotations."
-    r = np.eye(dims)
-    if not rotate: return r
-    if dims == 3 and uniform_3d_rotation:
-        from scipy.spatial.transform import Rotation
-        return Rotation.random(random_state=np.random.randint(2**31)).as_matrix()
-    a = np.random.uniform(0, 2 * np.pi)
-    r[-2:, -2:] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
-    return r
-
+# %% ../nbs/04_augments.ipynb #f81d3a6b
 def _sample_linear(data: np.ndarray, grid: np.ndarray) -> np.ndarray:
     "Channels `data` (C, *S) interpolated linearly at `grid` (*T, dims) as torch's `grid_sample` reads it: (C, *T), same dtype."
     dims = grid.shape[-1]
@@ -90,11 +79,35 @@ def _sample_nearest(data: np.ndarray, where: np.ndarray) -> np.ndarray:
         index += np.clip(np.floor(where[..., a] + 0.5), 0, s - 1).astype(np.intp)
     return np.take(data.reshape(len(data), -1), index, axis=1)
 
+# %% ../nbs/04_augments.ipynb #d906fa1b
+def _axis_weights(u: np.ndarray, n: int) -> np.ndarray:
+    "Linear interpolation weights (len(u), n) at fractional grid positions `u`."
+    i0 = np.clip(np.floor(u).astype(int), 0, n - 2)
+    t = np.clip(u - i0, 0.0, 1.0)
+    w = np.zeros((len(u), n))
+    w[np.arange(len(u)), i0], w[np.arange(len(u)), i0 + 1] = 1 - t, t
+    return w
+
+def _rotation(dims: int, rotate: bool, uniform_3d_rotation: bool) -> np.ndarray:
+    "A random rotation matrix: any angle in 2D; in 3D about the first axis, or uniform over all rotations."
+    r = np.eye(dims)
+    if not rotate: return r
+    if dims == 3 and uniform_3d_rotation:
+        from scipy.spatial.transform import Rotation
+        return Rotation.random(random_state=np.random.randint(2**31)).as_matrix()
+    a = np.random.uniform(0, 2 * np.pi)
+    r[-2:, -2:] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+    return r
+
 class ElasticAugment(gp.BatchFilter):
     "Random smooth deformation and rotation, the same for every requested array."
 
-    def __init__(self, control_point_spacing, control_point_displacement_sigma, rotate: bool = True,
-                 uniform_3d_rotation: bool = False, probability: float = 1.0):
+    def __init__(self, control_point_spacing, # distance between control points, per axis (world units)
+                 control_point_displacement_sigma, # standard deviation of their displacements, per axis (world units)
+                 rotate: bool = True, # rotate by a random angle too
+                 uniform_3d_rotation: bool = False, # in 3D: any rotation, not only about the first axis
+                 probability: float = 1.0, # how often a request is deformed at all
+                ):
         self.spacing = np.asarray(control_point_spacing, dtype=float)
         self.sigma = np.asarray(control_point_displacement_sigma, dtype=float)
         if self.spacing.shape != self.sigma.shape or (self.spacing <= 0).any() or (self.sigma < 0).any():
@@ -106,10 +119,12 @@ class ElasticAugment(gp.BatchFilter):
         self.rotate, self.uniform_3d_rotation, self.probability = rotate, uniform_3d_rotation, probability
 
     def setup(self):
+        "Change every array in place."
         for key, spec in self.spec.items():
             if isinstance(key, gp.ArrayKey): self.updates(key, spec.copy())
 
-    def prepare(self, request: gp.BatchRequest) -> gp.BatchRequest:
+    def prepare(self, request: gp.BatchRequest, # the arrays to deform, all of the same dimensions
+               ) -> gp.BatchRequest: # each array's source region
         "Draw the transform and request the source region of every array."
         keys = [k for k, _ in request.array_specs.items()]
         self._skip = np.random.uniform() >= self.probability or not keys
@@ -149,7 +164,9 @@ class ElasticAugment(gp.BatchFilter):
             self._where[key] = interpolatable, np.einsum(expr, *weights, mapped.astype(np.float32), optimize=True)
         return deps
 
-    def process(self, batch: gp.Batch, request: gp.BatchRequest) -> gp.Batch:
+    def process(self, batch: gp.Batch, # the source regions
+                request: gp.BatchRequest, # the request being served
+               ) -> gp.Batch: # the deformed arrays, or `None` when skipped
         "Resample every array at its source positions."
         if self._skip: return None
         outputs = gp.Batch()
@@ -168,33 +185,42 @@ class ElasticAugment(gp.BatchFilter):
 class AugmentConfig(ABC):
     "Describes one augmentation; `node` makes its gunpowder node."
     @abstractmethod
-    def node(self, raw_key: gp.ArrayKey, gt_key: gp.ArrayKey, mask_key: gp.ArrayKey, voxel_size: Coordinate) -> gp.BatchFilter: ...
+    def node(self, raw_key: gp.ArrayKey, # the raw array
+             gt_key: gp.ArrayKey, # the labels
+             mask_key: gp.ArrayKey, # the mask (may be `None`)
+             voxel_size: Coordinate, # raw's voxel size, which sets the dimensions
+            ) -> gp.BatchFilter: # the node that applies the augmentation
+        "The gunpowder node that applies this augmentation to a pipeline with these keys."
 
+# %% ../nbs/04_augments.ipynb #a80e296d
 @dataclass
 class SimpleAugmentConfig(AugmentConfig):
     "Random mirrors and transposes. Transposes only mix axes of equal voxel size."
-    mirror_only: Optional[Sequence[int]] = None
-    transpose_only: Optional[Sequence[int]] = None
-    mirror_probs: Optional[Sequence[float]] = None
-    transpose_probs: Optional[dict] = None
+    mirror_only: Optional[Sequence[int]] = None # axes that may be mirrored; `None`: all
+    transpose_only: Optional[Sequence[int]] = None # axes that may be swapped; `None`: those of the finest voxel size
+    mirror_probs: Optional[Sequence[float]] = None # per axis, how likely a mirror is; `None`: 0.5 each
+    transpose_probs: Optional[dict] = None # gunpowder's transpose probabilities; `None`: each transpose equally likely
 
     def node(self, raw_key, gt_key, mask_key, voxel_size):
+        "gunpowder's `SimpleAugment`; parameters as in `AugmentConfig.node`."
         transpose_only = self.transpose_only
         if transpose_only is None:  # only axes that share the finest voxel size can swap
             transpose_only = [i for i, v in enumerate(voxel_size) if v == min(voxel_size)]
         return gp.SimpleAugment(mirror_only=self.mirror_only, transpose_only=transpose_only,
                                 mirror_probs=self.mirror_probs, transpose_probs=self.transpose_probs)
 
+# %% ../nbs/04_augments.ipynb #85b6c70e
 @dataclass
 class ElasticAugmentConfig(AugmentConfig):
     "Smooth random deformations and rotations (see `ElasticAugment`); spacing and sigma in world units."
-    control_point_spacing: Sequence[int] = (80, 80, 80)
-    control_point_displacement_sigma: Sequence[float] = (8.0, 8.0, 8.0)
-    rotate: bool = True
-    uniform_3d_rotation: bool = False
-    probability: float = 1.0
+    control_point_spacing: Sequence[int] = (80, 80, 80) # per axis (world units); 2D data uses the last two
+    control_point_displacement_sigma: Sequence[float] = (8.0, 8.0, 8.0) # per axis (world units); 2D data uses the last two
+    rotate: bool = True # rotate by a random angle too
+    uniform_3d_rotation: bool = False # in 3D: any rotation, not only about the first axis
+    probability: float = 1.0 # how often a sample is deformed
 
     def node(self, raw_key, gt_key, mask_key, voxel_size):
+        "An `ElasticAugment` with the last `voxel_size.dims` spacings and sigmas; parameters as in `AugmentConfig.node`."
         dims = voxel_size.dims
         spacing, sigma = tuple(self.control_point_spacing)[-dims:], tuple(self.control_point_displacement_sigma)[-dims:]
         if len(spacing) != dims or len(sigma) != dims:
@@ -203,30 +229,36 @@ class ElasticAugmentConfig(AugmentConfig):
         return ElasticAugment(spacing, sigma, rotate=self.rotate, uniform_3d_rotation=self.uniform_3d_rotation,
                               probability=self.probability)
 
+# %% ../nbs/04_augments.ipynb #ba60aef2
 @dataclass
 class IntensityAugmentConfig(AugmentConfig):
     "Random contrast (scale) and brightness (shift) of raw: `raw * scale + shift`, around the mean."
-    scale: tuple = (0.8, 1.2)
-    shift: tuple = (-0.1, 0.1)
-    clip: bool = True
+    scale: tuple = (0.8, 1.2) # (min, max) of the random scale
+    shift: tuple = (-0.1, 0.1) # (min, max) of the random shift
+    clip: bool = True # clip the result to [0, 1]
 
     def node(self, raw_key, gt_key, mask_key, voxel_size):
+        "gunpowder's `IntensityAugment` on raw; parameters as in `AugmentConfig.node`."
         return gp.IntensityAugment(raw_key, scale_min=self.scale[0], scale_max=self.scale[1],
                                    shift_min=self.shift[0], shift_max=self.shift[1], clip=self.clip)
 
+# %% ../nbs/04_augments.ipynb #de8466b1
 @dataclass
 class GammaAugmentConfig(AugmentConfig):
     "Random gamma of raw, log-uniform in `gamma_range`."
-    gamma_range: tuple = (0.75, 4 / 3)
+    gamma_range: tuple = (0.75, 4 / 3) # (min, max) of gamma
 
     def node(self, raw_key, gt_key, mask_key, voxel_size):
+        "A `GammaAugment` on raw; parameters as in `AugmentConfig.node`."
         return GammaAugment(raw_key, *self.gamma_range)
 
+# %% ../nbs/04_augments.ipynb #6f764cac
 @dataclass
 class IntensityScaleShiftAugmentConfig(AugmentConfig):
     "A fixed `raw * scale + shift`, e.g. to map [0, 1] to [-1, 1]."
-    scale: float = 2.0
-    shift: float = -1.0
+    scale: float = 2.0 # the factor
+    shift: float = -1.0 # added after scaling
 
     def node(self, raw_key, gt_key, mask_key, voxel_size):
+        "gunpowder's `IntensityScaleShift` on raw; parameters as in `AugmentConfig.node`."
         return gp.IntensityScaleShift(raw_key, self.scale, self.shift)

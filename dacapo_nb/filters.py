@@ -25,8 +25,12 @@ def _without_channel(array: gp.Array) -> NumpyArray:
 class DaCapoTargetFilter(gp.BatchFilter):
     "Provides the predictor's target and weights, computed from gt (and mask)."
 
-    def __init__(self, predictor, gt_key: gp.ArrayKey, target_key: gp.ArrayKey | None = None,
-                 weights_key: gp.ArrayKey | None = None, mask_key: gp.ArrayKey | None = None):
+    def __init__(self, predictor, # makes target and weights from gt (see above for what it must implement)
+                 gt_key: gp.ArrayKey, # the labels
+                 target_key: gp.ArrayKey | None = None, # where the target goes; `None`: no target
+                 weights_key: gp.ArrayKey | None = None, # where the weights go; `None`: no weights
+                 mask_key: gp.ArrayKey | None = None, # where the labels are valid; `None`: everywhere
+                ):
         if target_key is None and weights_key is None:
             raise ValueError("DaCapoTargetFilter needs a target_key, a weights_key or both: with neither it has nothing to provide")
         self.predictor, self.gt_key, self.target_key = predictor, gt_key, target_key
@@ -50,7 +54,8 @@ class DaCapoTargetFilter(gp.BatchFilter):
         for key in (self.target_key, self.weights_key):
             if key is not None: provide_once(self, key, spec.copy())
 
-    def prepare(self, request: gp.BatchRequest) -> gp.BatchRequest:
+    def prepare(self, request: gp.BatchRequest, # holds target and/or weights
+               ) -> gp.BatchRequest: # gt (and mask) over the region the predictor needs
         "Request the gt (and mask) region the predictor needs for the requested target/weights."
         rois = [request[k].roi for k in (self.target_key, self.weights_key) if k is not None and k in request]
         roi = rois[0]
@@ -61,7 +66,9 @@ class DaCapoTargetFilter(gp.BatchFilter):
         if self.mask_key is not None: deps[self.mask_key] = gp.ArraySpec(roi=gt_roi)
         return deps
 
-    def process(self, batch: gp.Batch, request: gp.BatchRequest) -> gp.Batch:
+    def process(self, batch: gp.Batch, # holds gt (and mask)
+                request: gp.BatchRequest, # the target and/or weights asked for
+               ) -> gp.Batch: # target and/or weights
         "Compute target and weights; gunpowder crops them to the request."
         gt = _without_channel(batch[self.gt_key])
         mask = _without_channel(batch[self.mask_key]) if self.mask_key is not None else None
@@ -82,7 +89,10 @@ class DaCapoTargetFilter(gp.BatchFilter):
 class CopyMask(gp.BatchFilter):
     "Copies `array_key` to `copy_key`, optionally collapsing channels by max."
 
-    def __init__(self, array_key: gp.ArrayKey, copy_key: gp.ArrayKey, drop_channels: bool = False):
+    def __init__(self, array_key: gp.ArrayKey, # the array to copy
+                 copy_key: gp.ArrayKey, # where the copy goes
+                 drop_channels: bool = False, # collapse the channel axis by its maximum
+                ):
         self.array_key, self.copy_key, self.drop_channels = array_key, copy_key, drop_channels
 
     def setup(self):
@@ -90,13 +100,16 @@ class CopyMask(gp.BatchFilter):
         self.enable_autoskip()
         provide_once(self, self.copy_key, self.spec[self.array_key].copy())
 
-    def prepare(self, request: gp.BatchRequest) -> gp.BatchRequest:
+    def prepare(self, request: gp.BatchRequest, # holds the copy
+               ) -> gp.BatchRequest: # the original over the same ROI
         "The original, over the ROI the copy is requested in."
         deps = gp.BatchRequest()
         deps[self.array_key] = request[self.copy_key].copy()
         return deps
 
-    def process(self, batch: gp.Batch, request: gp.BatchRequest) -> gp.Batch:
+    def process(self, batch: gp.Batch, # holds the original
+                request: gp.BatchRequest, # the copy asked for
+               ) -> gp.Batch: # the copy
         "Copy (and collapse the channel axis, the one just before the spatial axes)."
         array = batch[self.array_key]
         data = array.data.copy()
@@ -111,7 +124,10 @@ class CopyMask(gp.BatchFilter):
 class Product(gp.BatchFilter):
     "Provides `y_key` = `x1_key` * `x2_key`."
 
-    def __init__(self, x1_key: gp.ArrayKey, x2_key: gp.ArrayKey, y_key: gp.ArrayKey):
+    def __init__(self, x1_key: gp.ArrayKey, # the first factor; the product gets its spec
+                 x2_key: gp.ArrayKey, # the second factor
+                 y_key: gp.ArrayKey, # where the product goes
+                ):
         self.x1_key, self.x2_key, self.y_key = x1_key, x2_key, y_key
 
     def setup(self):
@@ -122,39 +138,49 @@ class Product(gp.BatchFilter):
         self.enable_autoskip()
         provide_once(self, self.y_key, self.spec[self.x1_key].copy())
 
-    def prepare(self, request: gp.BatchRequest) -> gp.BatchRequest:
+    def prepare(self, request: gp.BatchRequest, # holds the product
+               ) -> gp.BatchRequest: # both factors over the same ROI
         "Both factors, over the ROI the product is requested in."
         deps = gp.BatchRequest()
         deps[self.x1_key] = request[self.y_key].copy()
         deps[self.x2_key] = request[self.y_key].copy()
         return deps
 
-    def process(self, batch: gp.Batch, request: gp.BatchRequest) -> gp.Batch:
+    def process(self, batch: gp.Batch, # holds both factors
+                request: gp.BatchRequest, # the product asked for
+               ) -> gp.Batch: # the product
         "The element-wise product."
         x1, x2 = batch[self.x1_key], batch[self.x2_key]
         outputs = gp.Batch()
         outputs[self.y_key] = gp.Array(x1.data * x2.data, x1.spec.copy())
         return outputs
 
-# %% ../nbs/03_filters.ipynb #354e52e8
+# %% ../nbs/03_filters.ipynb #a0d20838
 class SparseMaskError(RuntimeError):
     "No sample met the mask requirement within the allowed attempts."
 
+# %% ../nbs/03_filters.ipynb #354e52e8
 class RequireMasked(gp.BatchFilter):
     "Re-requests upstream until at least `min_masked` of `mask_key` is set, at most `max_attempts` times."
 
-    def __init__(self, mask_key: gp.ArrayKey, min_masked: float = 0.5, max_attempts: int = 100, dataset_name: str = ""):
+    def __init__(self, mask_key: gp.ArrayKey, # the mask whose fraction of set voxels is checked
+                 min_masked: float = 0.5, # the fraction a sample needs, in [0, 1]
+                 max_attempts: int = 100, # samples drawn before giving up
+                 dataset_name: str = "", # named in the error
+                ):
         if not 0 <= min_masked <= 1: raise ValueError(f"min_masked must lie in [0, 1], got {min_masked}")
         if max_attempts < 1: raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         self.mask_key, self.min_masked, self.max_attempts = mask_key, min_masked, max_attempts
         self.dataset_name = dataset_name
 
     def setup(self):
+        "A `RuntimeError` if nothing upstream provides the mask."
         if self.mask_key not in self.spec:
             raise RuntimeError(f"RequireMasked needs {self.mask_key} from upstream")
         self.upstream_provider = self.get_upstream_provider()
 
-    def provide(self, request: gp.BatchRequest) -> gp.Batch:
+    def provide(self, request: gp.BatchRequest, # passed upstream, with a new seed for each attempt
+               ) -> gp.Batch: # the first batch that is masked enough
         "The first upstream batch whose mask fraction reaches `min_masked`."
         best = 0.0
         for attempt in range(self.max_attempts):

@@ -16,7 +16,8 @@ import torch
 __all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'normalize_raw', 'PreCache']
 
 # %% ../nbs/02_pipeline.ipynb #909e4458
-def unwrap_pipeline_error(error: BaseException) -> BaseException:
+def unwrap_pipeline_error(error: BaseException, # an error raised by a pipeline, wrapped or not
+                         ) -> BaseException: # the innermost non-wrapper exception
     "The exception raised inside a pipeline, under gunpowder's wrappers."
     wrappers = (gp.PipelineRequestError, gp.PipelineSetupError, gp.nodes.batch_provider.BatchRequestError)
     while isinstance(error, wrappers):
@@ -25,13 +26,17 @@ def unwrap_pipeline_error(error: BaseException) -> BaseException:
         error = inner
     return error
 
+# %% ../nbs/02_pipeline.ipynb #a4d297c6
 class UnwrapErrors(gp.BatchFilter):
     "Passes batches through; re-raises an upstream error as the original exception."
 
-    def provide(self, request: gp.BatchRequest) -> gp.Batch:
+    def provide(self, request: gp.BatchRequest, # passed upstream as it is
+               ) -> gp.Batch: # the upstream batch
+        "The upstream batch for `request`."
         return self.get_upstream_provider().request_batch(request)
 
-    def request_batch(self, request: gp.BatchRequest) -> gp.Batch:
+    def request_batch(self, request: gp.BatchRequest, # passed upstream as it is
+                     ) -> gp.Batch: # the upstream batch
         "Like any node's, but an error leaves as the original exception, not wrapped once more here."
         try:
             return super().request_batch(request)
@@ -40,7 +45,9 @@ class UnwrapErrors(gp.BatchFilter):
             raise error.with_traceback(error.__traceback__) from None
 
 # %% ../nbs/02_pipeline.ipynb #8178ebad
-def normalize_raw(raw_key: gp.ArrayKey, dtype) -> gp.Normalize:
+def normalize_raw(raw_key: gp.ArrayKey, # the raw array to normalize
+                  dtype, # raw's dtype as stored: integers are scaled by their range, floats kept
+                 ) -> gp.Normalize: # gunpowder's node, set up for `dtype`
     "A node that brings raw of `dtype` to float32 in [0, 1]."
     return gp.Normalize(raw_key, factor=None if np.issubdtype(np.dtype(dtype), np.integer) else 1.0)
 
@@ -49,11 +56,15 @@ class PreCache(gp.PreCache):
     "gunpowder's `PreCache`, safe to build again after a teardown, with workers that yield the CPU to training."
 
     @staticmethod
-    def valid_niceness(niceness) -> bool:
+    def valid_niceness(niceness, # a candidate for `PreCache(niceness=...)`
+                      ) -> bool: # whether `os.nice` takes it and it does not raise priority
         "Whether `niceness` is an integer (not a bool) from 0 to 19, as `os.nice` takes."
         return not isinstance(niceness, bool) and isinstance(niceness, numbers.Integral) and 0 <= niceness <= 19
 
-    def __init__(self, cache_size: int = 50, num_workers: int = 20, niceness: int = 19):
+    def __init__(self, cache_size: int = 50, # batches kept ready
+                 num_workers: int = 20, # worker processes that make them
+                 niceness: int = 19, # how far each worker lowers its priority: 0 (as training) to 19 (lowest)
+                ):
         if not self.valid_niceness(niceness):
             raise ValueError(f"niceness must be an int from 0 (same priority as training) to 19 (lowest), got {niceness!r}")
         super().__init__(cache_size=cache_size, num_workers=num_workers)
@@ -67,5 +78,6 @@ class PreCache(gp.PreCache):
         return super()._run_worker()
 
     def teardown(self):
+        "Stop the workers, and forget them so that the pipeline can be built again."
         super().teardown()
         self.workers, self.current_request = None, None

@@ -16,7 +16,10 @@ from .arrays import Array
 __all__ = ['provide_once', 'DaCapoArraySource', 'GraphSource']
 
 # %% ../nbs/01_sources.ipynb #9b7145a5
-def provide_once(node: gp.BatchProvider, key, spec) -> None:
+def provide_once(node: gp.BatchProvider, # the node that announces `key`
+                 key, # a `gp.ArrayKey` or `gp.GraphKey`
+                 spec, # its `gp.ArraySpec` or `gp.GraphSpec`
+                ) -> None:
     "Announce that `node` provides `key` with `spec`; a `RuntimeError` if something upstream provides it already."
     if node.spec is not None and key in node.spec:
         raise RuntimeError(f"{type(node).__name__} would provide {key}, but it is provided already upstream "
@@ -27,7 +30,9 @@ def provide_once(node: gp.BatchProvider, key, spec) -> None:
 class DaCapoArraySource(gp.BatchProvider):
     "Serves a dacapo_nb `Array` under `key`."
 
-    def __init__(self, array: Array, key: gp.ArrayKey):
+    def __init__(self, array: Array, # the array to serve
+                 key: gp.ArrayKey, # the key it is served under
+                ):
         self.array, self.key = array, key
         self.array_spec = gp.ArraySpec(roi=array.roi, voxel_size=array.voxel_size, dtype=np.dtype(array.dtype),
                                        interpolatable=np.issubdtype(np.dtype(array.dtype), np.floating))
@@ -36,14 +41,17 @@ class DaCapoArraySource(gp.BatchProvider):
         "Announce the key with the array's ROI, voxel size and dtype."
         provide_once(self, self.key, self.array_spec.copy())
 
-    def check_request_consistency(self, request):
+    def check_request_consistency(self, request: gp.BatchRequest, # the request this node received
+                                 ):
+        "A `ValueError` if the request reaches outside the array's ROI; then gunpowder's own checks."
         spec = request[self.key]
         if spec.roi is not None and not self.array_spec.roi.contains(spec.roi):
             raise ValueError(f"{self.key} requested in {spec.roi}, outside the array's ROI {self.array_spec.roi}: "
                              f"add gp.Pad({self.key}, None) after this source, or request inside the array")
         super().check_request_consistency(request)
 
-    def provide(self, request: gp.BatchRequest) -> gp.Batch:
+    def provide(self, request: gp.BatchRequest, # the ROI of `key` to read
+               ) -> gp.Batch: # the voxels, with a channel axis
         "Read the requested ROI; a `ValueError` if it holds NaN."
         timing = gp.profiling.Timing(self)
         timing.start()
@@ -65,14 +73,17 @@ class DaCapoArraySource(gp.BatchProvider):
 class GraphSource(gp.BatchProvider):
     "Serves a `gunpowder.Graph` under `key`, cropped to each request."
 
-    def __init__(self, key: gp.GraphKey, graph: gp.Graph):
+    def __init__(self, key: gp.GraphKey, # the key it is served under
+                 graph: gp.Graph, # the graph; its spec's ROI is what the source provides
+                ):
         self.key, self.graph = key, graph
 
     def setup(self):
         "Announce the key with the graph's spec."
         provide_once(self, self.key, self.graph.spec.copy())
 
-    def provide(self, request: gp.BatchRequest) -> gp.Batch:
+    def provide(self, request: gp.BatchRequest, # must hold `key`
+               ) -> gp.Batch: # the cropped copy of the graph
         "The sub-graph inside the requested ROI."
         if self.key not in request:
             raise KeyError(f"GraphSource provides {self.key}, which the request {[k for k, _ in request.items()]} does not hold")
