@@ -116,7 +116,7 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
             num_workers: int = 0, # >1 computes blocks in that many forked processes (CPU only)
             progress: Union[bool, Callable] = True, # True shows a bar, False nothing, a callable gets (done, total)
             activation: Optional[Callable] = None, # applied to the output, only for a model without `eval_activation`
-            overwrite: bool = False, # replace an existing dataset of another shape instead of failing
+            overwrite: bool = False, # replace an existing dataset that differs instead of failing
            ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
     for a in ("compute_output_shape", "scale", "num_in_channels", "num_out_channels", "input_shape", "dims"):
