@@ -15,7 +15,7 @@ from .segmentation import as_numpy
 # %% auto #0
 __all__ = ['variation_of_information', 'adapted_rand_error', 'dice', 'iou', 'evaluate']
 
-# %% ../nbs/10_evaluation.ipynb #46b65f36
+# %% ../nbs/10_evaluation.ipynb #1aa30d0f
 def _shaped_like_gt(x: np.ndarray, gt: np.ndarray, what: str) -> np.ndarray:
     "`x`, after checking it has `gt`'s shape."
     if x.shape != gt.shape: raise ValueError(f"{what} has shape {x.shape} but gt has {gt.shape}: they must be equal")
@@ -31,13 +31,22 @@ def _voxels(seg, gt, mask=None, ignore_label: Optional[int] = 0) -> tuple[np.nda
     if not keep.any(): raise ValueError("no voxel to evaluate: the mask is empty or gt holds only the ignored label")
     return np.unique(seg[keep], return_inverse=True)[1].ravel(), np.unique(gt[keep], return_inverse=True)[1].ravel()
 
-def variation_of_information(seg, gt, mask=None, ignore_label: Optional[int] = 0) -> tuple[float, float]:
+def variation_of_information(seg, # the segmentation: labels, numpy, gt's shape
+                             gt, # the ground truth labels, numpy
+                             mask=None, # only voxels where it is non-zero count; None is all
+                             ignore_label: Optional[int] = 0, # gt voxels with this label do not count; None counts every voxel
+                            ) -> tuple[float, float]: # (split, merge) in bits
     "(split, merge) parts of the variation of information in bits: H(seg|gt) and H(gt|seg)."
     s, g = _voxels(seg, gt, mask, ignore_label)
     split, merge = skimage.metrics.variation_of_information(g, s, ignore_labels=())
     return float(split), float(merge)
 
-def adapted_rand_error(seg, gt, mask=None, ignore_label: Optional[int] = 0) -> tuple[float, float, float]:
+# %% ../nbs/10_evaluation.ipynb #d5b90bea
+def adapted_rand_error(seg, # the segmentation: labels, numpy, gt's shape
+                       gt, # the ground truth labels, numpy
+                       mask=None, # only voxels where it is non-zero count; None is all
+                       ignore_label: Optional[int] = 0, # gt voxels with this label do not count; None counts every voxel
+                      ) -> tuple[float, float, float]: # (error, precision, recall)
     "(error, precision, recall) of the adapted Rand index: error = 1 - F-score of pair precision and recall."
     s, g = _voxels(seg, gt, mask, ignore_label)
     # skimage divides by the pairs of its first image for "precision": pass seg first to get precision as defined here
@@ -46,6 +55,7 @@ def adapted_rand_error(seg, gt, mask=None, ignore_label: Optional[int] = 0) -> t
     fix = lambda v, empty: empty if np.isnan(v) else float(v)   # no pairs at all: nothing wrongly joined or cut
     return fix(error, 0.0), fix(precision, 1.0), fix(recall, 1.0)
 
+# %% ../nbs/10_evaluation.ipynb #d78a3ecf
 def _overlap(pred, gt, mask) -> tuple[int, int, int]:
     "|pred & gt|, |pred|, |gt| of the binary masks, inside `mask`."
     pred, gt = as_numpy(pred, "pred").astype(bool), as_numpy(gt, "gt").astype(bool)
@@ -55,18 +65,29 @@ def _overlap(pred, gt, mask) -> tuple[int, int, int]:
         pred, gt = pred & mask, gt & mask
     return int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred)), int(np.count_nonzero(gt))
 
-def dice(pred, gt, mask=None) -> float:
+def dice(pred, # the predicted mask: non-zero is foreground, numpy
+         gt, # the ground truth mask: non-zero is foreground, numpy
+         mask=None, # only voxels where it is non-zero count; None is all
+        ) -> float: # in [0, 1]
     "2|P & G| / (|P| + |G|) of binary masks (non-zero is foreground); 1.0 when both are empty."
     both, p, g = _overlap(pred, gt, mask)
     return 1.0 if p + g == 0 else 2 * both / (p + g)
 
-def iou(pred, gt, mask=None) -> float:
+# %% ../nbs/10_evaluation.ipynb #80b548e2
+def iou(pred, # the predicted mask: non-zero is foreground, numpy
+        gt, # the ground truth mask: non-zero is foreground, numpy
+        mask=None, # only voxels where it is non-zero count; None is all
+        ) -> float: # in [0, 1]
     "|P & G| / |P | G| of binary masks (non-zero is foreground); 1.0 when both are empty."
     both, p, g = _overlap(pred, gt, mask)
     return 1.0 if p + g == 0 else both / (p + g - both)
 
-# %% ../nbs/10_evaluation.ipynb #a91fafde
-def evaluate(seg, gt, mask=None, ignore_label: Optional[int] = 0) -> dict:
+# %% ../nbs/10_evaluation.ipynb #82a742c9
+def evaluate(seg, # the segmentation: labels, numpy, gt's shape
+             gt, # the ground truth labels, numpy
+             mask=None, # only voxels where it is non-zero count; None is all
+             ignore_label: Optional[int] = 0, # gt voxels with this label do not count; None counts every voxel
+            ) -> dict: # score name: value
     "VOI split/merge, adapted Rand error/precision/recall, foreground dice/IoU and object counts of `seg` against `gt`."
     split, merge = variation_of_information(seg, gt, mask, ignore_label)
     are, precision, recall = adapted_rand_error(seg, gt, mask, ignore_label)

@@ -22,24 +22,34 @@ from .sources import DaCapoArraySource
 # %% auto #0
 __all__ = ['PredictBlocks', 'WriteBlocks', 'predict']
 
-# %% ../nbs/08_inference.ipynb #0f4f8e1b
+# %% ../nbs/08_inference.ipynb #dcc3ad17
 class PredictBlocks(gp.BatchFilter):
     "Runs `model` (as it is: put it in eval mode) on each block of `raw_key`; provides the output as `prediction_key`."
-    def __init__(self, model, raw_key: gp.ArrayKey, prediction_key: gp.ArrayKey, prediction_spec: gp.ArraySpec,
-                 context: Coordinate, device=None, activation: Optional[Callable] = None):
+    def __init__(self,
+                 model, # a dacapo_nb Model (or any module with `num_out_channels`), already in eval mode
+                 raw_key: gp.ArrayKey, # the raw blocks to read
+                 prediction_key: gp.ArrayKey, # the key the output blocks are provided as
+                 prediction_spec: gp.ArraySpec, # the spec of the whole prediction (bounded ROI, voxel size, dtype)
+                 context: Coordinate, # world units the network eats on each side (input minus output, halved)
+                 device=None, # the torch device the model sits on; None is the CPU
+                 activation: Optional[Callable] = None, # applied to the model's output, for a model that carries none
+                ):
         self.model, self.raw_key, self.prediction_key, self.activation = model, raw_key, prediction_key, activation
         self.prediction_spec, self.context = prediction_spec.copy(), Coordinate(context)
         self.device = torch.device(device if device is not None else "cpu")
 
     def setup(self):
+        "Announce the prediction over its bounded ROI."
         self.provides(self.prediction_key, self.prediction_spec.copy())
 
     def prepare(self, request):
+        "Ask for raw grown by the network's context on each side of the requested block."
         deps = gp.BatchRequest()
         deps[self.raw_key] = gp.ArraySpec(roi=request[self.prediction_key].roi.grow(self.context, self.context))
         return deps
 
     def process(self, batch, request):
+        "Run the model on the raw block and provide its output, after checking the output's shape."
         x = torch.from_numpy(np.ascontiguousarray(batch[self.raw_key].data, dtype=np.float32))[None].to(self.device)
         with torch.no_grad():
             y = self.model(x)
@@ -54,17 +64,23 @@ class PredictBlocks(gp.BatchFilter):
         out[self.prediction_key] = gp.Array(y.astype(spec.dtype, copy=False), spec)
         return out
 
+# %% ../nbs/08_inference.ipynb #7fb67c95
 class WriteBlocks(gp.BatchFilter):
     "Writes each block of `key` into `array`, the part inside the array's ROI."
-    def __init__(self, key: gp.ArrayKey, array: Array):
+    def __init__(self,
+                 key: gp.ArrayKey, # the blocks to write
+                 array: Array, # a writable dacapo_nb Array to write them into
+                ):
         self.key, self.array = key, array
 
     def prepare(self, request):
+        "Ask for the requested block as it is."
         deps = gp.BatchRequest()
         deps[self.key] = request[self.key].copy()
         return deps
 
     def process(self, batch, request):
+        "Write the part of the block inside the array's ROI."
         block = batch[self.key]
         roi = block.spec.roi.intersect(self.array.roi)
         if roi.empty: return
@@ -72,7 +88,7 @@ class WriteBlocks(gp.BatchFilter):
         begin, end = (roi.begin - block.spec.roi.begin) / vs, (roi.end - block.spec.roi.begin) / vs
         self.array[roi] = block.data[(slice(None),) * (block.data.ndim - roi.dims) + tuple(map(slice, begin, end))]
 
-# %% ../nbs/08_inference.ipynb #6b5e265b
+# %% ../nbs/08_inference.ipynb #bef15a40
 def _progress_callback(progress, total: int):
     "(callback(done, total), closer) for `progress`: True shows a tqdm bar, False/None nothing, a callable gets called."
     if progress is True:
@@ -89,10 +105,19 @@ class _ScanProgress(gp.ScanCallback):
     def start(self, num_total): self.total = num_total; self.callback(0, num_total)
     def update(self, num_processed): self.callback(num_processed, self.total)
 
-# %% ../nbs/08_inference.ipynb #6b3dd2d4
-def predict(model, raw_array: Array, output_container, dataset: str = "prediction", output_roi: Optional[Roi] = None,
-            block_shape=None, device=None, num_workers: int = 0, progress: Union[bool, Callable] = True,
-            activation: Optional[Callable] = None, overwrite: bool = False) -> ZarrArray:
+# %% ../nbs/08_inference.ipynb #4cc08811
+def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`) is the default block
+            raw_array: Array, # the raw volume, with as many channels and spatial axes as the model expects
+            output_container, # path of the zarr container to write into
+            dataset: str = "prediction", # the dataset's name inside the container
+            output_roi: Optional[Roi] = None, # world units to predict, on the output voxel grid; None is all of raw
+            block_shape=None, # the input block in raw voxels; None is the model's eval input shape
+            device=None, # the torch device; None picks CUDA when there is one, else the CPU
+            num_workers: int = 0, # >1 computes blocks in that many forked processes (CPU only)
+            progress: Union[bool, Callable] = True, # True shows a bar, False nothing, a callable gets (done, total)
+            activation: Optional[Callable] = None, # applied to the output, only for a model without `eval_activation`
+            overwrite: bool = False, # replace an existing dataset that differs instead of failing
+           ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
     for a in ("compute_output_shape", "scale", "num_in_channels", "num_out_channels", "input_shape", "dims"):
         if not hasattr(model, a): raise ValueError(f"predict needs a dacapo_nb Model; {type(model).__name__} has no `{a}`")

@@ -19,7 +19,7 @@ from .tasks import check_neighborhood, default_neighborhood, partner_slices
 # %% auto #0
 __all__ = ['as_numpy', 'affinities_to_segmentation', 'distances_to_segmentation', 'semantic_segmentation']
 
-# %% ../nbs/09_segmentation.ipynb #a2fe0be6
+# %% ../nbs/09_segmentation.ipynb #7306bc63
 def as_numpy(x, # array-like data; a dacapo_nb Array is refused, since it must be read at a ROI first
              what: str, # the argument's name, for the error message
              ndim: Optional[int] = None, # the number of dimensions it must have, if any
@@ -46,7 +46,7 @@ def _seeded(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray, mi
     "Seeds grown over `foreground` by a watershed on `elevation`, then relabelled."
     return _relabel(watershed(elevation, markers=seeds.astype(np.int64), mask=foreground), min_size)
 
-# %% ../nbs/09_segmentation.ipynb #24f4713c
+# %% ../nbs/09_segmentation.ipynb #ea275245
 def _affinity_components(affs: np.ndarray, offsets, threshold: float) -> np.ndarray:
     "Connected components (1, 2, ...) of the graph of affinities above `threshold`; unlinked voxels 0."
     shape = affs.shape[1:]
@@ -63,8 +63,12 @@ def _affinity_components(affs: np.ndarray, offsets, threshold: float) -> np.ndar
     linked[a] = linked[b] = True
     return np.where(linked, component + 1, 0).reshape(shape)
 
-def affinities_to_segmentation(affs, neighborhood: Optional[Sequence[Sequence[int]]] = None, threshold: float = 0.5,
-                               seed_threshold: Optional[float] = None, min_size: int = 0) -> np.ndarray:
+def affinities_to_segmentation(affs, # affinities `(len(neighborhood), *spatial)`, numpy
+                               neighborhood: Optional[Sequence[Sequence[int]]] = None, # one offset per channel; None is the default one
+                               threshold: float = 0.5, # edges above it link voxels
+                               seed_threshold: Optional[float] = None, # when given (>= threshold): seeds from the edges above it, grown by a watershed
+                               min_size: int = 0, # objects with fewer voxels become background
+                              ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
     "Instances from affinities `(len(neighborhood), *spatial)`: components of the affinities above `threshold`."
     affs = as_numpy(affs, "affs")
     if affs.ndim < 2: raise ValueError(f"affs must be (channels, *spatial), got shape {affs.shape}")
@@ -77,9 +81,13 @@ def affinities_to_segmentation(affs, neighborhood: Optional[Sequence[Sequence[in
     foreground = _affinity_components(affs, offsets, threshold) > 0
     return _seeded(_affinity_components(affs, offsets, seed_threshold), foreground, 1 - affs.mean(0), min_size)
 
-# %% ../nbs/09_segmentation.ipynb #f375e7b6
-def distances_to_segmentation(distances, channel: int = 0, threshold: float = 0.0, seed_threshold: Optional[float] = None,
-                              min_size: int = 0) -> np.ndarray:
+# %% ../nbs/09_segmentation.ipynb #fdd81d78
+def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, positive inside, numpy
+                              channel: int = 0, # the class channel to segment
+                              threshold: float = 0.0, # voxels above it are inside
+                              seed_threshold: Optional[float] = None, # when given (>= threshold): seeds above it, grown by a watershed on -distance
+                              min_size: int = 0, # objects with fewer voxels become background
+                             ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
     "Instances from signed distances `(c, *spatial)`: components of `distances[channel] > threshold`."
     distances = as_numpy(distances, "distances")
     if distances.ndim < 2: raise ValueError(f"distances must be (channels, *spatial), got shape {distances.shape}")
@@ -90,7 +98,10 @@ def distances_to_segmentation(distances, channel: int = 0, threshold: float = 0.
     if seed_threshold < threshold: raise ValueError(f"seed_threshold {seed_threshold} must be >= threshold {threshold}")
     return _seeded(ndimage.label(d > seed_threshold)[0], inside, -d, min_size)
 
-def semantic_segmentation(prediction, threshold: float = 0.5) -> np.ndarray:
+# %% ../nbs/09_segmentation.ipynb #ceb67698
+def semantic_segmentation(prediction, # scores `(c, *spatial)`, one channel per class, numpy
+                          threshold: float = 0.5, # the least score of a class (0.5 for probabilities, 0 for signed distances)
+                         ) -> np.ndarray: # classes `(*spatial)`, uint64: 1 + the best channel, 0 where none exceeds `threshold`
     "Classes from `(c, *spatial)`: 1 + the highest channel where it exceeds `threshold`, else 0."
     prediction = as_numpy(prediction, "prediction")
     if prediction.ndim < 2: raise ValueError(f"prediction must be (channels, *spatial), got shape {prediction.shape}")

@@ -20,14 +20,17 @@ from .arrays import LocalContainerIdentifier, ZarrArray
 __all__ = ['SNAPSHOT_VOLUMES', 'snapshot_iterations', 'label_colors', 'snapshot_volumes', 'snapshot_panels', 'draw_snapshot',
            'plot_snapshot', 'figure_png']
 
-# %% ../nbs/13_snapshots.ipynb #711ed4d2
-def snapshot_iterations(container) -> list[int]:
+# %% ../nbs/13_snapshots.ipynb #b6dcdf0b
+def snapshot_iterations(container, # the snapshot container (a zarr folder); it need not exist yet
+                       ) -> list[int]: # iterations, ascending
     "The iterations with a complete snapshot in `container`, in order."
     container = Path(container)
     if not container.exists(): return []
     return sorted(int(p.name) for p in container.iterdir() if p.is_dir() and p.name.isdigit())
 
-def label_colors(labels: np.ndarray) -> np.ndarray:
+# %% ../nbs/13_snapshots.ipynb #a4527101
+def label_colors(labels: np.ndarray, # integer labels, any shape
+                ) -> np.ndarray: # `labels.shape + (3,)`, float32 in [0, 1]
     "RGB image of `labels`: a fixed pseudo-random colour per label, black background."
     ids = labels.astype(np.uint64)
     rgb = np.stack([((ids * m) % 251).astype(np.float32) / 250 for m in (97, 57, 31)], axis=-1)
@@ -56,7 +59,7 @@ def _image(name: str, data: np.ndarray, channels: bool, channel: Optional[int] =
         return data, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
     return data, {"cmap": "gray", "vmin": float(ref.min()), "vmax": float(ref.max())}
 
-# %% ../nbs/13_snapshots.ipynb #c80b21b7
+# %% ../nbs/13_snapshots.ipynb #8e1ea770
 SNAPSHOT_VOLUMES = ("raw", "gt", "target", "prediction", "weight", "mask", "gradients")
 
 def snapshot_volumes(container, # the snapshot container (a zarr folder)
@@ -67,8 +70,13 @@ def snapshot_volumes(container, # the snapshot container (a zarr folder)
     found = {p.name for p in (container / str(iteration) / "volumes").iterdir() if p.is_dir()}
     return [v for v in SNAPSHOT_VOLUMES if v in found] + sorted(found - set(SNAPSHOT_VOLUMES))
 
-def snapshot_panels(container, iteration: Optional[int] = None, volumes: Sequence[str] = ("raw", "gt", "target", "prediction"),
-                    slice_index: Optional[int] = None, channel: Optional[int] = None) -> dict:
+# %% ../nbs/13_snapshots.ipynb #1ec18443
+def snapshot_panels(container, # the snapshot container (a zarr folder)
+                    iteration: Optional[int] = None, # the snapshot's iteration; None is the latest
+                    volumes: Sequence[str] = ("raw", "gt", "target", "prediction"), # the volumes to show, in order
+                    slice_index: Optional[int] = None, # the z slice of a 3D snapshot; None is the middle one
+                    channel: Optional[int] = None, # show only this channel of multi-channel volumes; None is RGB
+                   ) -> dict: # iteration, depth, slice_index, dims, channels and panels
     "One slice of a snapshot: iteration, depth, slice index, channels and the panels (name, image, imshow kwargs)."
     container = Path(container)
     iterations = snapshot_iterations(container)
@@ -104,7 +112,10 @@ def snapshot_panels(container, iteration: Optional[int] = None, volumes: Sequenc
     return {"iteration": iteration, "depth": depth, "slice_index": k, "dims": roi.dims, "panels": panels,
             "channels": max(a.num_channels or 1 for a in arrays.values())}
 
-def draw_snapshot(fig: Figure, view: dict) -> Figure:
+# %% ../nbs/13_snapshots.ipynb #fc32feeb
+def draw_snapshot(fig: Figure, # the figure to draw on (its panels are updated in place when the layout is the same)
+                  view: dict, # a slice from `snapshot_panels`
+                 ) -> Figure: # `fig`
     "Draw the panels of `view` (from `snapshot_panels`) side by side on `fig`, replacing what was there."
     shapes = [image.shape[:2] for _, image, _ in view["panels"]]
     images = [ax.get_images()[0] if ax.get_images() else None for ax in fig.axes]
@@ -128,8 +139,15 @@ def draw_snapshot(fig: Figure, view: dict) -> Figure:
         fig.tight_layout(); fig._dn_laid_out = shapes
     return fig
 
-def plot_snapshot(container, iteration: Optional[int] = None, volumes: Sequence[str] = ("raw", "gt", "target", "prediction"),
-                  slice_index: Optional[int] = None, path=None, figsize_per_panel: float = 3.0, channel: Optional[int] = None):
+# %% ../nbs/13_snapshots.ipynb #64d2f3e2
+def plot_snapshot(container, # the snapshot container (a zarr folder)
+                  iteration: Optional[int] = None, # the snapshot's iteration; None is the latest
+                  volumes: Sequence[str] = ("raw", "gt", "target", "prediction"), # the volumes to show, in order
+                  slice_index: Optional[int] = None, # the z slice of a 3D snapshot; None is the middle one
+                  path=None, # where to save the figure as PNG (80 dpi); None saves nothing
+                  figsize_per_panel: float = 3.0, # inches per panel, width and height
+                  channel: Optional[int] = None, # show only this channel of multi-channel volumes; None is RGB
+                 ) -> Figure: # the figure, one panel per volume
     "Figure of one slice of a snapshot's `volumes`, cropped to the output region; saved as PNG when `path` is given."
     view = snapshot_panels(container, iteration, volumes, slice_index, channel)
     n = len(view["panels"])
@@ -137,11 +155,12 @@ def plot_snapshot(container, iteration: Optional[int] = None, volumes: Sequence[
     if path is not None: fig.savefig(path, dpi=80)
     return fig
 
-# %% ../nbs/13_snapshots.ipynb #9f6e02a7
-def figure_png(fig: Figure, dpi: int = 72) -> bytes:
+# %% ../nbs/13_snapshots.ipynb #63b4ccd8
+def figure_png(fig: Figure, # any matplotlib figure
+               dpi: int = 72, # resolution of the PNG
+              ) -> bytes: # the PNG file's bytes
     "The figure as PNG bytes (Agg), for an `ipywidgets.Image`."
     if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg): FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
-
