@@ -25,7 +25,7 @@ from .models import default_device
 from fastcore.basics import patch
 
 from .snapshots import draw_snapshot, figure_png, snapshot_iterations, snapshot_panels, snapshot_volumes
-from .snapshots import SNAPSHOT_VOLUMES, label_colors, plot_snapshot  # defined here in 0.1: the old import path keeps working
+from .snapshots import SNAPSHOT_VOLUMES, label_colors, plot_snapshot  # re-exported: `from dacapo_nb.widgets import plot_snapshot` keeps working
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig
 from .training import run_training
 
@@ -33,17 +33,27 @@ from .training import run_training
 __all__ = ['widget_display_data', 'SnapshotViewer', 'active_dashboard', 'TrainingDashboard', 'train_in_notebook']
 
 # %% ../nbs/14_widgets.ipynb #8332ca23
-def widget_display_data(widget: widgets.Widget, text: str, png: bytes = b"", **kwargs) -> dict:
+def widget_display_data(widget:widgets.Widget, # the live widget
+                        text:str, # short text for renderers without widgets
+                        png:bytes=b"", # picture for renderers without widgets; none if empty
+                        **kwargs, # passed on to the widget's `_repr_mimebundle_`
+                       )->dict: # MIME type -> data
     "`widget`'s display data with a short `text` and, if given, the `png` picture for renderers without widgets."
     data = widget._repr_mimebundle_(**kwargs)
     data["text/plain"] = text
     if png: data["image/png"] = base64.b64encode(bytes(png)).decode("ascii")
     return data
 
+# %% ../nbs/14_widgets.ipynb #928d2388
 class SnapshotViewer:
     "Sliders (iteration, slice, channel) and a choice of volumes over a snapshot container."
-    def __init__(self, container, volumes: Sequence[str] = ("raw", "gt", "target", "prediction"),
-                 watch: Optional[float] = 2.0, figsize_per_panel: float = 3.0, dpi: int = 72):
+    def __init__(self,
+                 container, # snapshot container: a zarr directory with one group per iteration
+                 volumes:Sequence[str]=("raw", "gt", "target", "prediction"), # volumes shown at first, where present
+                 watch:Optional[float]=2.0, # seconds between looks for new snapshots; None: only on `refresh()`
+                 figsize_per_panel:float=3.0, # inches per panel
+                 dpi:int=72, # resolution of the picture
+                ):
         if watch is not None and not watch > 0: raise ValueError(f"watch must be None or seconds > 0, got {watch!r}")
         self.container, self.watch, self.figsize_per_panel, self.dpi = Path(container), watch, figsize_per_panel, dpi
         self.wanted = tuple(volumes)
@@ -84,12 +94,12 @@ class SnapshotViewer:
             try: self.refresh()
             except Exception as e: self.message.value = f"<span style='color:#b00'>{html.escape(repr(e))}</span>"
 
-    def close(self):
+    def close(self)->None:
         "Stop watching for new snapshots and close the widgets."
         self._closed.set()
         self.widget.close()
 
-    def refresh(self) -> bool:
+    def refresh(self)->bool: # True when there were new snapshots
         "Look for new snapshots; follow to the newest when the newest was shown. True when there were new ones."
         with self._lock:
             found = snapshot_iterations(self.container)
@@ -112,7 +122,7 @@ class SnapshotViewer:
             self.draw()
             return True
 
-    def draw(self):
+    def draw(self)->None:
         "Draw the chosen iteration, slice, channel and volumes into the image."
         with self._lock:
             if not self.iterations:
@@ -149,6 +159,7 @@ def active_dashboard() -> Optional["TrainingDashboard"]:
     "The dashboard that is training now in this process, if any."
     with _ACTIVE_LOCK: return _ACTIVE[0]
 
+# %% ../nbs/14_widgets.ipynb #b00d8dc2
 def _ema(values: Sequence[float], previous: list, smoothing: float) -> None:
     "Extend `previous` with the exponential moving average of the new `values`."
     for v in values[len(previous):]:
@@ -168,10 +179,22 @@ def _duration(seconds: float) -> str:
 # %% ../nbs/14_widgets.ipynb #21c0e610
 class TrainingDashboard:
     "Run `run_training` in a background thread with Start / Pause / Stop, live progress, loss, timings and snapshots."
-    def __init__(self, run_dir, model, task, datasets, trainer_config: GunpowderTrainerConfig, iterations: int,
-                 device=None, checkpoint_interval: Optional[int] = 100, refresh_interval: float = 0.5,
-                 smoothing: float = 0.9, snapshot_volumes: Sequence[str] = ("raw", "gt", "target", "prediction"), dpi: int = 72,
-                 redraw_budget: float = 0.02, max_figure_interval: float = 5.0):
+    def __init__(self,
+                 run_dir, # run directory: checkpoints, stats.jsonl and snapshots.zarr
+                 model, # the torch model to train
+                 task, # the task: predictor and loss
+                 datasets, # the training datasets
+                 trainer_config:GunpowderTrainerConfig, # batch size, snapshot interval, seed, ...
+                 iterations:int, # iterations in total (a resumed run counts its past)
+                 device=None, # torch device; None: CUDA where there is a GPU, else the CPU
+                 checkpoint_interval:Optional[int]=100, # iterations between checkpoints; None: only at the end
+                 refresh_interval:float=0.5, # seconds between updates of the numbers
+                 smoothing:float=0.9, # weight of the past in the smoothed loss, in [0, 1)
+                 snapshot_volumes:Sequence[str]=("raw", "gt", "target", "prediction"), # volumes the snapshot viewer shows
+                 dpi:int=72, # resolution of the figures
+                 redraw_budget:float=0.02, # largest fraction of the wall time spent drawing figures, in (0, 1]
+                 max_figure_interval:float=5.0, # however slow drawing is, figures are at most this many seconds old
+                ):
         if not isinstance(iterations, int) or iterations < 1: raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
         if not refresh_interval > 0: raise ValueError(f"refresh_interval must be seconds > 0, got {refresh_interval!r}")
         if not 0 <= smoothing < 1: raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
@@ -182,7 +205,7 @@ class TrainingDashboard:
         self.trainer_config, self.iterations, self.checkpoint_interval = trainer_config, iterations, checkpoint_interval
         self.device = default_device(device)
         self.refresh_interval, self.smoothing, self.dpi, self.redraw_budget = refresh_interval, smoothing, dpi, redraw_budget
-        self.max_figure_interval = max_figure_interval  # however slow drawing is, figures are at most this many seconds old
+        self.max_figure_interval = max_figure_interval
         self.refreshes, self.refresh_seconds = 0, 0.0
         self.trainer, self.status, self.error, self.message = None, "ready", None, ""
         self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times = [], [], [], [], []
@@ -247,7 +270,9 @@ class TrainingDashboard:
 
 # %% ../nbs/14_widgets.ipynb #0ee34258
 @patch
-def start(self: TrainingDashboard, replace: bool = False) -> "TrainingDashboard":
+def start(self:TrainingDashboard,
+          replace:bool=False, # stop a dashboard that trains now (and wait for it) instead of refusing
+         )->TrainingDashboard: # this dashboard
     "Start (or continue from the newest checkpoint) in a background thread; return at once."
     if self.running: raise RuntimeError(f"this dashboard is already training {self.run_dir}")
     if self.done >= self.iterations: raise RuntimeError(f"{self.run_dir} is done: {self.done} of {self.iterations} iterations")
@@ -271,11 +296,13 @@ def start(self: TrainingDashboard, replace: bool = False) -> "TrainingDashboard"
     self._thread.start(); self._refresher.start()
     return self
 
+# %% ../nbs/14_widgets.ipynb #4c0f0aa6
 @patch
 def pause(self: TrainingDashboard) -> None:
     "Pause after the current iteration."
     if self.running and not self._stop_requested.is_set(): self._go.clear(); self._set_status("pausing")
 
+# %% ../nbs/14_widgets.ipynb #64e634cb
 @patch
 def resume(self: TrainingDashboard) -> None:
     "Continue after a pause."
@@ -283,19 +310,22 @@ def resume(self: TrainingDashboard) -> None:
         with self._state_lock: self._times.clear()   # iterations/s counts training time, not the pause
         self._go.set()
 
+# %% ../nbs/14_widgets.ipynb #69073fec
 @patch
 def stop(self: TrainingDashboard) -> None:
     "Stop after the current iteration: write a checkpoint and release the pipeline (in the training thread)."
     if self.running: self._stop_requested.set(); self._go.set(); self._set_status("stopping")
 
+# %% ../nbs/14_widgets.ipynb #2ce83d38
 @patch
-def wait(self: TrainingDashboard, timeout: Optional[float] = None) -> str:
+def wait(self:TrainingDashboard,
+         timeout:Optional[float]=None, # seconds to wait for each thread; None: as long as it takes
+        )->str: # the status: "finished", "stopped" or "error"
     "Wait for the training thread (and the last redraw) to finish; return the status."
     for t in (self._thread, self._refresher):
         if t is not None: t.join(timeout)
     if self.running: raise TimeoutError(f"training in {self.run_dir} still running after {timeout} s")
     return self.status
-
 
 # %% ../nbs/14_widgets.ipynb #ae58446f
 @patch
@@ -383,7 +413,9 @@ def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
     self.redraws += 1
 
 @patch
-def refresh(self: TrainingDashboard, figures: bool = True) -> None:
+def refresh(self:TrainingDashboard,
+            figures:bool=True, # also redraw the curves (if there is something new) and look for a new snapshot
+           )->None:
     "Bring the panel up to date with the training state; with `figures`, redraw the curves and look for a new snapshot."
     with self._refresh_lock:
         start = time.perf_counter()
@@ -444,13 +476,20 @@ def _on_pause(self: TrainingDashboard, button=None):
 def _on_stop(self: TrainingDashboard, button=None):
     self.stop(); self.refresh()
 
-
-def train_in_notebook(run_dir, model, task, datasets, trainer_config: GunpowderTrainerConfig, iterations: int,
-                      start: bool = True, replace: bool = False, **kwargs) -> TrainingDashboard:
+# %% ../nbs/14_widgets.ipynb #e01d438d
+def train_in_notebook(run_dir, # run directory: checkpoints, stats.jsonl and snapshots.zarr
+                      model, # the torch model to train
+                      task, # the task: predictor and loss
+                      datasets, # the training datasets
+                      trainer_config:GunpowderTrainerConfig, # batch size, snapshot interval, seed, ...
+                      iterations:int, # iterations in total (a resumed run counts its past)
+                      start:bool=True, # start training at once
+                      replace:bool=False, # stop a dashboard that trains now instead of refusing
+                      **kwargs, # more `TrainingDashboard` arguments: device, refresh_interval, ...
+                     )->TrainingDashboard: # the dashboard, already training
     "Show a `TrainingDashboard` and (by default) start training in the background; returns at once."
     from IPython.display import display
     dashboard = TrainingDashboard(run_dir, model, task, datasets, trainer_config, iterations, **kwargs)
     display(dashboard)  # the live widget, with a one-line text for static pages
     if start: dashboard.start(replace=replace)
     return dashboard
-
