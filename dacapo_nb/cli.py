@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/16_cli.ipynb #291c71f5
-def train(args) -> int:
+def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
+         ) -> int: # the exit status
     "Run `dacapo-nb train`; returns the exit status."
     import torch
     from tqdm import tqdm
@@ -74,7 +75,9 @@ def train(args) -> int:
         print(f"dacapo-nb: no snapshot yet (snapshot interval {args.snapshot_interval})", file=sys.stderr)
     return 0
 
-def main(argv=None) -> int:
+# %% ../nbs/16_cli.ipynb #7ba3475a
+def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
+        ) -> int: # the exit status: 0, or 2 for bad input
     "Entry point of the `dacapo-nb` console script."
     import matplotlib
     matplotlib.use("Agg")

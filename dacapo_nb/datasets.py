@@ -44,12 +44,12 @@ def _sample_points(points, roi: Roi, what: str) -> np.ndarray:
 @dataclass
 class Dataset:
     "The arrays of one training volume, checked for consistency when built."
-    name: str
-    raw: Array
-    gt: Optional[Array] = None
-    mask: Optional[Array] = None
-    weight: float = 1
-    sample_points: Optional[np.ndarray] = None
+    name: str  # names the dataset in messages and snapshots
+    raw: Array  # the image
+    gt: Optional[Array] = None  # ground truth (needed to train, not to predict)
+    mask: Optional[Array] = None  # where `gt` is valid (non-zero), on the gt's voxel size
+    weight: float = 1  # how often the trainer samples this dataset relative to the others
+    sample_points: Optional[np.ndarray] = None  # `(N, dims)` world-unit points that training crops are centred on
 
     def __post_init__(self):
         for what in ("raw", "gt", "mask"):
@@ -86,7 +86,9 @@ class Dataset:
         return self.gt is not None
 
 # %% ../nbs/07_datasets.ipynb #b1305cfa
-def mask_fraction(dataset: Dataset, max_voxels: int = 1_000_000) -> float:
+def mask_fraction(dataset: Dataset, # the dataset whose mask is looked at
+                  max_voxels: int = 1_000_000, # the most mask voxels read
+                 ) -> float: # the estimated fraction, in [0, 1]
     "Estimate the fraction of non-zero mask voxels inside the gt ROI from a strided subsample of at most `max_voxels`."
     mask = dataset.mask
     if mask is None: return 1.0
@@ -174,10 +176,17 @@ def _open_synthetic(path: Path, params: dict) -> Dataset:
     open_ = lambda name: ZarrArray.open_from_array_identifier(LocalArrayIdentifier(path, name), name=name, mode="r")
     return Dataset(path.stem, open_("raw"), open_("gt"), open_("mask") if params["mask"] else None)
 
-def make_synthetic_data(path, dims: int = 3, shape: Optional[Sequence[int]] = None,
-                        voxel_size: Optional[Sequence[int]] = None, offset: Optional[Sequence[int]] = None,
-                        seed: int = 0, cell_size: Optional[float] = None, mask: bool = False, noise: float = 0.08,
-                        overwrite: bool = False) -> Dataset:
+def make_synthetic_data(path, # the zarr container to write (or reuse)
+                        dims: int = 3, # 2 or 3
+                        shape: Optional[Sequence[int]] = None, # voxels (None: (128, 192, 192) or (512, 512))
+                        voxel_size: Optional[Sequence[int]] = None, # world units per voxel (None: 8 on every axis)
+                        offset: Optional[Sequence[int]] = None, # world-unit begin of the ROI (None: zeros)
+                        seed: int = 0, # the random seed; the same seed gives the same voxels
+                        cell_size: Optional[float] = None, # cell spacing in world units (None: 32 x the finest voxel edge)
+                        mask: bool = False, # whether to write a mask (1 on the first half along x)
+                        noise: float = 0.08, # standard deviation of the gaussian noise on raw
+                        overwrite: bool = False, # replace a container generated with other parameters
+                       ) -> Dataset: # the dataset, with read-only arrays
     "Write (or reuse) an EM-like synthetic volume with `raw`, `gt` and optionally `mask` at `path`; return its `Dataset`."
     path = Path(path)
     params = _synthetic_params(dims, shape, voxel_size, offset, seed, cell_size, mask, noise)

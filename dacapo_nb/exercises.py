@@ -28,6 +28,7 @@ __all__ = ['AFFINITY_CASES', 'DISTANCE_CASES', 'WEIGHT_CASES', 'AUGMENT_VOXEL_SI
 class ExerciseError(AssertionError):
     "A check of an exercise failed; the message says what is wrong."
 
+# %% ../nbs/15_exercises.ipynb #c8b6f688
 def _call(fn: Callable, *args):
     "Call the student's `fn`; a still-unimplemented TODO becomes an `ExerciseError` naming the function."
     if not callable(fn):
@@ -94,7 +95,8 @@ def _affinity_mistake(labels, offsets, out, ref) -> str:
         return f"background voxels (label 0) must have affinity 0: got {got:g} {where} (labels {lx} and {lp})"
     return f"voxels of different objects must have affinity 0: got {got:g} {where} (labels {lx} and {lp})"
 
-def check_affinities(fn: Callable) -> None:
+def check_affinities(fn: Callable, # the student's `affinities(labels, offsets)`
+                    ) -> None:
     "Check the student's `fn(labels, offsets) -> (len(offsets), *labels.shape)` affinities against `compute_affinities`."
     for labels, offsets in AFFINITY_CASES:
         ref = compute_affinities(labels, offsets)[0]
@@ -123,7 +125,8 @@ DISTANCE_CASES = [
     (_blob((6, 6, 6), np.s_[1:4, 2:5, 2:6]), (2, 1, 1)),
 ]
 
-def check_signed_distances(fn: Callable) -> None:
+def check_signed_distances(fn: Callable, # the student's `signed_distance(inside, voxel_size)`
+                          ) -> None:
     "Check the student's `fn(inside, voxel_size)` signed distances against `signed_distances`."
     for inside, voxel_size in DISTANCE_CASES:
         ref = signed_distances(inside, Coordinate(voxel_size))
@@ -159,7 +162,8 @@ def _weight_cases() -> list:
 
 WEIGHT_CASES = _weight_cases()
 
-def check_balanced_weights(fn: Callable) -> None:
+def check_balanced_weights(fn: Callable, # the student's `balanced_weights(labels, mask)`
+                          ) -> None:
     "Check the student's `fn(labels, mask)` class-balanced weights against `balance_weights` (2 classes, clip 0.05..0.95)."
     for labels, mask in WEIGHT_CASES:
         valid = mask.astype(bool)
@@ -263,7 +267,8 @@ def _run_augments(nodes: list) -> np.ndarray:
         data = p.request_batch(request)[keys[1]].data
     return data.reshape(data.shape[-3:])  # drop the source's channel axis
 
-def check_augments(config) -> None:
+def check_augments(config, # the student's `GunpowderTrainerConfig`, or its `augments` list
+                  ) -> None:
     "Check a `GunpowderTrainerConfig` (or its `augments` list) against `AUGMENT_REQUIREMENTS`, then run it."
     augments = config.augments if isinstance(config, GunpowderTrainerConfig) else config
     if isinstance(augments, (list, tuple)) and not augments:
@@ -294,6 +299,17 @@ def check_augments(config) -> None:
 
 # %% ../nbs/15_exercises.ipynb #80e52db3
 LABEL_SHIFT = 5  # pixels along x
+
+def shifted_labels_dataset(path, # where to write the synthetic container
+                          ) -> Dataset:
+    "A 2D synthetic dataset at `path` whose gt was cropped by `LABEL_SHIFT` pixels along x but kept its ROI offset."
+    data = make_synthetic_data(path, dims=2, shape=(160, 160), voxel_size=(8, 8), seed=3)
+    vs = data.gt.voxel_size
+    labels = np.asarray(data.gt[data.gt.roi])[:, LABEL_SHIFT:]
+    gt = NumpyArray.from_np_array(labels, Roi(data.gt.roi.begin, Coordinate(labels.shape) * vs), vs, ["y", "x"])
+    return Dataset("shifted", data.raw, gt)
+
+# %% ../nbs/15_exercises.ipynb #9d529634
 DIAGNOSIS_CHOICES = {
     "a": "the learning rate is too high",
     "b": "the labels (gt) are shifted against the raw",
@@ -309,15 +325,8 @@ _WRONG_CHOICE = {
          "asked to draw boundaries where the raw shows none. Compare raw with gt",
 }
 
-def shifted_labels_dataset(path) -> Dataset:
-    "A 2D synthetic dataset at `path` whose gt was cropped by `LABEL_SHIFT` pixels along x but kept its ROI offset."
-    data = make_synthetic_data(path, dims=2, shape=(160, 160), voxel_size=(8, 8), seed=3)
-    vs = data.gt.voxel_size
-    labels = np.asarray(data.gt[data.gt.roi])[:, LABEL_SHIFT:]
-    gt = NumpyArray.from_np_array(labels, Roi(data.gt.roi.begin, Coordinate(labels.shape) * vs), vs, ["y", "x"])
-    return Dataset("shifted", data.raw, gt)
-
-def check_diagnosis(answer) -> None:
+def check_diagnosis(answer, # a letter of `DIAGNOSIS_CHOICES`, e.g. "b" or "B)"
+                   ) -> None:
     "Check the student's multiple-choice `answer` (a letter of `DIAGNOSIS_CHOICES`) for the failing run."
     if answer is None:
         raise ExerciseError(f"answer is still None: set it to one of the letters {sorted(DIAGNOSIS_CHOICES)}")
@@ -328,7 +337,9 @@ def check_diagnosis(answer) -> None:
         raise ExerciseError(f"({letter}) {DIAGNOSIS_CHOICES[letter]}: {_WRONG_CHOICE[letter]}")
     _passed(f"check_diagnosis: right, {DIAGNOSIS_CHOICES['b']}")
 
-def check_gt_offset(offset) -> None:
+# %% ../nbs/15_exercises.ipynb #1ca37b48
+def check_gt_offset(offset, # the gt's (y, x) ROI offset in nm
+                   ) -> None:
     "Check the student's fixed gt ROI offset (world units) for `shifted_labels_dataset`."
     if offset is None:
         raise ExerciseError("gt_offset is still None: give the (y, x) offset in nm at which the cropped gt really begins")

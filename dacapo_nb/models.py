@@ -84,13 +84,23 @@ def _nearest_per_axis(near, downsample_factors, kernel_size, num_convs, upsample
         result.append((next((s for s in range(size, 0, -1) if ok(s)), None), next(s for s in itertools.count(size) if ok(s))))
     return result
 
-def valid_input_shapes(near, downsample_factors=None, kernel_size=3, num_convs=2,
-                       upsample_factors=None) -> tuple[Optional[Coordinate], Coordinate]:
+def valid_input_shapes(near, # the wanted input shape (voxels, one entry per spatial axis)
+                       downsample_factors=None, # one factor tuple per level (None: two levels of 2)
+                       kernel_size=3, # an int or one int per axis
+                       num_convs=2, # convolutions per level
+                       upsample_factors=None, # output up-sampling, one tuple per step (None: none)
+                      ) -> tuple[Optional[Coordinate], Coordinate]: # nearest valid shapes below and above
     "The nearest valid U-Net input shapes at or below and at or above `near` (`None` below when there is none)."
     below, above = zip(*_nearest_per_axis(near, downsample_factors, kernel_size, num_convs, upsample_factors))
     return (None if None in below else Coordinate(below)), Coordinate(above)
 
-def unet_output_shape(input_shape, downsample_factors=None, kernel_size=3, num_convs=2, upsample_factors=None) -> Coordinate:
+# %% ../nbs/06_models.ipynb #d6817406
+def unet_output_shape(input_shape, # the input shape (voxels, one entry per spatial axis)
+                      downsample_factors=None, # one factor tuple per level (None: two levels of 2)
+                      kernel_size=3, # an int or one int per axis
+                      num_convs=2, # convolutions per level
+                      upsample_factors=None, # output up-sampling, one tuple per step (None: none)
+                     ) -> Coordinate: # the output shape in voxels
     "Exact output shape (voxels) of a `UNet` for `input_shape`, without running it; ValueError naming the nearest valid shapes."
     shape, down, crop, up = _geometry(input_shape, downsample_factors, kernel_size, num_convs, upsample_factors)
     out, problems = [], []
@@ -124,7 +134,13 @@ def _centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     starts = [(s - t) // 2 for s, t in zip(spatial, shape)]
     return x[(..., *(slice(a, a + t) for a, t in zip(starts, shape)))]
 
-def check_input_tensor(x: torch.Tensor, num_channels: int, dims: int, input_shape=None, what: str = "model") -> None:
+# %% ../nbs/06_models.ipynb #32596449
+def check_input_tensor(x: torch.Tensor, # the tensor given to a network
+                       num_channels: int, # the channels the network expects
+                       dims: int, # the spatial axes the network expects
+                       input_shape=None, # the network's input shape, for the example in the message
+                       what: str = "model", # the network's name in the message
+                      ) -> None:
     "Raise a ValueError unless `x` is `(batch, num_channels, *spatial)` with `dims` spatial axes."
     if not isinstance(x, torch.Tensor): raise ValueError(f"{what} expects a torch.Tensor, got {type(x).__name__}")
     if x.ndim != dims + 2 or x.shape[1] != num_channels:
@@ -135,9 +151,19 @@ def check_input_tensor(x: torch.Tensor, num_channels: int, dims: int, input_shap
 # %% ../nbs/06_models.ipynb #36a1e79b
 class UNet(nn.Module):
     "A 2D/3D U-Net with valid convolutions whose output shape is known before it runs."
-    def __init__(self, input_shape, fmaps_in: int = 1, fmaps: int = 12, fmap_inc_factor: int = 2, downsample_factors=None,
-                 kernel_size=3, num_convs: int = 2, upsample_factors=None, eval_shape_increase=None,
-                 batch_norm: bool = False, constant_upsample: bool = False):
+    def __init__(self,
+                 input_shape, # the training input shape (voxels, one entry per spatial axis)
+                 fmaps_in: int = 1, # input channels
+                 fmaps: int = 12, # feature maps at the top level (and output channels)
+                 fmap_inc_factor: int = 2, # feature maps grow by this factor per level
+                 downsample_factors=None, # one factor tuple per level (None: two levels of 2)
+                 kernel_size=3, # an int or one int per axis
+                 num_convs: int = 2, # convolutions per level
+                 upsample_factors=None, # output up-sampling, one tuple per step (None: none)
+                 eval_shape_increase=None, # how much larger the prediction input is (None: 8 x the total down-sampling)
+                 batch_norm: bool = False, # batch norm after each convolution
+                 constant_upsample: bool = False, # nearest-neighbour up-sampling instead of transposed convolutions
+                ):
         super().__init__()
         shape, down, crop, up = _geometry(input_shape, downsample_factors, kernel_size, num_convs, upsample_factors)
         if shape.dims not in _LAYERS: raise ValueError(f"UNet supports 2D and 3D input shapes, got {tuple(shape)} ({shape.dims}D)")
@@ -169,16 +195,22 @@ class UNet(nn.Module):
         self.up_conv = nn.ModuleList(conv(f[l] + f[l + 1], f[l]) for l in range(len(down)))
         self.out_up = nn.ModuleList(nn.Sequential(upsampler(fmaps, u), conv(fmaps, fmaps)) for u in up)
 
-    def output_shape_for(self, input_shape) -> Coordinate:
+    def output_shape_for(self,
+                         input_shape, # any input shape (voxels)
+                        ) -> Coordinate:
         "Exact output shape (voxels) for `input_shape`; ValueError naming the nearest valid shapes when it does not fit."
         return unet_output_shape(input_shape, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
 
-    def valid_input_shape(self, near) -> Coordinate:
+    def valid_input_shape(self,
+                          near, # the wanted input shape (voxels)
+                         ) -> Coordinate:
         "The valid input shape nearest to `near` per axis (ties go up)."
         pairs = _nearest_per_axis(near, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
         return Coordinate(a if b is None or a - n <= n - b else b for n, (b, a) in zip(Coordinate(near), pairs))
 
-    def scale(self, voxel_size) -> Coordinate:
+    def scale(self,
+              voxel_size, # the input's voxel size
+             ) -> Coordinate:
         "Voxel size of the output: `voxel_size` divided by the output up-sampling factors."
         voxel_size = Coordinate(voxel_size)
         if voxel_size.dims != self.dims: raise ValueError(f"voxel size {tuple(voxel_size)} has {voxel_size.dims} axes, the UNet {self.dims}")
@@ -188,7 +220,10 @@ class UNet(nn.Module):
             voxel_size = Coordinate(v // f for v, f in zip(voxel_size, u))
         return voxel_size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                x: torch.Tensor, # `(batch, fmaps_in, *spatial)` with a valid spatial shape
+               ) -> torch.Tensor: # `(batch, fmaps, *output_shape_for(spatial))`
+        "The U-Net's feature maps for `x`."
         check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "UNet")
         self.output_shape_for(x.shape[2:])
         skips = []
@@ -208,7 +243,11 @@ class UNet(nn.Module):
 # %% ../nbs/06_models.ipynb #820b573c
 class Model(nn.Module):
     "An architecture followed by a 1x1 convolution head; `eval_activation` is applied in eval mode only."
-    def __init__(self, architecture: nn.Module, num_out_channels: int, eval_activation: Optional[Callable] = None):
+    def __init__(self,
+                 architecture: nn.Module, # e.g. a `UNet`; see the attributes it needs above
+                 num_out_channels: int, # channels of the head (the task's `embedding_dims`)
+                 eval_activation: Optional[Callable] = None, # applied to the output in eval mode (e.g. `torch.sigmoid`)
+                ):
         super().__init__()
         for a in ("dims", "input_shape", "num_in_channels", "num_out_channels"):
             if not hasattr(architecture, a): raise ValueError(f"the architecture {type(architecture).__name__} has no `{a}` attribute")
@@ -223,13 +262,21 @@ class Model(nn.Module):
         self.output_shape = self.compute_output_shape(self.input_shape)
 
     @property
-    def dims(self) -> int: return self.architecture.dims
+    def dims(self) -> int:
+        "Spatial axes of the architecture: 2 or 3."
+        return self.architecture.dims
     @property
-    def num_in_channels(self) -> int: return self.architecture.num_in_channels
+    def num_in_channels(self) -> int:
+        "Channels of the input, those of the architecture."
+        return self.architecture.num_in_channels
     @property
-    def num_out_channels(self) -> int: return self.head.out_channels
+    def num_out_channels(self) -> int:
+        "Channels of the prediction, those of the head."
+        return self.head.out_channels
 
-    def compute_output_shape(self, input_shape) -> Coordinate:
+    def compute_output_shape(self,
+                             input_shape, # any input shape (voxels)
+                            ) -> Coordinate:
         "Spatial output shape (voxels) for `input_shape`."
         if hasattr(self.architecture, "output_shape_for"): return Coordinate(self.architecture.output_shape_for(Coordinate(input_shape)))
         device, training = next(self.parameters()).device, self.architecture.training
@@ -237,11 +284,16 @@ class Model(nn.Module):
             with torch.no_grad(): return Coordinate(self.architecture.eval()(torch.zeros(1, self.num_in_channels, *input_shape, device=device)).shape[2:])
         finally: self.architecture.train(training)
 
-    def scale(self, voxel_size) -> Coordinate:
+    def scale(self,
+              voxel_size, # the input's voxel size
+             ) -> Coordinate:
         "Voxel size of the prediction for input `voxel_size`."
         return self.architecture.scale(voxel_size) if hasattr(self.architecture, "scale") else Coordinate(voxel_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                x: torch.Tensor, # `(batch, num_in_channels, *spatial)`
+               ) -> torch.Tensor: # `(batch, num_out_channels, *output spatial)`
+        "The head's output, activated in eval mode."
         check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "Model")
         y = self.head(self.architecture(x))
         if not self.training and self.eval_activation is not None: y = self.eval_activation(y)
@@ -277,11 +329,15 @@ def model_for(task, # a `Task`: its predictor's `embedding_dims` and its `eval_a
     return Model(architecture, task.predictor.embedding_dims, eval_activation=task.eval_activation)
 
 # %% ../nbs/06_models.ipynb #4f075e4d
-def default_device(device=None) -> torch.device:
+def default_device(device=None, # a device or its name; None: pick one
+                  ) -> torch.device:
     "`device` as a `torch.device`; `None` means CUDA where there is a GPU, else the CPU."
     return torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
 
-def place_model(model: nn.Module, device) -> nn.Module:
+# %% ../nbs/06_models.ipynb #3c6a2193
+def place_model(model: nn.Module, # the model, moved in place
+                device, # where it goes, e.g. "cpu" or "cuda"
+               ) -> nn.Module: # the same model
     "Move `model` to `device`, convolution weights channels-last on the CPU and in torch's default layout elsewhere."
     device = torch.device(device)
     model.to(device)

@@ -30,9 +30,9 @@ __all__ = ['LSD_CHANNELS', 'OutputArrayType', 'balance_weights', 'Predictor', 'd
 class OutputArrayType:
     "What the channels of a model's output mean."
     kind: str  # "affinities", "distances" or "probabilities"
-    num_channels: int
-    interpolatable: bool = True
-    channel_names: list[str] = field(default_factory=list)
+    num_channels: int  # how many output channels
+    interpolatable: bool = True  # whether resampling or blending may interpolate the values
+    channel_names: list[str] = field(default_factory=list)  # one name per channel (or none)
 
     def __post_init__(self):
         self.channel_names = list(self.channel_names)
@@ -94,8 +94,13 @@ def _check_weight_inputs(gt: Array, target: Array, mask: Optional[Array]) -> Non
         raise ValueError(f"the mask ROI {mask.roi} must contain the target ROI {target.roi}")
 
 # %% ../nbs/05_tasks.ipynb #39c23a48
-def balance_weights(labels: np.ndarray, valid: np.ndarray, num_classes: int, counts: Optional[Sequence[float]] = None,
-                    clipmin: float = 0.05, clipmax: float = 0.95) -> tuple[np.ndarray, list[float]]:
+def balance_weights(labels: np.ndarray, # integer class of each voxel, in 0..num_classes-1
+                    valid: np.ndarray, # where a voxel counts (same shape as `labels`)
+                    num_classes: int, # how many classes there are
+                    counts: Optional[Sequence[float]] = None, # running class counts so far (None: start afresh)
+                    clipmin: float = 0.05, # lowest class fraction used for the weights
+                    clipmax: float = 0.95, # highest class fraction used for the weights
+                   ) -> tuple[np.ndarray, list[float]]: # the weights, and the updated class counts
     "Class-balanced `float32` weights for `labels` (0 where not `valid`) and the updated running class counts."
     labels, valid = np.asarray(labels), np.asarray(valid, dtype=bool)
     if labels.shape != valid.shape:
@@ -139,27 +144,40 @@ class Predictor(ABC):
     def output_array_type(self) -> OutputArrayType: "What the output channels mean."
 
     @abstractmethod
-    def create_target(self, gt: Array) -> NumpyArray:
+    def create_target(self,
+                      gt: Array, # the gt crop (labels, or binary channels where a predictor allows)
+                     ) -> NumpyArray: # the target, on the ROI and voxel size of `gt`
         "The `float32` target (axes `['c', *spatial]`) on the ROI and voxel size of `gt`."
 
     @abstractmethod
-    def create_weight(self, gt: Array, target: Array, mask: Optional[Array] = None,
-                      moving_class_counts: Optional[list] = None) -> tuple[NumpyArray, list]:
+    def create_weight(self,
+                      gt: Array, # the gt crop the target was computed on
+                      target: Array, # the target (`create_target`'s output, possibly cropped)
+                      mask: Optional[Array] = None, # where the gt is valid (None: everywhere)
+                      moving_class_counts: Optional[list] = None, # class counts from earlier batches (None: start afresh)
+                     ) -> tuple[NumpyArray, list]: # the weights, and the updated class counts
         "Weights shaped like `target` (0 where `mask` is 0) and the updated class counts."
 
-    def context(self, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
+    def context(self,
+                voxel_size: Coordinate, # the gt's voxel size
+               ) -> tuple[Coordinate, Coordinate]: # context before and after, per axis, in world units
         "gt context (before, after) in world units needed around a target ROI; none by default."
         zero = Coordinate((0,) * Coordinate(voxel_size).dims)
         return zero, zero
 
-    def gt_region_for_roi(self, target_spec_roi: Roi, voxel_size: Coordinate) -> Roi:
+    def gt_region_for_roi(self,
+                          target_spec_roi: Roi, # the ROI the target is wanted on (world units, on the voxel grid)
+                          voxel_size: Coordinate, # the gt's voxel size
+                         ) -> Roi: # the gt ROI to read
         "The gt ROI needed to compute the target on `target_spec_roi` (on the voxel grid)."
         voxel_size = Coordinate(voxel_size)
         roi = check_roi_on_grid(target_spec_roi, voxel_size, "target ROI")
         before, after = self.context(voxel_size)
         return roi.grow(before, after)
 
-    def padding(self, gt_voxel_size: Coordinate) -> Coordinate:
+    def padding(self,
+                gt_voxel_size: Coordinate, # the gt's voxel size
+               ) -> Coordinate: # symmetric padding in world units
         "The larger of the context before and after, per axis, in world units."
         before, after = self.context(Coordinate(gt_voxel_size))
         return Coordinate(max(b, a) for b, a in zip(before, after))
@@ -171,14 +189,18 @@ class Predictor(ABC):
         return NumpyArray.from_np_array(data.astype(np.float32, copy=False), target.roi, target.voxel_size, target.axes)
 
 # %% ../nbs/05_tasks.ipynb #3c34b178
-def default_neighborhood(dims: int, long_range: Sequence[int] = ()) -> list[Coordinate]:
+def default_neighborhood(dims: int, # number of spatial axes
+                         long_range: Sequence[int] = (), # further step lengths (voxels), e.g. [3, 9]
+                        ) -> list[Coordinate]: # the offsets, in voxels
     "Unit offsets along each of `dims` axes, then the same for every step length in `long_range`."
     if dims < 1:
         raise ValueError(f"dims must be at least 1, got {dims}")
     return [Coordinate(tuple(step if a == axis else 0 for a in range(dims)))
             for step in (1, *long_range) for axis in range(dims)]
 
-def check_neighborhood(neighborhood: Sequence[Sequence[int]]) -> list[Coordinate]:
+# %% ../nbs/05_tasks.ipynb #67ac19f7
+def check_neighborhood(neighborhood: Sequence[Sequence[int]], # offsets in voxels
+                      ) -> list[Coordinate]: # the same offsets as `Coordinate`s
     "The offsets as `Coordinate`s, after checking they are non-zero integer vectors of one dimensionality."
     if len(neighborhood) == 0:
         raise ValueError("the neighborhood is empty: give at least one offset, e.g. default_neighborhood(3)")
@@ -196,14 +218,19 @@ def check_neighborhood(neighborhood: Sequence[Sequence[int]]) -> list[Coordinate
     return offsets
 
 # %% ../nbs/05_tasks.ipynb #9b81dd68
-def partner_slices(offset: Sequence[int], shape: Sequence[int]) -> tuple[tuple, tuple]:
+def partner_slices(offset: Sequence[int], # the offset in voxels
+                   shape: Sequence[int], # the array's shape
+                  ) -> tuple[tuple, tuple]: # slices of the voxels `x`, and of their partners `x + offset`
     "Slices selecting every `x` whose partner `x + offset` lies in an array of `shape`, and those partners."
     src = tuple(slice(max(0, -o), max(0, n - max(o, 0))) for o, n in zip(offset, shape))
     dst = tuple(slice(max(0, o), max(0, n + min(o, 0))) for o, n in zip(offset, shape))
     return src, dst
 
-def compute_affinities(labels: np.ndarray, neighborhood: Sequence[Sequence[int]], background_as_object: bool = False
-                       ) -> tuple[np.ndarray, np.ndarray]:
+# %% ../nbs/05_tasks.ipynb #767ffea2
+def compute_affinities(labels: np.ndarray, # integer labels, 0 is background
+                       neighborhood: Sequence[Sequence[int]], # offsets in voxels
+                       background_as_object: bool = False, # whether two background voxels are affine
+                      ) -> tuple[np.ndarray, np.ndarray]: # the affinities, and where the partner lies inside
     "Affinities `(len(neighborhood), *labels.shape)` as `float32`, and where each partner lies inside `labels`."
     affs = np.zeros((len(neighborhood),) + labels.shape, dtype=np.float32)
     inside = np.zeros(affs.shape, dtype=bool)
@@ -220,7 +247,10 @@ LSD_CHANNELS = {2: ["lsd_mean_0", "lsd_mean_1", "lsd_var_0", "lsd_var_1", "lsd_c
                 3: ["lsd_mean_0", "lsd_mean_1", "lsd_mean_2", "lsd_var_0", "lsd_var_1", "lsd_var_2",
                     "lsd_corr_01", "lsd_corr_02", "lsd_corr_12", "lsd_size"]}
 
-def compute_lsds(labels: np.ndarray, sigma: Sequence[float], voxel_size: Coordinate) -> np.ndarray:
+def compute_lsds(labels: np.ndarray, # 2D or 3D integer labels, 0 is background
+                 sigma: Sequence[float], # the Gaussian's sigma per axis, in world units
+                 voxel_size: Coordinate, # the labels' voxel size
+                ) -> np.ndarray: # `(6 or 10, *labels.shape)` descriptors
     "Local shape descriptors of `labels`, `(6 or 10, *labels.shape)` `float32` in `[0, 1]`, zero on the background."
     try:
         from lsd.train import LsdExtractor
@@ -247,8 +277,14 @@ def compute_lsds(labels: np.ndarray, sigma: Sequence[float], voxel_size: Coordin
 class AffinitiesPredictor(Predictor):
     "Affinities for a neighbourhood of offsets (in voxels), optionally with local shape descriptors."
 
-    def __init__(self, neighborhood: Sequence[Sequence[int]], lsds: bool = False, lsd_sigma: Optional[float] = None,
-                 affs_weight_clipmin: float = 0.05, affs_weight_clipmax: float = 0.95, background_as_object: bool = False):
+    def __init__(self,
+                 neighborhood: Sequence[Sequence[int]], # offsets in voxels, e.g. `default_neighborhood(3)`
+                 lsds: bool = False, # whether to add local shape descriptor channels
+                 lsd_sigma: Optional[float] = None, # LSD sigma in world units (None: 10 times the largest voxel edge)
+                 affs_weight_clipmin: float = 0.05, # lowest class fraction used for the affinity weights
+                 affs_weight_clipmax: float = 0.95, # highest class fraction used for the affinity weights
+                 background_as_object: bool = False, # whether two background voxels are affine
+                ):
         self.neighborhood = check_neighborhood(neighborhood)
         self.dims = self.neighborhood[0].dims
         if lsds and self.dims not in LSD_CHANNELS:
@@ -266,9 +302,13 @@ class AffinitiesPredictor(Predictor):
                 f"lsd_sigma={self.lsd_sigma}, background_as_object={self.background_as_object})")
 
     @property
-    def num_affinities(self) -> int: return len(self.neighborhood)
+    def num_affinities(self) -> int:
+        "Number of affinity channels, one per offset."
+        return len(self.neighborhood)
     @property
-    def num_lsds(self) -> int: return len(LSD_CHANNELS[self.dims]) if self.lsds else 0
+    def num_lsds(self) -> int:
+        "Number of LSD channels after the affinities: 6 in 2D, 10 in 3D, 0 without LSDs."
+        return len(LSD_CHANNELS[self.dims]) if self.lsds else 0
     @property
     def embedding_dims(self) -> int: return self.num_affinities + self.num_lsds
 
@@ -277,7 +317,9 @@ class AffinitiesPredictor(Predictor):
         names = ["aff_" + "_".join(str(v) for v in o) for o in self.neighborhood]
         return OutputArrayType("affinities", self.embedding_dims, True, names + (LSD_CHANNELS[self.dims] if self.lsds else []))
 
-    def sigma(self, voxel_size: Coordinate) -> tuple[float, ...]:
+    def sigma(self,
+              voxel_size: Coordinate, # the gt's voxel size
+             ) -> tuple[float, ...]: # sigma per axis, world units
         "LSD sigma per axis in world units: `lsd_sigma`, or 10 times the largest voxel edge."
         s = self.lsd_sigma if self.lsd_sigma is not None else 10.0 * max(voxel_size)
         return (float(s),) * self.dims
@@ -337,7 +379,9 @@ def _border_distance(inner: Roi, outer: Roi, voxel_size: Coordinate) -> np.ndarr
         out = b if out is None else np.minimum(out, b)
     return np.broadcast_to(out, tuple(inner.shape / voxel_size))
 
-def signed_distances(inside: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
+def signed_distances(inside: np.ndarray, # boolean: inside the object
+                     voxel_size: Coordinate, # world size of a voxel
+                    ) -> np.ndarray: # signed world distances
     "Signed world distance to the boundary of the boolean `inside`: positive inside, `±inf` without boundary."
     if inside.all(): return np.full(inside.shape, np.inf)
     if not inside.any(): return np.full(inside.shape, -np.inf)
@@ -348,8 +392,14 @@ def signed_distances(inside: np.ndarray, voxel_size: Coordinate) -> np.ndarray:
 class DistancePredictor(Predictor):
     "Signed distance to each class's boundary (world units), squashed by `tanh(d / scale_factor)`."
 
-    def __init__(self, channels: Sequence[str], scale_factor: float = 50.0, mask_distances: bool = False,
-                 clip_distance: Optional[float] = None, weight_clipmin: float = 0.05, weight_clipmax: float = 0.95):
+    def __init__(self,
+                 channels: Sequence[str], # one name per class
+                 scale_factor: float = 50.0, # world distance that `tanh` maps to about 0.76
+                 mask_distances: bool = False, # whether to zero the weight where the distance is not known from the crop
+                 clip_distance: Optional[float] = None, # clip distances to this (world units) and read that much context
+                 weight_clipmin: float = 0.05, # lowest class fraction used for the weights
+                 weight_clipmax: float = 0.95, # highest class fraction used for the weights
+                ):
         self.channels = list(channels)
         if not self.channels:
             raise ValueError("channels is empty: name at least one class, e.g. DistancePredictor(['mito'])")
@@ -379,7 +429,9 @@ class DistancePredictor(Predictor):
         grow = Coordinate(math.ceil(self.clip_distance / v) * v for v in voxel_size)
         return grow, grow
 
-    def class_masks(self, gt: Array) -> np.ndarray:
+    def class_masks(self,
+                    gt: Array, # binary channels, or labels
+                   ) -> np.ndarray: # `(len(channels), *spatial)` booleans
         "One boolean channel per class from `gt` (binary channels, or labels as documented above)."
         if not isinstance(gt, Array):
             raise TypeError(f"the gt must be a dacapo_nb Array, got {type(gt).__name__}")
@@ -426,7 +478,11 @@ class DistancePredictor(Predictor):
 class OneHotPredictor(Predictor):
     "One channel per class: 1 where the gt label is that class (label k is class k)."
 
-    def __init__(self, classes: Sequence[str], weight_clipmin: float = 0.05, weight_clipmax: float = 0.95):
+    def __init__(self,
+                 classes: Sequence[str], # one name per class; label k is class k
+                 weight_clipmin: float = 0.05, # lowest class fraction used for the weights
+                 weight_clipmax: float = 0.95, # highest class fraction used for the weights
+                ):
         self.classes = list(classes)
         if not self.classes:
             raise ValueError("classes is empty: name at least one class, e.g. OneHotPredictor(['background', 'cell'])")
@@ -469,23 +525,34 @@ class Loss(ABC):
     "Compares a prediction with a target, voxel by voxel, using weights."
 
     @abstractmethod
-    def compute(self, prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def compute(self,
+                prediction: torch.Tensor, # the model's raw output, `(b, c, *spatial)`
+                target: torch.Tensor, # the target, same shape
+                weight: torch.Tensor, # the weights, same shape
+               ) -> torch.Tensor: # a scalar
         "A scalar loss."
+
+    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
     def _check(self, prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> None:
         if not (prediction.shape == target.shape == weight.shape):
             raise ValueError(f"{type(self).__name__} needs prediction, target and weight of one shape, got "
                              f"{tuple(prediction.shape)}, {tuple(target.shape)} and {tuple(weight.shape)}")
 
+# %% ../nbs/05_tasks.ipynb #ea2a2e43
 class MSELoss(Loss):
     "Weighted mean squared error."
     def compute(self, prediction, target, weight):
         self._check(prediction, target, weight)
         return (weight * (prediction - target) ** 2).mean()
 
+# %% ../nbs/05_tasks.ipynb #d772c23f
 class AffinitiesLoss(Loss):
     "Weighted BCE on affinity logits, plus weighted MSE on sigmoid-squashed LSD channels when there are any."
-    def __init__(self, num_affinities: int, lsds_to_affs_weight_ratio: float = 1.0):
+    def __init__(self,
+                 num_affinities: int, # the first channels that are affinities; any further ones are LSDs
+                 lsds_to_affs_weight_ratio: float = 1.0, # factor of the LSD part of the loss
+                ):
         if num_affinities < 1:
             raise ValueError(f"num_affinities must be at least 1, got {num_affinities}")
         self.num_affinities, self.lsds_to_affs_weight_ratio = num_affinities, lsds_to_affs_weight_ratio
@@ -500,6 +567,7 @@ class AffinitiesLoss(Loss):
             loss = loss + self.lsds_to_affs_weight_ratio * (weight[:, n:] * (torch.sigmoid(prediction[:, n:]) - target[:, n:]) ** 2).mean()
         return loss
 
+# %% ../nbs/05_tasks.ipynb #1d97b114
 class CrossEntropyLoss(Loss):
     "Weighted cross entropy of class logits against a one-hot target; a voxel's weight is that of its true class."
     def compute(self, prediction, target, weight):
@@ -508,26 +576,37 @@ class CrossEntropyLoss(Loss):
         return ((weight * target).sum(1) * per_voxel).mean()
 
 # %% ../nbs/05_tasks.ipynb #1d1a8abb
-def channel_softmax(x: torch.Tensor) -> torch.Tensor:
+def channel_softmax(x: torch.Tensor, # `(b, c, *spatial)` logits
+                   ) -> torch.Tensor:
     "Softmax over the channel axis of a `(b, c, *spatial)` tensor."
     return torch.softmax(x, dim=1)
 
+# %% ../nbs/05_tasks.ipynb #ea507429
 @dataclass
 class Task:
     "A predictor, its loss and the activation applied to the model's output at evaluation time."
-    predictor: Predictor
-    loss: Loss
-    eval_activation: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    predictor: Predictor  # makes targets and weights from gt
+    loss: Loss  # compares the model's raw output with the target
+    eval_activation: Optional[Callable[[torch.Tensor], torch.Tensor]] = None  # applied to the output at evaluation
 
     @property
-    def num_out_channels(self) -> int: return self.predictor.embedding_dims
+    def num_out_channels(self) -> int:
+        "Channels the model must output: the predictor's `embedding_dims`."
+        return self.predictor.embedding_dims
 
-    def activate(self, prediction: torch.Tensor) -> torch.Tensor:
+    def activate(self,
+                 prediction: torch.Tensor, # the model's raw output
+                ) -> torch.Tensor:
         "The model's raw output turned into a prediction comparable with the target."
         return prediction if self.eval_activation is None else self.eval_activation(prediction)
 
-def affinities_task(dims: int, neighborhood: Optional[Sequence[Sequence[int]]] = None, lsds: bool = False,
-                    lsds_to_affs_weight_ratio: float = 1.0, **predictor_kwargs) -> Task:
+# %% ../nbs/05_tasks.ipynb #803175ae
+def affinities_task(dims: int, # number of spatial axes
+                    neighborhood: Optional[Sequence[Sequence[int]]] = None, # offsets in voxels (None: unit offsets)
+                    lsds: bool = False, # whether to add local shape descriptors
+                    lsds_to_affs_weight_ratio: float = 1.0, # factor of the LSD part of the loss
+                    **predictor_kwargs, # any other `AffinitiesPredictor` argument
+                   ) -> Task:
     "Affinities (default: unit offsets along each axis), optionally with LSDs."
     neighborhood = default_neighborhood(dims) if neighborhood is None else neighborhood
     predictor = AffinitiesPredictor(neighborhood, lsds=lsds, **predictor_kwargs)
@@ -535,10 +614,16 @@ def affinities_task(dims: int, neighborhood: Optional[Sequence[Sequence[int]]] =
         raise ValueError(f"dims is {dims} but the neighborhood offsets (e.g. {tuple(predictor.neighborhood[0])}) have {predictor.dims}")
     return Task(predictor, AffinitiesLoss(predictor.num_affinities, lsds_to_affs_weight_ratio), torch.sigmoid)
 
-def distance_task(channels: Sequence[str], scale_factor: float = 50.0, **predictor_kwargs) -> Task:
+# %% ../nbs/05_tasks.ipynb #6e49fc2f
+def distance_task(channels: Sequence[str], # one name per class
+                  scale_factor: float = 50.0, # world distance that `tanh` maps to about 0.76
+                  **predictor_kwargs, # any other `DistancePredictor` argument
+                 ) -> Task:
     "Signed distances per class, trained with a weighted MSE."
     return Task(DistancePredictor(channels, scale_factor, **predictor_kwargs), MSELoss(), None)
 
-def one_hot_task(classes: Sequence[str]) -> Task:
+# %% ../nbs/05_tasks.ipynb #75db6c9b
+def one_hot_task(classes: Sequence[str], # one name per class; label k is class k
+                ) -> Task:
     "One-hot semantic classes, trained with a weighted cross entropy."
     return Task(OneHotPredictor(classes), CrossEntropyLoss(), channel_softmax)
