@@ -34,12 +34,15 @@ from .snapshots import *
 import importlib as _importlib
 _WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook")
 
-def __getattr__(name: str):
-    "Widget names on first use; the moved module `predict` of 0.1 (see below)."
+def __getattr__(name: str, # the attribute asked for that the module does not hold
+               ):
+    "A widget name, imported from `dacapo_nb.widgets` on first use."
     if name in _WIDGETS: return getattr(_importlib.import_module("dacapo_nb.widgets"), name)
     raise AttributeError(f"module 'dacapo_nb' has no attribute {name!r}")
 
-def __dir__(): return sorted(set(globals()) | set(_WIDGETS))
+def __dir__()->list: # the names, sorted
+    "The package's names, the lazily imported widget names among them."
+    return sorted(set(globals()) | set(_WIDGETS))
 
 # %% ../nbs/99_package.ipynb #2af86a47
 import sys as _sys

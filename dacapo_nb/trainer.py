@@ -36,11 +36,11 @@ __all__ = ['TrainingIterationStats', 'Trainer', 'GunpowderTrainerConfig', 'Gunpo
 @dataclass
 class TrainingIterationStats:
     "Loss and timings of one training iteration."
-    iteration: int
-    loss: float
-    time: float
-    data_time: float = 0.0
-    step_time: float = 0.0
+    iteration: int # the iteration's number, counted from 0
+    loss: float # the training loss on its batch
+    time: float # seconds the whole iteration took
+    data_time: float = 0.0 # seconds spent waiting for the batch
+    step_time: float = 0.0 # seconds of the step: forward, backward, update and any snapshot
 
 # %% ../nbs/11_trainer.ipynb #40d227fd
 class Trainer(ABC):
@@ -50,13 +50,34 @@ class Trainer(ABC):
     learning_rate: float
 
     @abstractmethod
-    def create_optimizer(self, model) -> torch.optim.Optimizer: "An optimizer (and its scheduler) for `model`."
+    def create_optimizer(self,
+                         model, # the model to train
+                        ) -> torch.optim.Optimizer: # an optimizer over the model's parameters
+        "An optimizer (and its scheduler) for `model`."
+
     @abstractmethod
-    def iterate(self, num_iterations: int, model, optimizer, device) -> Iterator[TrainingIterationStats]: "Train."
+    def iterate(self,
+                num_iterations: int, # how many iterations to train
+                model, # the model to train
+                optimizer, # its optimizer, from `create_optimizer`
+                device, # the torch device to train on
+               ) -> Iterator[TrainingIterationStats]: # each iteration's statistics, as it ends
+        "Train."
+
     @abstractmethod
-    def can_train(self, datasets: Sequence[Dataset]) -> bool: "Whether the datasets suit this trainer."
+    def can_train(self,
+                  datasets: Sequence[Dataset], # the datasets to train on
+                 ) -> bool: # whether this trainer can train on them
+        "Whether the datasets suit this trainer."
+
     @abstractmethod
-    def build_batch_provider(self, datasets, model, task, snapshot_container=None) -> None: "Build the data pipeline."
+    def build_batch_provider(self,
+                             datasets, # the datasets to sample from
+                             model, # the model that will train on the batches
+                             task, # the task that makes targets and the loss
+                             snapshot_container=None, # where snapshots go (None: nowhere)
+                            ) -> None:
+        "Build the data pipeline."
 
 # %% ../nbs/11_trainer.ipynb #9aaf6866
 @dataclass
@@ -255,15 +276,7 @@ def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, i
     return p
 
 
-# %% ../nbs/11_trainer.ipynb #198342a4
-@patch
-def _request(self: GunpowderTrainer) -> gp.BatchRequest:
-    "The batch request; seeded per iteration when the config has a seed."
-    seed = None if self.config.seed is None else (self.config.seed * 1_000_003 + self.iteration) % 2**32
-    request = gp.BatchRequest(random_seed=seed)
-    for key, size in self._request_sizes.items(): request.add(key, size)
-    return request
-
+# %% ../nbs/11_trainer.ipynb #8951dc7b
 @patch
 def __enter__(self: GunpowderTrainer) -> GunpowderTrainer:
     "Build the pipeline and start its workers."
@@ -276,17 +289,25 @@ def __enter__(self: GunpowderTrainer) -> GunpowderTrainer:
     return self
 
 @patch
-def __exit__(self: GunpowderTrainer, exc_type, exc_val, exc_tb) -> None:
+def __exit__(self: GunpowderTrainer,
+             exc_type, # the type of the error that ended the `with` block (None: it ended normally)
+             exc_val, # that error
+             exc_tb, # its traceback
+            ) -> None:
     "Release the pipeline and its workers; never swallow an error."
     if self._build is not None:
         build, self._build = self._build, None
         build.__exit__(exc_type, exc_val, exc_tb)
     return None
 
+# %% ../nbs/11_trainer.ipynb #3fc3de09
 @patch
-def __iter__(self: GunpowderTrainer) -> Iterator[None]:
-    "Enter the pipeline for the duration of the iteration."
-    with self: yield None
+def _request(self: GunpowderTrainer) -> gp.BatchRequest:
+    "The batch request; seeded per iteration when the config has a seed."
+    seed = None if self.config.seed is None else (self.config.seed * 1_000_003 + self.iteration) % 2**32
+    request = gp.BatchRequest(random_seed=seed)
+    for key, size in self._request_sizes.items(): request.add(key, size)
+    return request
 
 @patch
 def next(self: GunpowderTrainer) -> tuple:
@@ -298,6 +319,12 @@ def next(self: GunpowderTrainer) -> tuple:
         raise error.with_traceback(error.__traceback__) from None
     keys = (self.raw_key, self.gt_key, self.target_key, self.weight_key, self.mask_key)
     return tuple(NumpyArray.from_gp_array(batch[k]) for k in keys)  # stacked: axes 'b', 'c', spatial
+
+# %% ../nbs/11_trainer.ipynb #8558e385
+@patch
+def __iter__(self: GunpowderTrainer) -> Iterator[None]:
+    "Enter the pipeline for the duration of the iteration."
+    with self: yield None
 
 # %% ../nbs/11_trainer.ipynb #58eea9fa
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -336,7 +363,16 @@ def train_step(self: GunpowderTrainer,
 
 # %% ../nbs/11_trainer.ipynb #8dbd8d1b
 @patch
-def write_snapshot(self: GunpowderTrainer, raw, gt, target, weight, mask, prediction, gradients, loss_value: float) -> None:
+def write_snapshot(self: GunpowderTrainer,
+                   raw: NumpyArray, # the batch's raw, as `next` returns it
+                   gt: NumpyArray, # its labels
+                   target: NumpyArray, # its targets
+                   weight: NumpyArray, # its loss weights
+                   mask: NumpyArray, # its mask
+                   prediction: torch.Tensor, # the model's output on the batch, before the task's activation
+                   gradients: torch.Tensor, # the loss gradient with respect to the prediction
+                   loss_value: float, # the batch's loss, kept in the snapshot's attributes
+                  ) -> None:
     "Write the first sample of the batch to `{iteration}/volumes/*` of the snapshot container."
     if self._snapshot_container is None: return
     container = Path(self._snapshot_container.container)
