@@ -59,7 +59,7 @@ def bench_ours(args, data_path: Path) -> dict:
     from dacapo_nb.models import Model, UNet
     from dacapo_nb.tasks import affinities_task
     from dacapo_nb.augments import ElasticAugmentConfig, IntensityAugmentConfig, SimpleAugmentConfig
-from dacapo_nb.trainer import GunpowderTrainer, GunpowderTrainerConfig
+    from dacapo_nb.trainer import GunpowderTrainer, GunpowderTrainerConfig
 
     dataset = make_synthetic_data(data_path, dims=3, shape=DATA_SHAPE, voxel_size=VOXEL_SIZE, seed=0)
     task = affinities_task(3)

@@ -54,3 +54,9 @@ def test_notebook_runs_in_a_kernel(notebook, tmp_path):
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")))
+def test_benchmark_scripts_compile(script):
+    "Benchmarks run by hand, not in CI: at least they must still parse (an import rewrite once broke one)."
+    import py_compile
+    py_compile.compile(str(ROOT / "bench" / script), doraise=True)
