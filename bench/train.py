@@ -49,6 +49,50 @@ def ratio(a, b) -> str:
     return "n/a" if a is None or b is None or not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}"
 
 
+def matmul_gflops(dtype, n: int = 4096, repeat: int = 3) -> float:
+    "GFLOP/s of an n^3 matrix product in `dtype` on this process's threads: the machine's practical peak."
+    import torch
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * n ** 3 * repeat / (time.perf_counter() - start) / 1e9
+
+
+def bench_compile(model, task, x, y, w, args) -> dict:
+    "torch.compile on the CPU step: compile time, then the compiled step's rate, and the iterations it takes to pay."
+    import torch
+    out = {}
+    eager = torch.optim.RAdam(model.parameters(), lr=LEARNING_RATE)
+
+    def eager_step():
+        eager.zero_grad(set_to_none=True)
+        task.loss.compute(model(x).float(), y, w).backward()
+        eager.step()
+    eager_rate = steps_per_s(eager_step, 1, args.train_iterations)
+    compiled = torch.compile(model)
+    opt = torch.optim.RAdam(model.parameters(), lr=LEARNING_RATE)
+
+    def compiled_step():
+        opt.zero_grad(set_to_none=True)
+        task.loss.compute(compiled(x).float(), y, w).backward()
+        opt.step()
+    start = time.perf_counter()
+    try:
+        compiled_step()
+    except Exception as e:
+        print(f"(h) torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
+        return out
+    out["compile_s"] = time.perf_counter() - start
+    out["compiled_iterations_per_s"] = steps_per_s(compiled_step, 1, args.train_iterations)
+    gain = 1 / eager_rate - 1 / out["compiled_iterations_per_s"]
+    pays = f"pays after {out['compile_s'] / gain:.0f} iterations" if gain > 0 else "never pays (not faster)"
+    print(f"(h) torch.compile: first step {out['compile_s']:.0f} s, then {fmt(out['compiled_iterations_per_s'], 'iterations/s')} "
+          f"against eager {fmt(eager_rate, 'iterations/s')}: {pays}", flush=True)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # ours
 
@@ -60,6 +104,7 @@ def bench_ours(args, data_path: Path) -> dict:
     from dacapo_nb.tasks import affinities_task
     from dacapo_nb.augments import ElasticAugmentConfig, IntensityAugmentConfig, SimpleAugmentConfig
     from dacapo_nb.trainer import GunpowderTrainer, GunpowderTrainerConfig
+    from dacapo_nb.models import autocast_dtype
 
     dataset = make_synthetic_data(data_path, dims=3, shape=DATA_SHAPE, voxel_size=VOXEL_SIZE, seed=0)
     task = affinities_task(3)
@@ -93,46 +138,66 @@ def bench_ours(args, data_path: Path) -> dict:
     print(f"(a) ours, data pipeline: {fmt(out['pipeline_batches_per_s'], 'batches/s')}  "
           f"[raw {raw.data.shape}, target {target.data.shape}]", flush=True)
 
-    # (b) full training through our trainer
-    trainer = GunpowderTrainer(config)
-    trainer.build_batch_provider([dataset], model, task)
-    optimizer = trainer.create_optimizer(model)
-    stamps, data_times = [], []
-    with trainer:
-        for stats in trainer.iterate(args.train_warmup + args.train_iterations, model, optimizer, "cpu"):
-            stamps.append(time.perf_counter())
-            data_times.append(stats.data_time)
-    # from the end of the last warm-up iteration to the end of the last one
-    out["trainer_iterations_per_s"] = rate(args.train_iterations, stamps[-1] - stamps[args.train_warmup - 1])
-    out["trainer_data_wait_s"] = sum(data_times[args.train_warmup:]) / max(len(data_times[args.train_warmup:]), 1)
-    print(f"(b) ours, trainer: {fmt(out['trainer_iterations_per_s'], 'iterations/s')}  "
-          f"[mean wait for data {out['trainer_data_wait_s']:.2f} s/iteration]", flush=True)
-
-    # (c) the same model and step on one in-memory batch: no data loading at all
-    optimizer = trainer.create_optimizer(model)
+    # (b) full training through our trainer, (c) the same step on one in-memory batch (the limit), per precision
     x, y, w = (torch.from_numpy(np.ascontiguousarray(a.data, dtype=np.float32)) for a in (raw, target, weight))
-    model.train()
+    for precision in args.precision:
+        dtype = autocast_dtype("cpu", precision == "bf16")
+        if precision == "bf16" and dtype is None:
+            print("(b, c) bf16 skipped: this CPU has no bfloat16 units", flush=True)
+            continue
+        cfg = GunpowderTrainerConfig(**{**vars(config), "mixed_precision": precision == "bf16"})
+        trainer = GunpowderTrainer(cfg)
+        trainer.build_batch_provider([dataset], model, task)
+        optimizer = trainer.create_optimizer(model)
+        stamps, data_times = [], []
+        with trainer:
+            for stats in trainer.iterate(args.train_warmup + args.train_iterations, model, optimizer, "cpu"):
+                stamps.append(time.perf_counter())
+                data_times.append(stats.data_time)
+        # from the end of the last warm-up iteration to the end of the last one
+        out[f"trainer_{precision}_iterations_per_s"] = rate(args.train_iterations, stamps[-1] - stamps[args.train_warmup - 1])
+        wait = sum(data_times[args.train_warmup:]) / max(len(data_times[args.train_warmup:]), 1)
+        print(f"(b) ours, trainer, {precision}: {fmt(out[f'trainer_{precision}_iterations_per_s'], 'iterations/s')}  "
+              f"[mean wait for data {wait:.2f} s/iteration]", flush=True)
 
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss = task.loss.compute(model(x).float(), y, w)
-        loss.backward()
-        optimizer.step()
-        trainer.scheduler.step()
-        return float(loss.detach())
+        optimizer = trainer.create_optimizer(model)
+        model.train()
 
-    out["in_memory_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
-    print(f"(c) ours, in-memory tensors (the limit): {fmt(out['in_memory_iterations_per_s'], 'iterations/s')}",
-          flush=True)
-    print(f"    (b)/(c) = {ratio(out['trainer_iterations_per_s'], out['in_memory_iterations_per_s'])}", flush=True)
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                prediction = model(x)
+            loss = task.loss.compute(prediction.float(), y, w)
+            loss.backward()
+            optimizer.step()
+            trainer.scheduler.step()
+            return float(loss.detach())
+
+        out[f"in_memory_{precision}_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
+        print(f"(c) ours, in-memory tensors (the limit), {precision}: "
+              f"{fmt(out[f'in_memory_{precision}_iterations_per_s'], 'iterations/s')}; (b)/(c) = "
+              f"{ratio(out[f'trainer_{precision}_iterations_per_s'], out[f'in_memory_{precision}_iterations_per_s'])}", flush=True)
+        from torch.utils.flop_counter import FlopCounterMode
+        with FlopCounterMode(display=False) as counter:
+            step()
+        out["step_gflop"] = counter.get_total_flops() / 1e9
+        peak = matmul_gflops(dtype or torch.float32, args.matmul_size)
+        achieved = out["step_gflop"] * out[f"in_memory_{precision}_iterations_per_s"]
+        out[f"matmul_peak_{precision}_gflops"], out[f"step_{precision}_gflops"] = peak, achieved
+        print(f"(g) step {out['step_gflop']:.0f} GFLOP: {achieved:.0f} GFLOP/s in {precision}, "
+              f"{achieved / peak:.2f} of a {args.matmul_size}^3 {precision} matmul's {peak:.0f} GFLOP/s", flush=True)
+        if args.compile and precision == "fp32":
+            out.update(bench_compile(model, task, x, y, w, args))
 
     # (c0) the same, with the weights in torch's default layout: what place_model's channels-last layout saves
-    for p in model.parameters():
-        p.data = p.data.contiguous()
-    optimizer = trainer.create_optimizer(model)  # fresh state in the same layout: torch's fast multi-tensor update
-    out["in_memory_default_layout_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
-    print(f"(c0) ours, in-memory tensors, torch's default layout: "
-          f"{fmt(out['in_memory_default_layout_iterations_per_s'], 'iterations/s')}", flush=True)
+    if "fp32" in args.precision:
+        for p in model.parameters():
+            p.data = p.data.contiguous()
+        optimizer = trainer.create_optimizer(model)  # fresh state in the same layout: torch's fast multi-tensor update
+        dtype = None
+        out["in_memory_default_layout_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
+        print(f"(c0) ours, in-memory tensors, torch's default layout: "
+              f"{fmt(out['in_memory_default_layout_iterations_per_s'], 'iterations/s')}", flush=True)
     return out
 
 
@@ -262,6 +327,10 @@ def main() -> None:
     p.add_argument("--skip-reference", action="store_true", help="do not run the reference even if a venv is given")
     p.add_argument("--reference-timeout", type=int, default=900, help="seconds the reference run may take")
     p.add_argument("--dir", default=None, help="where to write the synthetic data (default: a temporary directory)")
+    p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
+                   help="precisions of our trainer and its limit (b, c, g): bf16 = mixed_precision=True")
+    p.add_argument("--matmul-size", type=int, default=4096, help="n of the n^3 matrix product that measures the peak (g)")
+    p.add_argument("--compile", action="store_true", help="also try torch.compile on the fp32 in-memory step (h)")
     args = p.parse_args()
     if args.iterations < 1 or args.train_iterations < 1 or args.warmup < 0 or args.train_warmup < 1:
         p.error("--iterations, --train-iterations and --train-warmup must be >= 1, --warmup >= 0")
@@ -285,16 +354,20 @@ def main() -> None:
     print("\nsummary")
     ours = ours or {}
     print(f"  (a) ours pipeline        {fmt(ours.get('pipeline_batches_per_s'), 'batches/s')}")
-    print(f"  (b) ours trainer         {fmt(ours.get('trainer_iterations_per_s'), 'iterations/s')}")
-    print(f"  (c) in-memory limit      {fmt(ours.get('in_memory_iterations_per_s'), 'iterations/s')}")
-    print(f"      (b)/(c)              {ratio(ours.get('trainer_iterations_per_s'), ours.get('in_memory_iterations_per_s'))}")
+    for pr in args.precision:
+        print(f"  (b) ours trainer, {pr}   {fmt(ours.get(f'trainer_{pr}_iterations_per_s'), 'iterations/s')}")
+        print(f"  (c) in-memory limit, {pr} {fmt(ours.get(f'in_memory_{pr}_iterations_per_s'), 'iterations/s')}")
+        print(f"      (b)/(c)              {ratio(ours.get(f'trainer_{pr}_iterations_per_s'), ours.get(f'in_memory_{pr}_iterations_per_s'))}")
+        print(f"  (g) step GFLOP/s, {pr}   {ours.get(f'step_{pr}_gflops', float('nan')):.0f} of a matmul's {ours.get(f'matmul_peak_{pr}_gflops', float('nan')):.0f}")
+    print(f"      bf16/fp32 trainer    {ratio(ours.get('trainer_bf16_iterations_per_s'), ours.get('trainer_fp32_iterations_per_s'))}")
     print(f"  (c0) limit, default layout {fmt(ours.get('in_memory_default_layout_iterations_per_s'), 'iterations/s')}")
-    print(f"      (c)/(c0) channels-last gain {ratio(ours.get('in_memory_iterations_per_s'), ours.get('in_memory_default_layout_iterations_per_s'))}")
+    print(f"      (c)/(c0) channels-last gain {ratio(ours.get('in_memory_fp32_iterations_per_s'), ours.get('in_memory_default_layout_iterations_per_s'))}")
     if ref:
         print(f"  (d) reference pipeline   {fmt(ref.get('pipeline_batches_per_s'), 'batches/s')}")
         print(f"  (e) reference trainer    {fmt(ref.get('trainer_iterations_per_s'), 'iterations/s')}")
         print(f"      (a)/(d) ours/ref pipeline  {ratio(ours.get('pipeline_batches_per_s'), ref.get('pipeline_batches_per_s'))}")
-        print(f"      (b)/(e) ours/ref trainer   {ratio(ours.get('trainer_iterations_per_s'), ref.get('trainer_iterations_per_s'))}")
+        for pr in args.precision:
+            print(f"      (b)/(e) ours {pr}/ref trainer {ratio(ours.get(f'trainer_{pr}_iterations_per_s'), ref.get('trainer_iterations_per_s'))}")
         print(f"  (f) reference limit      {fmt(ref.get('in_memory_iterations_per_s'), 'iterations/s')}")
         print(f"      (e)/(f) reference/its limit {ratio(ref.get('trainer_iterations_per_s'), ref.get('in_memory_iterations_per_s'))}")
         print(f"      (c0)/(f) our step/reference's, same layout {ratio(ours.get('in_memory_default_layout_iterations_per_s'), ref.get('in_memory_iterations_per_s'))}")

@@ -16,7 +16,7 @@ from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, ZarrArray, check_roi_on_grid
 from .pipeline import normalize_raw, unwrap_pipeline_error
-from .models import default_device, place_model
+from .models import autocast_dtype, default_device, place_model
 from .sources import DaCapoArraySource
 
 # %% auto #0
@@ -33,8 +33,10 @@ class PredictBlocks(gp.BatchFilter):
                  context: Coordinate, # world units the network eats on each side (input minus output, halved)
                  device=None, # the torch device the model sits on; None is the CPU
                  activation: Optional[Callable] = None, # applied to the model's output, for a model that carries none
+                 amp_dtype: Optional[torch.dtype] = None, # autocast's 16-bit type for the forward pass (None: float32)
                 ):
         self.model, self.raw_key, self.prediction_key, self.activation = model, raw_key, prediction_key, activation
+        self.amp_dtype = amp_dtype
         self.prediction_spec, self.context = prediction_spec.copy(), Coordinate(context)
         self.device = torch.device(device if device is not None else "cpu")
 
@@ -51,7 +53,7 @@ class PredictBlocks(gp.BatchFilter):
     def process(self, batch, request):
         "Run the model on the raw block and provide its output, after checking the output's shape."
         x = torch.from_numpy(np.ascontiguousarray(batch[self.raw_key].data, dtype=np.float32))[None].to(self.device)
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
             y = self.model(x)
             if self.activation is not None: y = self.activation(y)
         y = y[0].float().cpu().numpy()
@@ -117,6 +119,7 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
             progress: Union[bool, Callable] = True, # True shows a bar, False nothing, a callable gets (done, total)
             activation: Optional[Callable] = None, # applied to the output, only for a model without `eval_activation`
             overwrite: bool = False, # replace an existing dataset that differs instead of failing
+            mixed_precision: Optional[bool] = False, # True: the forward pass in float16 on CUDA, bfloat16 on a CPU that has it
            ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
     for a in ("compute_output_shape", "scale", "num_in_channels", "num_out_channels", "input_shape", "dims"):
@@ -160,7 +163,7 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     p = DaCapoArraySource(raw_array, raw_key)
     p += normalize_raw(raw_key, raw_array.dtype)
     p += gp.Pad(raw_key, None)
-    p += PredictBlocks(model, raw_key, pred_key, pred_spec, context, device, activation)
+    p += PredictBlocks(model, raw_key, pred_key, pred_spec, context, device, activation, autocast_dtype(device, mixed_precision))
     p += WriteBlocks(pred_key, out)
     reference = gp.BatchRequest()
     reference[pred_key] = gp.ArraySpec(roi=Roi((0,) * model.dims, out_size))

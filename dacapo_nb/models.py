@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import warnings
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -16,7 +17,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['DEFAULT_INPUT_SHAPES', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet', 'Model', 'unet_for',
-           'model_for', 'default_device', 'place_model']
+           'model_for', 'default_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype']
 
 # %% ../nbs/06_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -346,3 +347,23 @@ def place_model(model: nn.Module, # the model, moved in place
         if isinstance(m, nn.modules.conv._ConvNd) and m.weight.dim() in (4, 5):
             m.weight.data = m.weight.data.contiguous(memory_format=layouts.get(m.weight.dim(), torch.contiguous_format))
     return model
+
+# %% ../nbs/06_models.ipynb #20828a10
+def cpu_has_bf16() -> bool:
+    "Whether this CPU has bfloat16 units (AVX-512 BF16 or AMX) that torch's CPU kernels use."
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
+
+def autocast_dtype(device, # the device the model runs on
+                   mixed_precision: Optional[bool] = None, # None: CUDA only; True: wherever it pays; False: never
+                  ) -> Optional[torch.dtype]: # the 16-bit type for autocast, or None for float32
+    "The autocast type for `mixed_precision` on `device`: float16 on CUDA, bfloat16 on a CPU with bf16 units, else None."
+    if mixed_precision not in (None, True, False): raise ValueError(f"mixed_precision must be None, True or False, got {mixed_precision!r}")
+    device = torch.device(device)
+    if mixed_precision is False: return None
+    if device.type == "cuda": return torch.float16
+    if device.type == "cpu" and mixed_precision:
+        if cpu_has_bf16(): return torch.bfloat16
+        warnings.warn("mixed_precision=True: this CPU has no bfloat16 units (it would be emulated, slower than float32): "
+                      "training in float32")
+    return None

@@ -26,7 +26,7 @@ from .filters import DaCapoTargetFilter, RequireMasked
 from .pipeline import PreCache, UnwrapErrors, normalize_raw, unwrap_pipeline_error
 from fastcore.basics import patch
 
-from .models import place_model
+from .models import autocast_dtype, place_model
 from .sources import DaCapoArraySource, GraphSource
 
 # %% auto #0
@@ -97,7 +97,7 @@ class GunpowderTrainerConfig:
     mask_integral_downsample_factor: int = 4 # subsampling per axis when checking that a mask is not empty
     warmup_iterations: int = 1000 # iterations of linear learning-rate warm-up from 1%
     seed: Optional[int] = None # seeds the samples and augments of every iteration (None: random)
-    mixed_precision: bool = True # train in mixed precision on CUDA
+    mixed_precision: Optional[bool] = None # None: on CUDA only; True: also bfloat16 on a CPU that has it; False: never
 
     def __post_init__(self):
         def bad(what, expected): raise ValueError(f"GunpowderTrainerConfig: {what}={getattr(self, what)!r}, expected {expected}")
@@ -189,14 +189,14 @@ class GunpowderTrainer(Trainer):
         device = torch.device(device)
         if self._build is None: raise RuntimeError("enter the trainer (`with trainer:`) before iterating")
         place_model(model, device)  # channels-last weights on the CPU: a faster step
-        amp = device.type == "cuda" and self.config.mixed_precision
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        amp_dtype = autocast_dtype(device, self.config.mixed_precision)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no loss scaling
         for _ in range(num_iterations):
             start = time.perf_counter()
             batch = self.next()
             fetched = time.perf_counter()
             snapshot = self.snapshot_iteration is not None and self.iteration % self.snapshot_iteration == 0
-            loss, prediction, gradients = self.train_step(batch, model, optimizer, device, scaler, keep_gradients=snapshot)
+            loss, prediction, gradients = self.train_step(batch, model, optimizer, device, scaler, snapshot, amp_dtype)
             if snapshot: self.write_snapshot(*batch, prediction, gradients, loss)
             done = time.perf_counter()
             stats = TrainingIterationStats(self.iteration, loss, done - start, fetched - start, done - fetched)
@@ -337,15 +337,17 @@ def train_step(self: GunpowderTrainer,
                model, # the model to train
                optimizer, # its optimizer
                device: torch.device, # where the model is
-               scaler: torch.amp.GradScaler, # the loss scaler of mixed precision (disabled: plain fp32)
+               scaler: Optional[torch.amp.GradScaler] = None, # the loss scaler of float16 mixed precision (None: none)
                keep_gradients: bool = False, # also return the loss gradient with respect to the prediction
+               amp_dtype: Optional[torch.dtype] = None, # autocast's 16-bit type for the forward pass (None: float32)
               ) -> tuple:
     "One optimizer step on `batch`: (loss, prediction, gradients or None); a non-finite loss stops before the step."
     raw, gt, target, weight, mask = batch
     x, y, w = (_to_device(a.data, device) for a in (raw, target, weight))
     model.train()  # every iteration: whoever evaluated the model in between must not leave it in eval mode
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device.type, enabled=scaler.is_enabled()):
+    scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         prediction = model(x)
     prediction = prediction.float()
     if keep_gradients: prediction.retain_grad()
