@@ -29,6 +29,7 @@ from .evaluation import *
 from .trainer import *
 from .training import *
 from .snapshots import *
+from .bioimage import *
 
 # %% ../nbs/99_package.ipynb #a717af29
 import importlib as _importlib

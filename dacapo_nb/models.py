@@ -184,6 +184,10 @@ class UNet(nn.Module):
                              f"down-sampling factor {tuple(self.total_downsample_factor)} always works): {e}") from None
         self.eval_shape_increase = inc
         self.num_in_channels, self.num_out_channels = int(fmaps_in), int(fmaps)
+        self.init_kwargs = dict(input_shape=list(shape), fmaps_in=int(fmaps_in), fmaps=int(fmaps), fmap_inc_factor=int(fmap_inc_factor),
+                                downsample_factors=[list(d) for d in down], kernel_size=list(self.kernel_size), num_convs=num_convs,
+                                upsample_factors=[list(u) for u in up], eval_shape_increase=list(inc), batch_norm=bool(batch_norm),
+                                constant_upsample=bool(constant_upsample))  # JSON-able: UNet(**init_kwargs) builds it again
 
         _, Pool, ConvT, _ = _LAYERS[self.dims]
         f = [fmaps * fmap_inc_factor ** l for l in range(len(down) + 1)]
@@ -226,7 +230,7 @@ class UNet(nn.Module):
                ) -> torch.Tensor: # `(batch, fmaps, *output_shape_for(spatial))`
         "The U-Net's feature maps for `x`."
         check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "UNet")
-        self.output_shape_for(x.shape[2:])
+        self.output_shape_for(tuple(int(s) for s in x.shape[2:]))  # ints also while torch.jit traces
         skips = []
         for level, pool in enumerate(self.pool):
             x = self.down[level](x)
