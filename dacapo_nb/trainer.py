@@ -11,6 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+import numbers
 from typing import Iterator, Optional, Sequence
 
 import gunpowder as gp
@@ -30,7 +31,8 @@ from .models import autocast_dtype, place_model
 from .sources import DaCapoArraySource, GraphSource
 
 # %% auto #0
-__all__ = ['TrainingIterationStats', 'Trainer', 'GunpowderTrainerConfig', 'GunpowderTrainer']
+__all__ = ['TrainingIterationStats', 'Trainer', 'GunpowderTrainerConfig', 'GunpowderTrainer', 'GunpowderIterableDataset',
+           'iterable_dataset']
 
 # %% ../nbs/12_trainer.ipynb #7fc9a4c9
 @dataclass
@@ -173,7 +175,7 @@ class GunpowderTrainer(Trainer):
         raw_vs, out_vs = self._check_datasets(datasets, model)
         input_size, output_size = Coordinate(model.input_shape) * raw_vs, Coordinate(model.output_shape) * out_vs
         self._pipeline = self._batch_pipeline(datasets, task, input_size, output_size)
-        self._task = task
+        self._task, self._datasets = task, list(datasets)
         self._request_sizes = {self.raw_key: input_size, self.gt_key: output_size, self.mask_key: output_size,
                                self.target_key: output_size, self.weight_key: output_size}
         self._snapshot_container = (LocalContainerIdentifier(snapshot_container) if isinstance(snapshot_container, (str, Path))
@@ -261,12 +263,18 @@ def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate
     return p
 
 @patch
-def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate):
-    "Every dataset's pipeline, mixed; then targets and weights, batches, error unwrapping and the data workers."
+def _sample_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate):
+    "Every dataset's pipeline, mixed; then targets and weights: one sample per request."
     pipelines = [self._dataset_pipeline(d, input_size, output_size, i) for i, d in enumerate(datasets)]
     p = pipelines[0] if len(pipelines) == 1 else tuple(pipelines) + gp.RandomProvider(probabilities=[d.weight for d in datasets])
     p += DaCapoTargetFilter(task.predictor, self.gt_key, target_key=self.target_key, weights_key=self.weight_key,
                             mask_key=self.mask_key)
+    return p
+
+@patch
+def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate):
+    "The sample pipeline stacked into batches, with error unwrapping and the data workers."
+    p = self._sample_pipeline(datasets, task, input_size, output_size)
     p += gp.Stack(self.batch_size) + UnwrapErrors()
     if self.num_data_fetchers > 0:
         p += PreCache(cache_size=2 * self.num_data_fetchers, num_workers=self.num_data_fetchers,
@@ -362,6 +370,72 @@ def train_step(self: GunpowderTrainer,
     gradients = None
     if keep_gradients: gradients = prediction.grad / scaler.get_scale() if scaler.is_enabled() else prediction.grad
     return loss_value, prediction.detach(), gradients
+
+# %% ../nbs/12_trainer.ipynb #fe1c2fca
+class GunpowderIterableDataset(torch.utils.data.IterableDataset):
+    "A trainer's samples as a torch `IterableDataset` of dicts of tensors, with a seed stream per worker and rank."
+    def __init__(self,
+                 trainer: GunpowderTrainer, # a trainer after `build_batch_provider`: its config, datasets and task
+                 seed: Optional[int] = None, # seeds every worker's and rank's own stream (None: the config's seed, else random)
+                 num_samples: Optional[int] = None, # samples each worker yields before it stops (None: without end)
+                ):
+        if trainer._pipeline is None: raise RuntimeError("call trainer.build_batch_provider(datasets, model, task) first")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        if num_samples is not None and (not isinstance(num_samples, numbers.Integral) or num_samples < 1):
+            raise ValueError(f"num_samples must be None or an integer >= 1, got {num_samples!r}")
+        self.config, self.datasets, self.task = trainer.config, trainer._datasets, trainer._task
+        self.sizes = {key.identifier: size for key, size in trainer._request_sizes.items()}  # by name: keys do not pickle
+        self.seed = trainer.config.seed if seed is None else seed
+        self.num_samples = num_samples
+
+    def seeds(self,
+              rank: int = 0, # the distributed rank
+              worker: int = 0, # the DataLoader worker
+             ) -> Iterator[int]:
+        "The seed of every sample that `worker` of `rank` yields."
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(rank, worker)))
+        while True: yield int(rng.integers(2**32))
+
+    def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        rank, worker = torch.distributed.get_rank() if distributed else 0, info.id if info is not None else 0
+        trainer = GunpowderTrainer(self.config)
+        in_size, out_size = self.sizes[trainer.raw_key.identifier], self.sizes[trainer.target_key.identifier]
+        pipeline = trainer._sample_pipeline(self.datasets, self.task, in_size, out_size) + UnwrapErrors()
+        names = {trainer.raw_key: "raw", trainer.gt_key: "gt", trainer.target_key: "target", trainer.weight_key: "weight",
+                 trainer.mask_key: "mask"}
+        with gp.build(pipeline):
+            for i, seed in enumerate(self.seeds(rank, worker)):
+                if self.num_samples is not None and i >= self.num_samples: return
+                request = gp.BatchRequest(random_seed=seed)
+                for name, size in self.sizes.items(): request.add(gp.ArrayKey(name), size)
+                batch = pipeline.request_batch(request)
+                sample = {name: torch.from_numpy(np.ascontiguousarray(batch[key].data.astype(
+                    np.int64 if key == trainer.gt_key else batch[key].data.dtype, copy=False))) for key, name in names.items()}
+                sample["offset"] = torch.tensor(tuple(batch[trainer.target_key].spec.roi.begin))  # world units
+                yield sample
+
+@patch
+def iterable_dataset(self: GunpowderTrainer,
+                     seed: Optional[int] = None, # seeds the workers' streams (None: the config's seed)
+                     num_samples: Optional[int] = None, # samples each worker yields (None: without end)
+                    ) -> GunpowderIterableDataset:
+    "This trainer's samples as a torch `IterableDataset` (call `build_batch_provider` first)."
+    return GunpowderIterableDataset(self, seed, num_samples)
+
+def iterable_dataset(datasets: Sequence[Dataset], # the datasets to sample from (the package's name; the method above is the trainer's)
+                     model, # its input and output shapes set the samples' sizes
+                     task, # makes targets and weights
+                     trainer_config: Optional[GunpowderTrainerConfig] = None, # sampling and augments (default: the defaults)
+                     seed: Optional[int] = None, # seeds the workers' streams (None: the config's seed)
+                     num_samples: Optional[int] = None, # samples each worker yields (None: without end)
+                    ) -> GunpowderIterableDataset:
+    "The training samples of `datasets` for `model` and `task` as a torch `IterableDataset` of dicts of tensors."
+    trainer = GunpowderTrainer(trainer_config or GunpowderTrainerConfig())
+    trainer.build_batch_provider(datasets, model, task)
+    return trainer.iterable_dataset(seed, num_samples)
 
 # %% ../nbs/12_trainer.ipynb #8dbd8d1b
 @patch
