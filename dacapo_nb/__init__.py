@@ -27,8 +27,10 @@ from .inference import *
 from .segmentation import *
 from .evaluation import *
 from .trainer import *
+from .validation import *
 from .training import *
 from .snapshots import *
+from .runs import *
 
 # %% ../nbs/99_package.ipynb #a717af29
 import importlib as _importlib
