@@ -34,7 +34,8 @@ from .runs import *
 
 # %% ../nbs/99_package.ipynb #a717af29
 import importlib as _importlib
-_WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook")
+_WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook",
+            "ValidationPanel", "RunsBrowser")
 
 def __getattr__(name: str, # the attribute asked for that the module does not hold
                ):
