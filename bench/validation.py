@@ -83,7 +83,7 @@ def main():
     none, every, dash = med["none"], med[f"every {a.interval}"], med["dashboard"]
     print(f"median: none {none['wall it/s']:.3f} it/s; every {a.interval}: wall {every['wall it/s']:.3f} it/s, training "
           f"{every['training it/s']:.3f} it/s, validation {every['validation s']:.2f} s "
-          f"({every['validation s'] / max(1, (a.iterations - 1 - a.warmup) // a.interval):.2f} s each); "
+          f"({every['validation s'] / max(1, a.iterations // a.interval - a.warmup // a.interval):.2f} s each); "
           f"dashboard with validation {dash['wall it/s']:.3f} it/s = {dash['wall it/s'] / every['wall it/s']:.3f} x bare with validation "
           f"({100 * (1 - dash['wall it/s'] / every['wall it/s']):+.1f}% slower; target <= 5%)")
 
