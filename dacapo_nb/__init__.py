@@ -27,13 +27,16 @@ from .inference import *
 from .segmentation import *
 from .evaluation import *
 from .trainer import *
+from .validation import *
 from .training import *
 from .snapshots import *
+from .runs import *
 from .bioimage import *
 
 # %% ../nbs/99_package.ipynb #a717af29
 import importlib as _importlib
-_WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook")
+_WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook",
+            "ValidationPanel", "RunsBrowser")
 
 def __getattr__(name: str, # the attribute asked for that the module does not hold
                ):

@@ -10,7 +10,51 @@ import sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['build_parser', 'train', 'main']
+__all__ = ['add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best', 'runs', 'build_parser', 'train',
+           'main']
+
+# %% ../nbs/19_cli.ipynb #4504eaa3
+def add_validation_arguments(train: argparse.ArgumentParser, # the `train` subcommand's parser
+                            ) -> None:
+    "Add the validation options to `dacapo-nb train`."
+    train.add_argument("--validation-interval", type=int, default=None, help="validate every this many iterations (default: never)")
+    train.add_argument("--validation-criterion", default=None, help="the score that picks the best iteration (default: voi)")
+
+def add_runs_parser(sub, # the subparsers of `dacapo-nb`
+                   ) -> None:
+    "Add `dacapo-nb runs DIR`."
+    runs = sub.add_parser("runs", help="compare the run directories under a folder", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    runs.add_argument("dir", type=Path, help="a folder holding run directories (at any depth), or one run directory")
+    runs.add_argument("--criterion", default=None, help="the score that picks each run's best (default: the runs' own)")
+
+def validation_arguments(args, # the parsed `dacapo-nb train` arguments
+                         out: Path, # the run directory
+                        ) -> dict: # `run_training`'s validation keyword arguments
+    "The validation arguments of `run_training` for `dacapo-nb train`: a second synthetic volume when validating."
+    if args.validation_interval is None: return {}
+    from dacapo_nb.datasets import make_synthetic_data
+    shape = (192, 192) if args.dims == 2 else (48, 96, 96)
+    val = make_synthetic_data(out / "val_data.zarr", dims=args.dims, shape=shape, seed=args.seed + 1000)
+    return {"validation_datasets": [val], "validation_interval": args.validation_interval,
+            "validation_criterion": args.validation_criterion}
+
+def report_best(out: Path, # the run directory
+               ) -> None:
+    "Say which iteration validated best, if the run validated."
+    if not (out / "best.json").exists(): return
+    import json
+    best = json.loads((out / "best.json").read_text())
+    print(f"dacapo-nb: best {best['criterion']} {best['score']:.4g} at iteration {best['iteration']} with "
+          f"{best['parameters']} ({out / best['checkpoint']})", file=sys.stderr)
+
+def runs(args, # the parsed `dacapo-nb runs` arguments
+        ) -> int: # the exit status
+    "Run `dacapo-nb runs DIR`: print the table of the runs under DIR."
+    from dacapo_nb.runs import compare_runs, find_runs
+    found = find_runs(args.dir)
+    if not found: raise FileNotFoundError(f"no run directory (a folder with run.json) under {args.dir}")
+    print(compare_runs(found, criterion=args.criterion, plot=False))
+    return 0
 
 # %% ../nbs/19_cli.ipynb #96b87f4b
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--snapshot-interval", type=int, default=100)
     train.add_argument("--checkpoint-interval", type=int, default=100)
     train.add_argument("--seed", type=int, default=0)
+    add_validation_arguments(train)
+    add_runs_parser(sub)
     return parser
 
 # %% ../nbs/19_cli.ipynb #291c71f5
@@ -59,13 +105,14 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
           f"run directory {out}", file=sys.stderr)
     bar, last = None, None
     for stats in run_training(out, model, task, [dataset], config, args.iterations, device=args.device,
-                              checkpoint_interval=args.checkpoint_interval):
+                              checkpoint_interval=args.checkpoint_interval, **validation_arguments(args, out)):
         if bar is None:  # from the first finished iteration: the rate leaves out the start-up
             bar = tqdm(total=args.iterations, initial=stats.iteration + 1, unit="it", file=sys.stderr, dynamic_ncols=True)
         else: bar.update(1)
         bar.set_postfix(loss=f"{stats.loss:.4f}")
         last = stats
     if bar is not None: bar.close()
+    report_best(out)
     if last is None: print(f"dacapo-nb: {out} has trained {args.iterations} iterations already", file=sys.stderr)
     try:
         plot_snapshot(out / "snapshots.zarr", path=out / "snapshot.png")
@@ -83,7 +130,7 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
     matplotlib.use("Agg")
     args = build_parser().parse_args(argv)
     try:
-        return {"train": train}[args.command](args)
+        return {"train": train, "runs": runs}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"dacapo-nb: error: {e}", file=sys.stderr)
         return 2

@@ -25,10 +25,11 @@ from .arrays import LocalContainerIdentifier
 from .datasets import Dataset
 from .models import default_device, place_model
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
+from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
 
 # %% auto #0
 __all__ = ['describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'resume_checkpoint',
-           'RunDirectoryLock', 'run_training']
+           'RunDirectoryLock', 'read_jsonl', 'RunValidation', 'run_training']
 
 # %% ../nbs/14_training.ipynb #d893ad68
 def describe(obj, # a config, task, model, array or any value
@@ -76,8 +77,9 @@ def save_checkpoint(directory: Path, # the run's checkpoints folder
                     scheduler, # the learning-rate scheduler, or None
                     iteration: int, # the number of updates the weights hold
                     keep: int = 3, # how many of the newest checkpoints to keep
+                    protect: Sequence[int] = (), # iterations whose checkpoints are kept anyway (the best)
                    ) -> Path:
-    "Write `iteration_{n}.pt` atomically; keep the newest `keep`; return its path."
+    "Write `iteration_{n}.pt` atomically; keep the newest `keep` and those of `protect`; return its path."
     directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
     state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -86,7 +88,8 @@ def save_checkpoint(directory: Path, # the run's checkpoints folder
     torch.save(state, buffer)
     path = directory / f"iteration_{iteration:08d}.pt"
     write_atomically(path, buffer.getvalue())
-    for old in sorted(directory.glob("iteration_*.pt"))[:-keep]: old.unlink()
+    for old in sorted(directory.glob("iteration_*.pt"))[:-keep]:
+        if int(old.stem.split("_")[1]) not in protect: old.unlink()
     return path
 
 def latest_checkpoint(directory: Path, # the run's checkpoints folder
@@ -186,6 +189,91 @@ def _stats_before(stats_file: Path, iteration: int) -> None:
     text = "".join(l + "\n" for l in kept)
     if text != stats_file.read_text(): write_atomically(stats_file, text.encode())
 
+# %% ../nbs/14_training.ipynb #854943f1
+def read_jsonl(path: Path, # a file of JSON lines
+              ) -> tuple[list, int]: # the rows, and the number of torn lines skipped
+    "The JSON lines of `path` (none if it is missing) and how many torn lines were skipped."
+    if not path.exists(): return [], 0
+    rows, torn = [], 0
+    for line in path.read_text().splitlines():
+        try: rows.append(json.loads(line))
+        except ValueError: torn += 1
+    return rows, torn
+
+class RunValidation:
+    "The validation of a run directory: what is validated and when; `validation.jsonl`, `best.json` and the best's checkpoint."
+    def __init__(self,
+                 run_dir: Path, # the run directory
+                 task, # the run's task
+                 datasets: Sequence[Dataset], # datasets with gt
+                 interval: Optional[int], # validate every this many iterations
+                 criterion: Optional[str] = None, # the score that picks the best (None: `default_criterion(task)`)
+                 sweep: Optional[Sequence[dict]] = None, # parameter sets (None: `parameter_sweep(task)`)
+                ):
+        if not datasets: raise ValueError(f"validation_interval={interval} needs validation_datasets")
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+            raise ValueError(f"validation_interval must be an integer >= 1 when validating, got {interval!r}")
+        for d in datasets:
+            if not isinstance(d, Dataset) or d.gt is None:
+                raise ValueError(f"validation datasets need gt: {getattr(d, 'name', d)!r} has none")
+        names = [d.name for d in datasets]
+        if len(set(names)) != len(names): raise ValueError(f"validation datasets need distinct names, got {names}")
+        self.run_dir, self.task, self.datasets, self.interval = Path(run_dir), task, list(datasets), interval
+        self.criterion = criterion or default_criterion(task)
+        criterion_better(self.criterion)  # a clear error for an unknown criterion, before training
+        self.sweep = parameter_sweep(task) if sweep is None else [dict(p) for p in sweep]
+        self.file, self.best_file = self.run_dir / "validation.jsonl", self.run_dir / "best.json"
+        self.rows, self.best = [], None
+
+    @property
+    def protect(self) -> tuple: # the iterations whose checkpoints pruning keeps
+        "The best iteration, whose checkpoint is kept."
+        return (self.best["iteration"],) if self.best else ()
+
+    def describe(self) -> dict:
+        "What run.json records of the validation."
+        return {"datasets": [d.name for d in self.datasets], "interval": self.interval, "criterion": self.criterion, "sweep": self.sweep}
+
+    def due(self, iteration: int) -> bool:
+        "Whether a validation is due after `iteration` updates."
+        return iteration > 0 and iteration % self.interval == 0
+
+    def complete(self, iteration: int) -> bool:
+        "Whether the rows hold every dataset and parameter set of `iteration`."
+        found = {(r["dataset"], parameters_key(r["parameters"])) for r in self.rows if r["iteration"] == iteration}
+        return found >= {(d.name, parameters_key(p)) for d in self.datasets for p in self.sweep}
+
+    def resume(self, iteration: int) -> None:
+        "Keep the rows a resume from `iteration` keeps (see above); rewrite `validation.jsonl` and `best.json` to match."
+        rows, torn = read_jsonl(self.file)
+        if torn: warnings.warn(f"dropped {torn} unreadable line(s) of {self.file}")
+        self.rows = [r for r in rows if r["iteration"] < iteration]
+        last = [r for r in rows if r["iteration"] == iteration]
+        self.rows += last
+        if last and not self.complete(iteration): self.rows = self.rows[:-len(last)]  # cut short: done again
+        if len(self.rows) != len(rows) or torn:
+            write_atomically(self.file, "".join(json.dumps(r) + "\n" for r in self.rows).encode())
+        self._write_best()
+
+    def _write_best(self) -> None:
+        self.best = best_validation(self.rows, self.criterion)
+        if self.best is None: self.best_file.unlink(missing_ok=True); return
+        checkpoint = f"checkpoints/iteration_{self.best['iteration']:08d}.pt"
+        write_atomically(self.best_file, json.dumps({**self.best, "checkpoint": checkpoint}, indent=2).encode())
+
+    def __call__(self,
+                 model, # the model, as trained so far
+                 iteration: int, # the updates its weights hold
+                 device=None, # the torch device
+                ) -> Optional[dict]: # the best so far (see `best_validation`)
+        "Validate every dataset, append the rows to `validation.jsonl` in one write, update `best.json`."
+        rows = [{"iteration": iteration, **r} for d in self.datasets
+                for r in validate(model, self.task, d, self.run_dir / "validation.zarr", self.sweep, device)]
+        with open(self.file, "a") as f: f.write("".join(json.dumps(r) + "\n" for r in rows)); f.flush()
+        self.rows += rows
+        self._write_best()
+        return self.best
+
 # %% ../nbs/14_training.ipynb #00c0d4f4
 def run_training(run_dir, # the run directory (made, or resumed when it holds a checkpoint)
                  model, # the model to train; a resumed run restores its weights
@@ -196,12 +284,18 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                  device=None, # torch device (default: CUDA when there is one)
                  checkpoint_interval: Optional[int] = 100, # a checkpoint every this many iterations (and at the end)
                  trainer: Optional[GunpowderTrainer] = None, # a trainer to use (default: one made from the config)
+                 validation_datasets: Sequence[Dataset] = (), # datasets with gt to validate on
+                 validation_interval: Optional[int] = None, # validate every this many iterations (needs validation_datasets)
+                 validation_criterion: Optional[str] = None, # the score that picks the best iteration (None: `default_criterion`)
+                 validation_sweep: Optional[Sequence[dict]] = None, # post-processing parameter sets (None: `parameter_sweep`)
                 ) -> Iterator[TrainingIterationStats]:
     "Train in `run_dir` until `iterations`, yielding each iteration's statistics; resumes from the newest intact checkpoint."
     if iterations < 0: raise ValueError(f"iterations must be >= 0, got {iterations}")
     if checkpoint_interval is not None and checkpoint_interval < 1:
         raise ValueError(f"checkpoint_interval must be None or >= 1, got {checkpoint_interval}")
     run_dir = Path(run_dir)
+    validation = RunValidation(run_dir, task, validation_datasets, validation_interval, validation_criterion, validation_sweep) \
+        if validation_datasets or validation_interval is not None else None
     device = default_device(device)
     trainer = trainer or GunpowderTrainer(trainer_config)
     with RunDirectoryLock(run_dir):
@@ -213,19 +307,28 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)
         if trainer.iteration: _apply_config(trainer, optimizer)
         _stats_before(stats_file, trainer.iteration)
+        if validation: validation.resume(trainer.iteration)
         write_atomically(run_dir / "run.json", json.dumps({
             "task": describe(task), "model": describe(model), "trainer": describe(trainer_config),
             "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
             "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
+            "validation": validation.describe() if validation else None,
             "version": version("dacapo_nb")}, indent=2).encode())
         saved = trainer.iteration if latest_checkpoint(checkpoints) else None
+        keep = lambda: validation.protect if validation else ()
         try:
             with trainer, open(stats_file, "a") as log:
+                if validation and validation.due(trainer.iteration) and not validation.complete(trainer.iteration):
+                    validation(model, trainer.iteration, device)  # a resume from a validation cut short
                 for stats in trainer.iterate(max(iterations - trainer.iteration, 0), model, optimizer, device):
                     log.write(json.dumps(asdict(stats)) + "\n"); log.flush()
-                    if checkpoint_interval and trainer.iteration % checkpoint_interval == 0:
-                        save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration); saved = trainer.iteration
+                    if validation and validation.due(trainer.iteration):
+                        best = validation(model, trainer.iteration, device)
+                        if best and best["iteration"] == trainer.iteration != saved:  # a new best: its checkpoint now
+                            save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep()); saved = trainer.iteration
+                    if checkpoint_interval and trainer.iteration % checkpoint_interval == 0 and trainer.iteration != saved:
+                        save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep()); saved = trainer.iteration
                     yield stats
         finally:
             if trainer.iteration != saved:
-                save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration)
+                save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep())

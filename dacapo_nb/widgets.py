@@ -27,10 +27,13 @@ from fastcore.basics import patch
 from .snapshots import draw_snapshot, figure_png, snapshot_iterations, snapshot_panels, snapshot_volumes
 from .snapshots import SNAPSHOT_VOLUMES, label_colors, plot_snapshot  # re-exported: `from dacapo_nb.widgets import plot_snapshot` keeps working
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig
-from .training import run_training
+from .training import read_jsonl, run_training
+from .runs import compare_runs, draw_runs, find_runs, read_run, validation_curve
+from .validation import best_validation, criterion_better
 
 # %% auto #0
-__all__ = ['widget_display_data', 'SnapshotViewer', 'active_dashboard', 'TrainingDashboard', 'train_in_notebook']
+__all__ = ['widget_display_data', 'SnapshotViewer', 'active_dashboard', 'ValidationPanel', 'TrainingDashboard',
+           'train_in_notebook', 'RunsBrowser']
 
 # %% ../nbs/17_widgets.ipynb #8332ca23
 def widget_display_data(widget:widgets.Widget, # the live widget
@@ -176,6 +179,81 @@ def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
+# %% ../nbs/17_widgets.ipynb #22d386c3
+class ValidationPanel:
+    "Validation scores over iterations (one curve per dataset, the best starred) from a run's `validation.jsonl`, as it grows."
+    def __init__(self,
+                 run_dir, # the run directory
+                 criterion:Optional[str]=None, # the score drawn; None: the run's own (run.json), else VOI
+                 dpi:int=72, # resolution of the figure
+                ):
+        self.run_dir, self.file, self._criterion, self.dpi = Path(run_dir), Path(run_dir) / "validation.jsonl", criterion, dpi
+        self.rows, self._size, self.draws = [], None, 0
+        self.figure = Figure(figsize=(5, 2.8), layout="constrained")
+        FigureCanvasAgg(self.figure)
+        self.ax = self.figure.subplots()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.label = widgets.HTML()
+        self.image.add_class("dn-validation"); self.label.add_class("dn-validation-label")
+        self.widget = widgets.VBox([self.label, self.image])
+        self.widget.add_class("dn-validation-panel")
+        self.refresh()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return widget_display_data(self.widget, f"ValidationPanel({str(self.run_dir)!r}: {self.summary()})", self.image.value, **kwargs)
+
+    @property
+    def criterion(self) -> str:
+        "The score drawn: as given, else the run's own criterion from run.json, else VOI."
+        if self._criterion: return self._criterion
+        try: return (json.loads((self.run_dir / "run.json").read_text()).get("validation") or {}).get("criterion") or "voi"
+        except (OSError, ValueError): return "voi"
+
+    @property
+    def seconds(self) -> float:
+        "Seconds spent validating so far: each prediction once, and every row's post-processing and scoring."
+        predictions = {(r["iteration"], r["dataset"]): r.get("predict_seconds", 0.0) for r in self.rows}
+        return sum(predictions.values()) + sum(r.get("seconds", 0.0) for r in self.rows)
+
+    @property
+    def best(self) -> Optional[dict]:
+        "The best iteration and parameters so far (see `best_validation`), or None."
+        return best_validation(self.rows, self.criterion) if self.rows else None
+
+    def summary(self) -> str:
+        "One line: the best so far and the time validating, or that nothing was validated yet."
+        best = self.best
+        if best is None: return "no validation yet"
+        parameters = ", ".join(f"{k}={v}" for k, v in best["parameters"].items())
+        return (f"best {best['criterion']} {best['score']:.4g} at iteration {best['iteration']} ({parameters}); "
+                f"{len({r['iteration'] for r in self.rows})} validations, {self.seconds:.1f} s validating")
+
+    def refresh(self)->bool: # True when there were new rows
+        "Read `validation.jsonl` again if it changed and redraw; True when it did."
+        size = self.file.stat().st_size if self.file.exists() else 0
+        if size == self._size: return False
+        self.rows, self._size = read_jsonl(self.file)[0], size
+        self.draw()
+        return True
+
+    def draw(self)->None:
+        "Draw the criterion over the validated iterations, per dataset, the best starred."
+        ax, criterion = self.ax, self.criterion
+        ax.clear()
+        datasets = sorted({r["dataset"] for r in self.rows})
+        for d in datasets:
+            ax.plot(*validation_curve(self.rows, criterion, d), "o-", ms=3, lw=1, label=d)
+        if len(datasets) > 1: ax.plot(*validation_curve(self.rows, criterion), "k-", lw=2, label="mean")
+        best = self.best
+        if best: ax.plot([best["iteration"]], [best["score"]], "*", color="gold", mec="k", ms=14, label="best")
+        better = "lower" if criterion_better(criterion) == "min" else "higher"
+        ax.set(title=f"validation: {criterion} ({better} is better)", xlabel="iteration")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if ax.lines: ax.legend(fontsize=8)
+        self.label.value = html.escape(self.summary())
+        self.image.value = figure_png(self.figure, self.dpi)
+        self.draws += 1
+
 # %% ../nbs/17_widgets.ipynb #21c0e610
 class TrainingDashboard:
     "Run `run_training` in a background thread with Start / Pause / Stop, live progress, loss, timings and snapshots."
@@ -194,6 +272,9 @@ class TrainingDashboard:
                  dpi:int=72, # resolution of the figures
                  redraw_budget:float=0.02, # largest fraction of the wall time spent drawing figures, in (0, 1]
                  max_figure_interval:float=5.0, # however slow drawing is, figures are at most this many seconds old
+                 validation_datasets:Sequence=(), # datasets with gt to validate on (see `run_training`)
+                 validation_interval:Optional[int]=None, # validate every this many iterations
+                 validation_criterion:Optional[str]=None, # the score that picks the best iteration (None: the task's default)
                 ):
         if not isinstance(iterations, int) or iterations < 1: raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
         if not refresh_interval > 0: raise ValueError(f"refresh_interval must be seconds > 0, got {refresh_interval!r}")
@@ -206,6 +287,8 @@ class TrainingDashboard:
         self.device = default_device(device)
         self.refresh_interval, self.smoothing, self.dpi, self.redraw_budget = refresh_interval, smoothing, dpi, redraw_budget
         self.max_figure_interval = max_figure_interval
+        self.validation_arguments = {"validation_datasets": list(validation_datasets), "validation_interval": validation_interval,
+                                     "validation_criterion": validation_criterion}
         self.refreshes, self.refresh_seconds = 0, 0.0
         self.trainer, self.status, self.error, self.message = None, "ready", None, ""
         self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times = [], [], [], [], []
@@ -244,13 +327,14 @@ class TrainingDashboard:
         self.curves = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
         self.error_box = widgets.HTML()
         self.viewer = SnapshotViewer(self.run_dir / "snapshots.zarr", volumes=snapshot_volumes, watch=None, dpi=self.dpi)
+        self.validation = ValidationPanel(self.run_dir, self.validation_arguments["validation_criterion"], dpi=self.dpi)
         for w, cls in ((self.start_button, "dn-start"), (self.pause_button, "dn-pause"), (self.stop_button, "dn-stop"),
                        (self.status_label, "dn-status"), (self.progress, "dn-progress"), (self.progress_label, "dn-progress-label"),
                        (self.device_label, "dn-device"), (self.curves, "dn-curves"), (self.error_box, "dn-error")):
             w.add_class(cls)
         self.widget = widgets.VBox([
             widgets.HBox([self.start_button, self.pause_button, self.stop_button, self.status_label]),
-            widgets.HBox([self.progress, self.progress_label]), self.device_label, self.curves, self.error_box,
+            widgets.HBox([self.progress, self.progress_label]), self.device_label, self.curves, self.validation.widget, self.error_box,
             widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
         self.widget.add_class("dn-dashboard")
 
@@ -363,7 +447,8 @@ def _train(self: TrainingDashboard) -> None:
     status = "error"
     try:
         loop = run_training(self.run_dir, self.model, self.task, self.datasets, self.trainer_config, self.iterations,
-                            device=self.device, checkpoint_interval=self.checkpoint_interval, trainer=self.trainer)
+                            device=self.device, checkpoint_interval=self.checkpoint_interval, trainer=self.trainer,
+                            **self.validation_arguments)
         try:
             self._set_status("running")
             for stats in loop:
@@ -407,8 +492,10 @@ def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
     self.data_line.set_data(it, data); self.step_line.set_data(it, step)
     for ax in (self.loss_ax, self.time_ax): ax.relim(); ax.autoscale_view()
     if loss: self.loss_ax.set_title(f"loss {loss[-1]:.4g} (smoothed {smooth[-1]:.4g})")
-    total = sum(data) + sum(step)
-    if total > 0: self.time_ax.set_title(f"time per iteration: {100 * sum(data) / total:.0f}% waiting for data")
+    validating = self.validation.seconds
+    total = sum(data) + sum(step) + validating
+    if total > 0: self.time_ax.set_title(f"time per iteration: {100 * sum(data) / total:.0f}% waiting for data" +
+                                         (f", {100 * validating / total:.0f}% validating" if validating else ""))
     self.curves.value = figure_png(self.figure, self.dpi)
     self.redraws += 1
 
@@ -442,7 +529,7 @@ def refresh(self:TrainingDashboard,
         if copies is not None:
             self._draw_curves(*copies)
             self._drawn_version = version
-        if figures: self.viewer.refresh()
+        if figures: self.viewer.refresh(); self.validation.refresh()
         self.refreshes += 1; self.refresh_seconds += time.perf_counter() - start
 
 @patch
@@ -485,11 +572,76 @@ def train_in_notebook(run_dir, # run directory: checkpoints, stats.jsonl and sna
                       iterations:int, # iterations in total (a resumed run counts its past)
                       start:bool=True, # start training at once
                       replace:bool=False, # stop a dashboard that trains now instead of refusing
+                      validation_datasets:Sequence=(), # datasets with gt to validate on (see `run_training`)
+                      validation_interval:Optional[int]=None, # validate every this many iterations
                       **kwargs, # more `TrainingDashboard` arguments: device, refresh_interval, ...
                      )->TrainingDashboard: # the dashboard, already training
     "Show a `TrainingDashboard` and (by default) start training in the background; returns at once."
     from IPython.display import display
-    dashboard = TrainingDashboard(run_dir, model, task, datasets, trainer_config, iterations, **kwargs)
+    dashboard = TrainingDashboard(run_dir, model, task, datasets, trainer_config, iterations, validation_datasets=validation_datasets,
+                                  validation_interval=validation_interval, **kwargs)
     display(dashboard)  # the live widget, with a one-line text for static pages
     if start: dashboard.start(replace=replace)
     return dashboard
+
+# %% ../nbs/17_widgets.ipynb #ca15f04f
+def _html_table(cells: list) -> str:
+    "An HTML table of text cells, the first row the header."
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells[1:])
+    return f"<table class='dn-runs-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+class RunsBrowser:
+    "The run directories under a folder to choose from; the chosen ones compared: a table and their curves overlaid."
+    def __init__(self,
+                 folder, # a folder holding run directories (at any depth)
+                 criterion:Optional[str]=None, # the validation score compared; None: the runs' own
+                 dpi:int=72, # resolution of the figure
+                ):
+        self.folder, self.criterion, self.dpi = Path(folder), criterion, dpi
+        self.figure = Figure(figsize=(11, 3.6), layout="constrained")
+        FigureCanvasAgg(self.figure)
+        self.comparison = None
+        self.runs = widgets.SelectMultiple(options=[], description="runs", rows=6, layout=widgets.Layout(width="420px"))
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.table, self.image = widgets.HTML(), widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        for w, cls in ((self.runs, "dn-runs"), (self.refresh_button, "dn-runs-refresh"), (self.table, "dn-runs-table"),
+                       (self.image, "dn-runs-curves")):
+            w.add_class(cls)
+        self.runs.observe(self._chosen, "value")
+        self.refresh_button.on_click(self._on_refresh)
+        self.widget = widgets.VBox([widgets.HBox([self.runs, self.refresh_button]), self.table, self.image])
+        self.widget.add_class("dn-runs-browser")
+        self.refresh(choose_all=True)
+
+    def _repr_mimebundle_(self, **kwargs):
+        text = f"RunsBrowser({str(self.folder)!r}: {len(self.runs.options)} runs, {len(self.runs.value)} chosen)"
+        return widget_display_data(self.widget, text, self.image.value, **kwargs)
+
+    def _chosen(self, change): self.draw()
+
+    def _on_refresh(self, button=None): self.refresh()
+
+    def refresh(self,
+                choose_all:bool=False, # choose every run found (else keep the choice)
+               )->None:
+        "Look for run directories under the folder again and redraw the chosen ones."
+        found = find_runs(self.folder)
+        options = [(str(p.relative_to(self.folder)) if p != self.folder else p.name, p) for p in found]
+        keep = found if choose_all else [p for p in self.runs.value if p in found]
+        self.runs.unobserve(self._chosen, "value")
+        try: self.runs.options, self.runs.value = options, tuple(keep)
+        finally: self.runs.observe(self._chosen, "value")
+        self.draw()
+
+    def draw(self)->None:
+        "Compare the chosen runs: the table and the overlaid curves."
+        chosen = list(self.runs.value)
+        if not chosen:
+            self.comparison, self.image.value = None, b""
+            self.table.value = f"no run chosen ({len(self.runs.options)} under {html.escape(str(self.folder))})"
+            return
+        self.comparison = compare_runs(chosen, self.criterion, plot=False)
+        self.table.value = _html_table(self.comparison.cells())
+        draw_runs(self.figure, [read_run(p) for p in chosen], self.criterion)
+        self.image.value = figure_png(self.figure, self.dpi)

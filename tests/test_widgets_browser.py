@@ -1,6 +1,6 @@
 """The training dashboard in a real browser: Voila serves tests/dashboard_app.ipynb on 127.0.0.1, Debian's chromium
 (driven by the playwright Python package; no browser download) clicks Start, sees the progress bar and the loss plot
-advance, clicks Stop, moves the slice slider and sees the snapshot change. Screenshots go to test-artifacts/."""
+advance and the validation panel fill, clicks Stop, moves the slice slider and sees the snapshot change. Screenshots go to test-artifacts/."""
 import os, re, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 
@@ -92,6 +92,9 @@ def test_dashboard_in_the_browser(voila_url, page):
     assert start.is_enabled() and page.locator("button.dn-stop").is_disabled()
     assert iteration_shown(page) == 0
 
+    validation = page.locator("img.dn-validation")
+    assert "no validation yet" in page.inner_text(".dn-validation-label")   # the validation panel is there, empty
+    validation_before = validation.get_attribute("src")
     curves = page.locator("img.dn-curves")
     curves_before = curves.get_attribute("src")
     start.click()
@@ -105,6 +108,8 @@ def test_dashboard_in_the_browser(voila_url, page):
     assert float(page.locator(".dn-progress .progress-bar").evaluate("e => parseFloat(e.style.width)")) > float(bar_first.rstrip("%") or 0)
     snapshot = page.locator("img.dn-snapshot")
     wait_until(lambda: bool(snapshot.get_attribute("src")), 60, "a snapshot is shown")
+    wait_until(lambda: "best voi" in page.inner_text(".dn-validation-label"), 180, "a validation is shown")
+    wait_until(lambda: validation.get_attribute("src") != validation_before, 30, "the validation plot is drawn")
     page.screenshot(path=str(ARTIFACTS / "02_training.png"), full_page=True)
 
     page.locator("button.dn-stop").click()

@@ -68,6 +68,18 @@ assert bad.trainer._build is None and not multiprocessing.active_children()
 print(json.dumps({"error_id": bad.error_box.model_id}))
 '''
 
+# Validation: the panel is part of the displayed dashboard and fills as validations land.
+VALIDATION = '''
+val = make_synthetic_data(work / "val.zarr", dims=2, shape=(96, 96), seed=3)
+checked = train_in_notebook(work / "validated", fresh_model(), task, [data], config, iterations=4, device="cpu",
+                            refresh_interval=0.1, validation_datasets=[val], validation_interval=2)
+assert checked.validation.widget in checked.widget.children
+assert checked.wait(120) == "finished"
+print(json.dumps({"label_id": checked.validation.label.model_id, "image_id": checked.validation.image.model_id,
+                  "draws": checked.validation.draws, "iterations": sorted({r["iteration"] for r in checked.validation.rows}),
+                  "label": checked.validation.label.value}))
+'''
+
 
 def widget_state(nb):
     return nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
@@ -80,7 +92,7 @@ def last_json(cell):
 
 def test_dashboard_in_a_kernel(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in (SETUP.format(work=str(tmp_path)), START, CONTROL, ERROR)]
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (SETUP.format(work=str(tmp_path)), START, CONTROL, ERROR, VALIDATION)]
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
                    store_widget_state=True).execute()
     nbformat.write(nb, tmp_path / "executed.ipynb")   # kept with pytest's tmp_path for a look after a failure
@@ -105,3 +117,11 @@ def test_dashboard_in_a_kernel(tmp_path):
         data = image.get("buffers", [{}])[0].get("data", "") if image.get("buffers") else image["state"].get("value", "")
         assert base64.b64decode(data)[:4] == b"\x89PNG", f"{key}: no PNG reached the frontend"
     assert "broken forward" in state[error["error_id"]]["state"]["value"]
+
+    # The validation panel appeared empty and was redrawn as validations landed; the frontend got its text and picture.
+    validation = last_json(nb.cells[4])
+    assert validation["iterations"] == [2, 4] and validation["draws"] >= 2, validation
+    assert state[validation["label_id"]]["state"]["value"] == validation["label"] and validation["label"].startswith("best voi")
+    image = state[validation["image_id"]]
+    data = image.get("buffers", [{}])[0].get("data", "") if image.get("buffers") else image["state"].get("value", "")
+    assert base64.b64decode(data)[:4] == b"\x89PNG", "no validation picture reached the frontend"
