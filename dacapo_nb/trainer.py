@@ -20,9 +20,9 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import LocalContainerIdentifier, NumpyArray, OnesArray, ZarrArray
-from .datasets import Dataset, mask_fraction
+from .datasets import Dataset, check_dataset_values, mask_fraction
 from .augments import AugmentConfig
-from .filters import DaCapoTargetFilter, RequireMasked
+from .filters import CheckLabels, DaCapoTargetFilter, RequireMasked
 from .pipeline import PreCache, UnwrapErrors, batch_seed, check_fields, normalize_raw, unwrap_pipeline_error
 from fastcore.basics import patch
 
@@ -220,6 +220,7 @@ def _check_datasets(self: GunpowderTrainer, datasets, model):
     raw_vs = datasets[0].raw.voxel_size
     out_vs = model.scale(raw_vs)
     for d in datasets:
+        check_dataset_values(d, max_voxels=1_000_000 // self.mask_integral_downsample_factor ** d.raw.dims)  # before any worker starts
         if d.gt.voxel_size != out_vs:
             raise ValueError(f"the model predicts at voxel size {out_vs} (raw {raw_vs}), but the gt of dataset "
                              f"{d.name} has voxel size {d.gt.voxel_size}: resample the gt or change the model's up-sampling")
@@ -238,7 +239,7 @@ def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate
     "Sources, padding, sampling and augments of one dataset."
     raw_vs = d.raw.voxel_size
     raw = DaCapoArraySource(d.raw, self.raw_key)
-    raw += normalize_raw(self.raw_key, d.raw.dtype)
+    raw += normalize_raw(self.raw_key, d.raw.dtype, d.raw_range)
     if self.clip_raw:
         context = (input_size - output_size) / 2
         clip = d.gt.roi.grow(context, context).snap_to_grid(raw_vs, mode="grow").intersect(d.raw.roi)
@@ -255,7 +256,8 @@ def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate
     grid = lambda size, vs: Roi((0,) * vs.dims, size).snap_to_grid(vs, mode="grow").shape
     half_out = output_size / 2
     p = tuple(sources) + gp.MergeProvider()
-    p += gp.AsType(self.mask_key, np.uint8) + gp.AsType(self.gt_key, np.uint64)  # one dtype for every dataset
+    p += gp.AsType(self.mask_key, np.uint8)  # one dtype for every dataset; labels are checked as they become uint64:
+    p += CheckLabels(self.gt_key, self.mask_key, d.ignore_label, d.name)  # negative ones refused, or ignored by ignore_label
     p += gp.Pad(self.raw_key, grid(half_out + (input_size - output_size) / 2, raw_vs))
     p += gp.Pad(self.gt_key, grid(half_out, d.gt.voxel_size)) + gp.Pad(self.mask_key, grid(half_out, d.gt.voxel_size))
     p += gp.RandomLocation(ensure_nonempty=points_key, ensure_centered=points_key is not None)
