@@ -211,14 +211,19 @@ def _check_run(out, iterations):
     leftovers = [p.name for p in out.rglob("*") if ".partial" in p.name or p.name.endswith(".tmp")]
     assert leftovers == [], leftovers
 
-def kill_trials(out, trials, rng, iterations=14, max_delay=14.0):
+def kill_trials(out, trials, rng, iterations=14, max_delay=10.0):
     "kill -9 `dacapo-nb train` at random moments `trials` times, then finish; [(delay, stats lines, leaked pids, resumed at)]."
     log = []
     for _ in range(trials):
         before = len(_lines(out / "stats.jsonl"))
         proc = subprocess.Popen(CLI + ["--out", str(out), *ARGS[:1], str(iterations), *ARGS[2:]], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True, env=ENV)
-        delay, below, start = rng.uniform(1.0, max_delay), [], time.monotonic()
+        # every other trial during start-up and data generation, the rest at a random moment once training runs
+        training = len(log) % 2 == 1
+        delay, below, start = rng.uniform(1.0, max_delay) if not training else rng.uniform(0.0, 3.0), [], time.monotonic()
+        while training and len(_lines(out / "stats.jsonl")) <= before and proc.poll() is None and time.monotonic() - start < 300:
+            below = sorted(set(below) | set(descendants(proc.pid))); time.sleep(0.05)
+        start = time.monotonic()
         while time.monotonic() - start < delay and proc.poll() is None:
             below = sorted(set(below) | set(descendants(proc.pid))); time.sleep(0.05)
         proc.kill(); proc.wait(); proc.stderr.close()
