@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from funlib.geometry import Coordinate, Roi
 
+from .pipeline import check_fields
+
 # %% auto #0
 __all__ = ['GammaAugment', 'ElasticAugment', 'AugmentConfig', 'SimpleAugmentConfig', 'ElasticAugmentConfig',
            'IntensityAugmentConfig', 'GammaAugmentConfig', 'IntensityScaleShiftAugmentConfig']
@@ -184,6 +186,21 @@ class ElasticAugment(gp.BatchFilter):
 # %% ../nbs/04_augments.ipynb #33d5da94
 class AugmentConfig(ABC):
     "Describes one augmentation; `node` makes its gunpowder node."
+    def __post_init__(self):
+        check_fields(self)  # every field's type, with its name
+        self.check_ranges()
+
+    def check_ranges(self) -> None:
+        "A `ValueError` naming a field whose value is out of range (none here)."
+
+    def _range(self, name: str, low: float, high: float = float("inf"), pair: bool = False) -> None:
+        "A `ValueError` unless field `name` (or each of its values) lies in [low, high], a pair (min, max) if `pair`."
+        value = getattr(self, name)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if pair and (len(values) != 2 or values[0] > values[1]):
+            raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected (min, max) with min <= max")
+        if any(not low <= v <= high for v in values):
+            raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected values in [{low:g}, {high:g}]")
     @abstractmethod
     def node(self, raw_key: gp.ArrayKey, # the raw array
              gt_key: gp.ArrayKey, # the labels
@@ -201,8 +218,21 @@ class SimpleAugmentConfig(AugmentConfig):
     mirror_probs: Optional[Sequence[float]] = None # per axis, how likely a mirror is; `None`: 0.5 each
     transpose_probs: Optional[dict] = None # gunpowder's transpose probabilities; `None`: each transpose equally likely
 
+    def check_ranges(self):
+        "Axes are >= 0 and distinct; probabilities lie in [0, 1]."
+        for name in ("mirror_only", "transpose_only"):
+            axes = getattr(self, name)
+            if axes is not None: self._range(name, 0)
+            if axes is not None and len(set(axes)) != len(axes): raise ValueError(f"SimpleAugmentConfig: {name}={axes!r} repeats an axis")
+        if self.mirror_probs is not None: self._range("mirror_probs", 0, 1)
+
     def node(self, raw_key, gt_key, mask_key, voxel_size):
         "gunpowder's `SimpleAugment`; parameters as in `AugmentConfig.node`."
+        for name in ("mirror_only", "transpose_only"):
+            missing = [a for a in getattr(self, name) or () if a >= voxel_size.dims]
+            if missing: raise ValueError(f"SimpleAugmentConfig: {name} names axes {missing} that {voxel_size.dims}D data does not have (axes 0 to {voxel_size.dims - 1})")
+        if self.mirror_probs is not None and len(self.mirror_probs) != voxel_size.dims:
+            raise ValueError(f"SimpleAugmentConfig: mirror_probs={self.mirror_probs!r} needs one probability per axis of {voxel_size.dims}D data")
         transpose_only = self.transpose_only
         if transpose_only is None:  # only axes that share the finest voxel size can swap
             transpose_only = [i for i, v in enumerate(voxel_size) if v == min(voxel_size)]
@@ -219,6 +249,13 @@ class ElasticAugmentConfig(AugmentConfig):
     uniform_3d_rotation: bool = False # in 3D: any rotation, not only about the first axis
     probability: float = 1.0 # how often a sample is deformed
 
+    def check_ranges(self):
+        "Spacings > 0, sigmas >= 0, as many of each (2 or 3), a probability in [0, 1]."
+        self._range("control_point_spacing", 1); self._range("control_point_displacement_sigma", 0); self._range("probability", 0, 1)
+        if len(self.control_point_spacing) not in (2, 3) or len(self.control_point_spacing) != len(self.control_point_displacement_sigma):
+            raise ValueError(f"ElasticAugmentConfig: control_point_spacing={self.control_point_spacing!r} and control_point_displacement_sigma="
+                             f"{self.control_point_displacement_sigma!r}, expected 2 or 3 values each, as many of both")
+
     def node(self, raw_key, gt_key, mask_key, voxel_size):
         "An `ElasticAugment` with the last `voxel_size.dims` spacings and sigmas; parameters as in `AugmentConfig.node`."
         dims = voxel_size.dims
@@ -233,9 +270,13 @@ class ElasticAugmentConfig(AugmentConfig):
 @dataclass
 class IntensityAugmentConfig(AugmentConfig):
     "Random contrast (scale) and brightness (shift) of raw: `raw * scale + shift`, around the mean."
-    scale: tuple = (0.8, 1.2) # (min, max) of the random scale
-    shift: tuple = (-0.1, 0.1) # (min, max) of the random shift
+    scale: Sequence[float] = (0.8, 1.2) # (min, max) of the random scale
+    shift: Sequence[float] = (-0.1, 0.1) # (min, max) of the random shift
     clip: bool = True # clip the result to [0, 1]
+
+    def check_ranges(self):
+        "Scale and shift are (min, max) pairs; the scale is >= 0."
+        self._range("scale", 0, pair=True); self._range("shift", -float("inf"), pair=True)
 
     def node(self, raw_key, gt_key, mask_key, voxel_size):
         "gunpowder's `IntensityAugment` on raw; parameters as in `AugmentConfig.node`."
@@ -246,7 +287,11 @@ class IntensityAugmentConfig(AugmentConfig):
 @dataclass
 class GammaAugmentConfig(AugmentConfig):
     "Random gamma of raw, log-uniform in `gamma_range`."
-    gamma_range: tuple = (0.75, 4 / 3) # (min, max) of gamma
+    gamma_range: Sequence[float] = (0.75, 4 / 3) # (min, max) of gamma
+
+    def check_ranges(self):
+        "gamma_range is a pair (min, max) of positive numbers."
+        self._range("gamma_range", 1e-6, pair=True)
 
     def node(self, raw_key, gt_key, mask_key, voxel_size):
         "A `GammaAugment` on raw; parameters as in `AugmentConfig.node`."

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best', 'runs', 'build_parser', 'train',
-           'main']
+__all__ = ['add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best', 'runs', 'build_parser',
+           'check_train_args', 'train', 'main']
 
 # %% ../nbs/19_cli.ipynb #4504eaa3
 def add_validation_arguments(train: argparse.ArgumentParser, # the `train` subcommand's parser
@@ -74,9 +74,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--snapshot-interval", type=int, default=100)
     train.add_argument("--checkpoint-interval", type=int, default=100)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--overwrite", action="store_true",
+                       help="start afresh: regenerate the data, delete the run directory's checkpoints, stats and snapshots")
     add_validation_arguments(train)
     add_runs_parser(sub)
     return parser
+
+# %% ../nbs/19_cli.ipynb #6b72e366
+def check_train_args(args, # the parsed `dacapo-nb train` arguments
+                    ):
+    "The trainer config of `args`; a `ValueError` naming the first bad argument, before anything is written."
+    import torch
+    from dacapo_nb.augments import IntensityAugmentConfig, SimpleAugmentConfig
+    from dacapo_nb.trainer import GunpowderTrainerConfig
+    for name in ("iterations", "checkpoint_interval"):
+        value, least = getattr(args, name), 0 if name == "iterations" else 1
+        if value < least: raise ValueError(f"--{name.replace('_', '-')} must be >= {least}, got {value}")
+    if args.device is not None:
+        try: torch.device(args.device)
+        except RuntimeError as e: raise ValueError(f"--device {args.device!r} is not a torch device ({e})") from None
+    if Path(args.out).exists() and not Path(args.out).is_dir(): raise ValueError(f"--out {args.out} exists and is not a folder")
+    return GunpowderTrainerConfig(batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_iterations=20,
+                                  num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval, seed=args.seed,
+                                  augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
+
+def _clear_run(out: Path) -> None:
+    "Delete what a run wrote in `out` (not the data: `make_synthetic_data(overwrite=True)` replaces it whole)."
+    import shutil
+    from dacapo_nb.training import RunDirectoryLock
+    with RunDirectoryLock(out):  # never under a training that runs there
+        for name in ("checkpoints", "snapshots.zarr"):
+            if (out / name).exists(): shutil.rmtree(out / name)
+        for name in ("stats.jsonl", "run.json", "snapshot.png"): (out / name).unlink(missing_ok=True)
+
 
 # %% ../nbs/19_cli.ipynb #291c71f5
 def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
@@ -84,23 +114,20 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
     "Run `dacapo-nb train`; returns the exit status."
     import torch
     from tqdm import tqdm
-    from dacapo_nb.augments import IntensityAugmentConfig, SimpleAugmentConfig
     from dacapo_nb.datasets import make_synthetic_data
     from dacapo_nb.models import model_for
     from dacapo_nb.snapshots import plot_snapshot
     from dacapo_nb.tasks import affinities_task, distance_task
-    from dacapo_nb.trainer import GunpowderTrainerConfig
     from dacapo_nb.training import run_training
 
+    config = check_train_args(args)  # every argument, before anything is written
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.overwrite: _clear_run(out)
     torch.manual_seed(args.seed)
-    dataset = make_synthetic_data(out / "data.zarr", dims=args.dims, seed=args.seed)
+    dataset = make_synthetic_data(out / "data.zarr", dims=args.dims, seed=args.seed, overwrite=args.overwrite)
     task = affinities_task(args.dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
     model = model_for(task, args.dims)
-    config = GunpowderTrainerConfig(batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_iterations=20,
-                                    num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval, seed=args.seed,
-                                    augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
     print(f"dacapo-nb: {args.dims}D {args.task}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
           f"run directory {out}", file=sys.stderr)
     bar, last = None, None
@@ -124,7 +151,7 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
 
 # %% ../nbs/19_cli.ipynb #7ba3475a
 def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
-        ) -> int: # the exit status: 0, or 2 for bad input
+        ) -> int: # the exit status: 0, 2 for bad input, 130 when interrupted (Ctrl-C)
     "Entry point of the `dacapo-nb` console script."
     import matplotlib
     matplotlib.use("Agg")
@@ -134,3 +161,6 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"dacapo-nb: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the run saved a checkpoint on its way out
+        print(f"\ndacapo-nb: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
+import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -17,10 +20,11 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 from scipy import ndimage
 
+from .pipeline import raw_value_range
 from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, ZarrArray, check_roi_on_grid, default_axes
 
 # %% auto #0
-__all__ = ['Dataset', 'mask_fraction', 'make_synthetic_data']
+__all__ = ['Dataset', 'mask_fraction', 'check_dataset_values', 'make_synthetic_data']
 
 # %% ../nbs/07_datasets.ipynb #0d532738
 def _voxel_sizes_divide(a: Coordinate, b: Coordinate) -> bool:
@@ -50,6 +54,8 @@ class Dataset:
     mask: Optional[Array] = None  # where `gt` is valid (non-zero), on the gt's voxel size
     weight: float = 1  # how often the trainer samples this dataset relative to the others
     sample_points: Optional[np.ndarray] = None  # `(N, dims)` world-unit points that training crops are centred on
+    ignore_label: Optional[int] = None  # a gt label (e.g. -1) that means "not labelled": its voxels leave the loss
+    raw_range: Optional[tuple] = None  # (low, high): stored raw values that become 0 and 1 (None: by raw's dtype)
 
     def __post_init__(self):
         for what in ("raw", "gt", "mask"):
@@ -76,6 +82,13 @@ class Dataset:
                 raise ValueError(f"dataset '{self.name}': mask ROI {mask.roi} and gt ROI {gt.roi} do not intersect")
         if isinstance(self.weight, bool) or not isinstance(self.weight, numbers.Real) or not self.weight > 0:
             raise ValueError(f"dataset '{self.name}': weight must be a number > 0, got {self.weight!r}")
+        try: raw_value_range(raw.dtype, self.raw_range)
+        except ValueError as e: raise ValueError(f"dataset '{self.name}': {e}") from None
+        if gt is not None and np.dtype(gt.dtype).kind not in "iub":
+            raise ValueError(f"dataset '{self.name}': gt must hold integer labels, got dtype {np.dtype(gt.dtype)}: "
+                             "convert whole-number labels with .astype(np.uint64), or label a probability map first")
+        if self.ignore_label is not None and (isinstance(self.ignore_label, bool) or not isinstance(self.ignore_label, numbers.Integral)):
+            raise ValueError(f"dataset '{self.name}': ignore_label must be None or an integer label, got {self.ignore_label!r}")
         if self.sample_points is not None:
             roi, what = (gt.roi, "gt") if gt is not None else (raw.roi, "raw")
             self.sample_points = _sample_points(self.sample_points, roi, what)
@@ -86,6 +99,16 @@ class Dataset:
         return self.gt is not None
 
 # %% ../nbs/07_datasets.ipynb #b1305cfa
+def _subsample(array: Array, roi: Roi, max_voxels: int) -> np.ndarray:
+    "Every `step`-th voxel of `array` in `roi` along each spatial axis (half a step in), at most `max_voxels` of them."
+    if max_voxels < 1: raise ValueError(f"max_voxels must be >= 1, got {max_voxels}")
+    n = math.prod(roi.shape / array.voxel_size)
+    step = max(1, math.ceil((n / max_voxels) ** (1 / array.dims)))
+    while math.prod(math.ceil(s / step) for s in roi.shape / array.voxel_size) > max_voxels: step += 1
+    index = tuple(s if a in NON_SPATIAL_AXES else slice(s.start + min(step // 2, s.stop - s.start - 1), s.stop, step)
+                  for a, s in zip(array.axes, array._index(roi)))
+    return np.asarray(array.data[index])
+
 def mask_fraction(dataset: Dataset, # the dataset whose mask is looked at
                   max_voxels: int = 1_000_000, # the most mask voxels read
                  ) -> float: # the estimated fraction, in [0, 1]
@@ -95,13 +118,38 @@ def mask_fraction(dataset: Dataset, # the dataset whose mask is looked at
     if max_voxels < 1: raise ValueError(f"max_voxels must be >= 1, got {max_voxels}")
     roi = mask.roi.intersect(dataset.gt.roi) if dataset.gt is not None else mask.roi
     if roi.empty: return 0.0
-    n = math.prod(roi.shape / mask.voxel_size)
-    step = max(1, math.ceil((n / max_voxels) ** (1 / mask.dims)))
-    while math.prod(math.ceil(s / step) for s in roi.shape / mask.voxel_size) > max_voxels: step += 1
-    index = tuple(s if a in NON_SPATIAL_AXES else slice(s.start + min(step // 2, s.stop - s.start - 1), s.stop, step)
-                  for a, s in zip(mask.axes, mask._index(roi)))
-    sample = np.asarray(mask.data[index])
+    sample = _subsample(mask, roi, max_voxels)
     return float(np.count_nonzero(sample)) / sample.size
+
+
+# %% ../nbs/07_datasets.ipynb #a0a3cc69
+def check_dataset_values(dataset: Dataset, # the dataset to look at
+                         max_voxels: int = 1_000_000, # the most voxels read of raw and of gt
+                        ) -> None:
+    "Refuse non-finite or out-of-range raw and negative labels in a strided sample of `dataset`; warn when its labels are empty."
+    raw, gt, name = dataset.raw, dataset.gt, dataset.name
+    sample = _subsample(raw, raw.roi, max_voxels)
+    if sample.dtype.kind == "f":
+        if not np.isfinite(sample).all():
+            raise ValueError(f"dataset '{name}': raw holds {int((~np.isfinite(sample)).sum())} non-finite values (NaN or "
+                             f"infinity) in a sample of {sample.size} voxels: raw must be finite")
+        low, high = raw_value_range(sample.dtype, dataset.raw_range)
+        seen = float(sample.min()), float(sample.max())
+        margin = 0.01 * (high - low)
+        if seen[0] < low - margin or seen[1] > high + margin:
+            raise ValueError(f"dataset '{name}': float raw holds values from {seen[0]:g} to {seen[1]:g}, outside "
+                             f"[{low:g}, {high:g}] that becomes [0, 1]: pass raw_range=(low, high) to the Dataset")
+    if gt is None: return
+    labels = _subsample(gt, gt.roi, max_voxels)
+    ignored = labels == dataset.ignore_label if dataset.ignore_label is not None else np.zeros(labels.shape, bool)
+    negative = labels[(labels < 0) & ~ignored] if labels.dtype.kind == "i" else labels[:0]
+    if negative.size:
+        raise ValueError(f"dataset '{name}': gt holds negative labels (e.g. {int(negative[0])}): pass ignore_label="
+                         f"{int(negative[0])} to leave those voxels out of the loss, or relabel them >= 0")
+    if not np.any((labels != 0) & ~ignored):
+        warnings.warn(f"dataset '{name}': gt is all background (0) in a sample of {labels.size} voxels: the network "
+                      "will learn to predict nothing there")
+
 
 # %% ../nbs/07_datasets.ipynb #dc843d1c
 def _seed_points(extent: np.ndarray, cell_size: float, rng: np.random.Generator) -> np.ndarray:
@@ -200,7 +248,10 @@ def make_synthetic_data(path, # the zarr container to write (or reuse)
                   else "it holds other data")
         raise FileExistsError(f"{path} exists but was not generated with these parameters (stored, asked): {differ}; "
                               "pass overwrite=True to replace it, or choose another path")
-    zarr.open_group(str(path), mode="w")  # empty the container: parameters are written only once the data is complete
+    partial, old = path.with_name(f".{path.name}.partial"), path.with_name(f".{path.name}.old")
+    for stale in (partial, old):  # left by a kill during an earlier call
+        if stale.exists(): shutil.rmtree(stale)
+    zarr.open_group(str(partial), mode="w")  # written here, renamed to `path` once complete
     rng = np.random.default_rng(params["seed"])
     vs, shape_ = np.array(params["voxel_size"], float), tuple(params["shape"])
     labels = _voronoi_labels(shape_, vs, _seed_points(np.array(shape_) * vs, params["cell_size"], rng))
@@ -210,8 +261,12 @@ def make_synthetic_data(path, # the zarr container to write (or reuse)
         volumes["mask"][..., : shape_[-1] // 2] = 1
     roi, voxel_size = Roi(params["offset"], Coordinate(shape_) * Coordinate(params["voxel_size"])), Coordinate(params["voxel_size"])
     for name, data in volumes.items():
-        array = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(path, name), default_axes(dims, dims), roi,
+        array = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(partial, name), default_axes(dims, dims), roi,
                                                        None, voxel_size, data.dtype, name=name)
         array[roi] = data
-    zarr.open_group(str(path), mode="r+").attrs["synthetic"] = params
+    zarr.open_group(str(partial), mode="r+").attrs["synthetic"] = params
+    if path.is_dir() and not any(path.iterdir()): path.rmdir()
+    if path.exists(): os.replace(path, old)  # the container replaced (overwrite=True): removed once the new one is in place
+    os.replace(partial, path)
+    if old.exists(): shutil.rmtree(old)
     return _open_synthetic(path, params)

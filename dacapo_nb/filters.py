@@ -13,7 +13,7 @@ from .arrays import NumpyArray
 from .sources import provide_once
 
 # %% auto #0
-__all__ = ['DaCapoTargetFilter', 'CopyMask', 'Product', 'SparseMaskError', 'RequireMasked']
+__all__ = ['DaCapoTargetFilter', 'CopyMask', 'Product', 'SparseMaskError', 'RequireMasked', 'CheckLabels']
 
 # %% ../nbs/03_filters.ipynb #a41af54a
 def _without_channel(array: gp.Array) -> NumpyArray:
@@ -193,3 +193,42 @@ class RequireMasked(gp.BatchFilter):
         raise SparseMaskError(
             f"dataset {self.dataset_name or '?'}: no sample out of {self.max_attempts} had a mask fraction of at least "
             f"{self.min_masked} (best seen: {best:.3f}); lower min_masked, or check that the mask covers the data")
+
+# %% ../nbs/03_filters.ipynb #ab1e4d68
+class CheckLabels(gp.BatchFilter):
+    "Casts integer labels to uint64; refuses negative labels, except `ignore_label`, whose voxels leave the mask."
+
+    def __init__(self, gt_key: gp.ArrayKey, # the labels
+                 mask_key: gp.ArrayKey, # the mask (uint8), zeroed where the labels are `ignore_label`
+                 ignore_label: int | None = None, # a (negative) label that means "unknown here"; None: none
+                 dataset_name: str = "", # named in the error
+                ):
+        self.gt_key, self.mask_key, self.ignore_label, self.dataset_name = gt_key, mask_key, ignore_label, dataset_name
+
+    def setup(self):
+        "Update labels (to uint64) and mask in place."
+        spec = self.spec[self.gt_key].copy(); spec.dtype = np.uint64
+        self.updates(self.gt_key, spec)
+        self.updates(self.mask_key, self.spec[self.mask_key].copy())
+
+    def prepare(self, request):
+        return gp.BatchRequest({k: request[k].copy() for k in (self.gt_key, self.mask_key)})
+
+    def process(self, batch, request):
+        gt, mask = batch[self.gt_key], batch[self.mask_key]
+        labels = gt.data
+        if labels.dtype.kind not in "iub":
+            raise ValueError(f"dataset {self.dataset_name or '?'}: labels must be integers, got dtype {labels.dtype}")
+        if labels.dtype.kind == "i":
+            ignored = labels == self.ignore_label if self.ignore_label is not None else np.zeros(labels.shape, bool)
+            negative = (labels < 0) & ~ignored
+            if negative.any():
+                raise ValueError(f"dataset {self.dataset_name or '?'}: {int(negative.sum())} voxels of {self.gt_key} in "
+                                 f"{gt.spec.roi} have negative labels (e.g. {int(labels[negative][0])}): pass ignore_label "
+                                 "to the Dataset to leave them out of the loss, or relabel them >= 0")
+            if ignored.any():
+                labels = np.where(ignored, 0, labels)
+                mask.data = np.where(ignored.reshape(mask.data.shape), 0, mask.data).astype(mask.data.dtype)
+        gt.data = labels.astype(np.uint64)
+        gt.spec.dtype = np.uint64
+

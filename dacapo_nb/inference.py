@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 from typing import Callable, Optional, Union
 
 import gunpowder as gp
@@ -118,7 +119,8 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
             num_workers: int = 0, # >1 computes blocks in that many forked processes (CPU only)
             progress: Union[bool, Callable] = True, # True shows a bar, False nothing, a callable gets (done, total)
             activation: Optional[Callable] = None, # applied to the output, only for a model without `eval_activation`
-            overwrite: bool = False, # replace an existing dataset that differs instead of failing
+            overwrite: bool = False, # replace an existing dataset (without it, an existing dataset is refused)
+            raw_range=None, # (low, high) of raw's stored values, as the training Dataset's `raw_range` (None: by dtype)
             mixed_precision: Optional[bool] = False, # True: the forward pass in float16 on CUDA, bfloat16 on a CPU that has it
            ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
@@ -155,13 +157,16 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     n_blocks = Coordinate(-(-s // b) for s, b in zip(output_roi.shape, out_size))
     scan_roi = Roi(output_roi.begin, n_blocks * out_size)
 
+    target = Path(output_container) / dataset.strip("/")
+    if not overwrite and (target / ".zarray").exists():
+        raise FileExistsError(f"{target} exists already: pass overwrite=True to replace it, or choose another dataset name")
     out = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(output_container, dataset), ["c", *raw_array.spatial_axes],
                                                  output_roi, model.num_out_channels, out_vs, np.float32, mode="a",
                                                  write_size=out_size, overwrite=overwrite)
     raw_key, pred_key = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
     pred_spec = gp.ArraySpec(roi=scan_roi, voxel_size=out_vs, dtype=np.float32, interpolatable=True)
     p = DaCapoArraySource(raw_array, raw_key)
-    p += normalize_raw(raw_key, raw_array.dtype)
+    p += normalize_raw(raw_key, raw_array.dtype, raw_range)
     p += gp.Pad(raw_key, None)
     p += PredictBlocks(model, raw_key, pred_key, pred_spec, context, device, activation, autocast_dtype(device, mixed_precision))
     p += WriteBlocks(pred_key, out)

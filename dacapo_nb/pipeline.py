@@ -5,15 +5,23 @@
 # %% ../nbs/02_pipeline.ipynb #1508a9b0
 from __future__ import annotations
 
+import collections.abc
+import ctypes
+import multiprocessing
 import numbers
 import os
+import signal
+import sys
+import typing
 
 import gunpowder as gp
 import numpy as np
 import torch
+from gunpowder.producer_pool import ProducerPool
 
 # %% auto #0
-__all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'normalize_raw', 'PreCache']
+__all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'raw_value_range', 'NormalizeRaw', 'normalize_raw', 'batch_seed',
+           'die_with_parent', 'PreCache', 'check_fields']
 
 # %% ../nbs/02_pipeline.ipynb #909e4458
 def unwrap_pipeline_error(error: BaseException, # an error raised by a pipeline, wrapped or not
@@ -45,15 +53,82 @@ class UnwrapErrors(gp.BatchFilter):
             raise error.with_traceback(error.__traceback__) from None
 
 # %% ../nbs/02_pipeline.ipynb #8178ebad
+def raw_value_range(dtype, # raw's dtype as stored
+                    raw_range=None, # (low, high) of the stored values; None: an integer dtype's range, or (0, 1) for floats
+                   ) -> tuple: # (low, high), floats with low < high
+    "The stored values that map to 0 and 1; a `ValueError` for a dtype that is not numeric or a bad `raw_range`."
+    dtype = np.dtype(dtype)
+    if raw_range is not None:
+        if (not isinstance(raw_range, (tuple, list)) or len(raw_range) != 2
+                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in raw_range)
+                or not raw_range[0] < raw_range[1]):
+            raise ValueError(f"raw_range must be (low, high), two finite numbers with low < high, got {raw_range!r}")
+        return float(raw_range[0]), float(raw_range[1])
+    if dtype.kind in "iu": return float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)
+    if dtype.kind == "f": return 0.0, 1.0
+    raise ValueError(f"raw must hold integers or floats, got dtype {dtype}")
+
+class NormalizeRaw(gp.BatchFilter):
+    "Maps raw from [low, high] to float32 [0, 1]: `(raw - low) / (high - low)`."
+    def __init__(self, raw_key: gp.ArrayKey, # the raw array
+                 low: float, # the stored value that becomes 0
+                 high: float, # the stored value that becomes 1
+                ):
+        self.raw_key, self.low, self.high = raw_key, float(low), float(high)
+
+    def setup(self):
+        "Change raw in place, to float32."
+        self.enable_autoskip()
+        spec = self.spec[self.raw_key].copy(); spec.dtype = np.float32
+        self.updates(self.raw_key, spec)
+
+    def prepare(self, request): return gp.BatchRequest({self.raw_key: request[self.raw_key].copy()})
+
+    def process(self, batch, request):
+        array = batch[self.raw_key]
+        array.data = ((array.data.astype(np.float32) - self.low) / (self.high - self.low)).astype(np.float32)
+        array.spec.dtype = np.float32
+
 def normalize_raw(raw_key: gp.ArrayKey, # the raw array to normalize
                   dtype, # raw's dtype as stored: integers are scaled by their range, floats kept
-                 ) -> gp.Normalize: # gunpowder's node, set up for `dtype`
+                  raw_range=None, # (low, high) of the stored values, mapped to (0, 1); None: by the dtype
+                 ) -> NormalizeRaw: # the node, set up for `dtype`
     "A node that brings raw of `dtype` to float32 in [0, 1]."
-    return gp.Normalize(raw_key, factor=None if np.issubdtype(np.dtype(dtype), np.integer) else 1.0)
+    return NormalizeRaw(raw_key, *raw_value_range(dtype, raw_range))
+
 
 # %% ../nbs/02_pipeline.ipynb #ac66b5db
+def batch_seed(seed: int, # the run's seed, an integer >= 0
+               index: int, # the batch's number in the run, from 0
+              ) -> int: # a seed for gunpowder's request, in [0, 2**32)
+    "The random seed of batch `index` of a run seeded with `seed`: a different stream position for every batch."
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+def die_with_parent(parent_pid: int, # the pid of the process this one must not outlive
+                   ) -> None:
+    "Have the kernel kill this process when its parent dies (Linux), and leave Ctrl-C to the parent."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops its workers
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 is PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid: os._exit(1)  # the parent died before the signal was armed
+
+class _WorkerPool(ProducerPool):
+    "gunpowder's `ProducerPool` whose watch-dog and workers die with the process that started them."
+    def __init__(self, callables, queue_size=10):
+        self._parent_pid = os.getpid()
+        super().__init__(callables, queue_size=queue_size)
+
+    def _run_watch_dog(self, callables):
+        die_with_parent(self._parent_pid)
+        self._watch_dog_pid = os.getpid()  # the workers, forked from here, die with this process
+        super()._run_watch_dog(callables)
+
+    def _run_worker(self, target):
+        die_with_parent(self._watch_dog_pid)
+        super()._run_worker(target)
+
 class PreCache(gp.PreCache):
-    "gunpowder's `PreCache`, safe to build again after a teardown, with workers that yield the CPU to training."
+    "gunpowder's `PreCache`, safe to build again after a teardown, with a seed per batch, and workers that yield the CPU to training and die with it."
 
     @staticmethod
     def valid_niceness(niceness, # a candidate for `PreCache(niceness=...)`
@@ -64,20 +139,85 @@ class PreCache(gp.PreCache):
     def __init__(self, cache_size: int = 50, # batches kept ready
                  num_workers: int = 20, # worker processes that make them
                  niceness: int = 19, # how far each worker lowers its priority: 0 (as training) to 19 (lowest)
+                 seed: int | None = None, # the stream of batch seeds (None: a random one per start of the workers)
                 ):
         if not self.valid_niceness(niceness):
             raise ValueError(f"niceness must be an int from 0 (same priority as training) to 19 (lowest), got {niceness!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         super().__init__(cache_size=cache_size, num_workers=num_workers)
-        self.niceness, self._worker_pid = int(niceness), None
+        self.niceness, self.seed, self._worker_pid = int(niceness), seed, None
+        self.next_index = 0  # the number of the next batch served (a resumed trainer sets its iteration)
+
+    def provide(self, request: gp.BatchRequest, # the request the workers repeat, each with its own seed
+               ) -> gp.Batch: # batch `next_index`
+        "Batch `next_index` from the workers (started on the first request, restarted when the request changes)."
+        if self.workers is None or request != self.current_request:
+            if self.workers is not None: self.workers.stop()
+            self.current_request, self._stash = request.copy(), {}
+            self._stream = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
+            self._claims = multiprocessing.Value("q", self.next_index)  # the next batch number a worker takes
+            self.workers = _WorkerPool([self._run_worker] * self.num_workers, queue_size=self.cache_size)
+            self.workers.start()
+        while self.next_index not in self._stash:  # workers finish out of order: keep the early ones
+            index, batch = self.workers.get()
+            self._stash[index] = batch
+        batch = self._stash.pop(self.next_index)
+        self.next_index += 1
+        return batch
 
     def _run_worker(self):
         if self._worker_pid != os.getpid():  # this worker process's first batch
             self._worker_pid = os.getpid()
             torch.set_num_threads(1)
             if self.niceness and hasattr(os, "nice"): os.nice(self.niceness)  # os.nice is POSIX-only
-        return super()._run_worker()
+        with self._claims.get_lock():
+            index = self._claims.value; self._claims.value += 1
+        request = self.current_request.copy()
+        request._random_seed = batch_seed(self._stream, index)
+        return index, self.get_upstream_provider().request_batch(request)
 
     def teardown(self):
         "Stop the workers, and forget them so that the pipeline can be built again."
         super().teardown()
         self.workers, self.current_request = None, None
+
+
+# %% ../nbs/02_pipeline.ipynb #0bafbd8d
+def _fits(value, hint) -> bool:
+    "Whether `value` has the type `hint` (a class, `Optional[...]`, `Sequence[...]`, `tuple`, `list`, `dict`)."
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union: return any(_fits(value, a) for a in args)
+    if hint is type(None): return value is None
+    if hint is typing.Any: return True
+    if hint is bool: return isinstance(value, (bool, np.bool_))
+    if hint is int: return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if hint is float: return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value))
+    if origin in (list, tuple, collections.abc.Sequence) or hint in (list, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)): return False
+        item = args[0] if args else None  # one type for every item
+        return item is None or all(_fits(v, item) for v in value)
+    if origin is dict or hint is dict: return isinstance(value, dict)
+    return isinstance(value, origin or hint) if isinstance(origin or hint, type) else True
+
+def _type_name(hint) -> str:
+    "`hint` in words, for an error message."
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        kept = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(kept) + (" or None" if type(None) in args else "")
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", list: "a list",
+             tuple: "a tuple or list", dict: "a dict"}
+    if hint in names: return names[hint]
+    if origin is not None and args: return f"a list or tuple of {_type_name(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    return getattr(hint, "__name__", str(hint))
+
+def check_fields(config, # a dataclass instance, e.g. a trainer or augment config
+                ) -> None:
+    "A `ValueError` naming the first field of `config` whose value does not have its annotated type."
+    hints = typing.get_type_hints(type(config))
+    for name in config.__dataclass_fields__:
+        value = getattr(config, name)
+        if name in hints and not _fits(value, hints[name]):
+            raise ValueError(f"{type(config).__name__}: {name}={value!r} ({type(value).__name__}), expected {_type_name(hints[name])}")
+

@@ -52,7 +52,7 @@ class DaCapoArraySource(gp.BatchProvider):
 
     def provide(self, request: gp.BatchRequest, # the ROI of `key` to read
                ) -> gp.Batch: # the voxels, with a channel axis
-        "Read the requested ROI; a `ValueError` if it holds NaN."
+        "Read the requested ROI; a `ValueError` if it holds NaN or infinity."
         timing = gp.profiling.Timing(self)
         timing.start()
         spec = self.array_spec.copy()
@@ -60,9 +60,10 @@ class DaCapoArraySource(gp.BatchProvider):
         data = self.array[spec.roi]
         if "c" not in self.array.axes:
             data = data[np.newaxis]
-        if data.dtype.kind == "f" and np.isnan(data).any():
-            raise ValueError(f"{self.key} holds {int(np.isnan(data).sum())} NaN values in {spec.roi} "
-                             f"(array {self.array})")
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+            raise ValueError(f"{self.key} holds {nan} NaN values and {inf} infinite values in {spec.roi} "
+                             f"(array {self.array}): data must be finite")
         batch = gp.Batch()
         batch[self.key] = gp.Array(data, spec)
         timing.stop()

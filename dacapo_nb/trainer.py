@@ -21,10 +21,10 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import LocalContainerIdentifier, NumpyArray, OnesArray, ZarrArray
-from .datasets import Dataset, mask_fraction
+from .datasets import Dataset, check_dataset_values, mask_fraction
 from .augments import AugmentConfig
-from .filters import DaCapoTargetFilter, RequireMasked
-from .pipeline import PreCache, UnwrapErrors, normalize_raw, unwrap_pipeline_error
+from .filters import CheckLabels, DaCapoTargetFilter, RequireMasked
+from .pipeline import PreCache, UnwrapErrors, batch_seed, check_fields, normalize_raw, unwrap_pipeline_error
 from fastcore.basics import patch
 
 from .models import autocast_dtype, place_model
@@ -103,6 +103,8 @@ class GunpowderTrainerConfig:
 
     def __post_init__(self):
         def bad(what, expected): raise ValueError(f"GunpowderTrainerConfig: {what}={getattr(self, what)!r}, expected {expected}")
+        check_fields(self)
+        if self.seed is not None and not 0 <= self.seed < 2**63: bad("seed", "None or an integer from 0 to 2**63 - 1")
         if not isinstance(self.batch_size, int) or self.batch_size < 1: bad("batch_size", "an integer >= 1")
         if not self.learning_rate > 0: bad("learning_rate", "a number > 0")
         if not isinstance(self.num_data_fetchers, int) or self.num_data_fetchers < 0: bad("num_data_fetchers", "an integer >= 0")
@@ -137,7 +139,9 @@ class GunpowderTrainer(Trainer):
         if not isinstance(trainer_config, GunpowderTrainerConfig):
             raise TypeError(f"trainer_config must be a GunpowderTrainerConfig, got {type(trainer_config).__name__}")
         self.config, self.scheduler, self.iteration = trainer_config, None, 0
-        self._pipeline = self._build = None
+        self._pipeline = self._build = self._precache = None
+        # the stream of batch seeds: the config's seed, or a random one, so that every batch is a different sample
+        self._seed = trainer_config.seed if trainer_config.seed is not None else int.from_bytes(os.urandom(4), "little")
 
     # the seed's attributes, read from the config so that there is one source of each value
     learning_rate = _FromConfig("learning_rate", "The learning rate for the optimizer.")
@@ -218,6 +222,7 @@ def _check_datasets(self: GunpowderTrainer, datasets, model):
     raw_vs = datasets[0].raw.voxel_size
     out_vs = model.scale(raw_vs)
     for d in datasets:
+        check_dataset_values(d, max_voxels=1_000_000 // self.mask_integral_downsample_factor ** d.raw.dims)  # before any worker starts
         if d.gt.voxel_size != out_vs:
             raise ValueError(f"the model predicts at voxel size {out_vs} (raw {raw_vs}), but the gt of dataset "
                              f"{d.name} has voxel size {d.gt.voxel_size}: resample the gt or change the model's up-sampling")
@@ -236,7 +241,7 @@ def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate
     "Sources, padding, sampling and augments of one dataset."
     raw_vs = d.raw.voxel_size
     raw = DaCapoArraySource(d.raw, self.raw_key)
-    raw += normalize_raw(self.raw_key, d.raw.dtype)
+    raw += normalize_raw(self.raw_key, d.raw.dtype, d.raw_range)
     if self.clip_raw:
         context = (input_size - output_size) / 2
         clip = d.gt.roi.grow(context, context).snap_to_grid(raw_vs, mode="grow").intersect(d.raw.roi)
@@ -253,7 +258,8 @@ def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate
     grid = lambda size, vs: Roi((0,) * vs.dims, size).snap_to_grid(vs, mode="grow").shape
     half_out = output_size / 2
     p = tuple(sources) + gp.MergeProvider()
-    p += gp.AsType(self.mask_key, np.uint8) + gp.AsType(self.gt_key, np.uint64)  # one dtype for every dataset
+    p += gp.AsType(self.mask_key, np.uint8)  # one dtype for every dataset; labels are checked as they become uint64:
+    p += CheckLabels(self.gt_key, self.mask_key, d.ignore_label, d.name)  # negative ones refused, or ignored by ignore_label
     p += gp.Pad(self.raw_key, grid(half_out + (input_size - output_size) / 2, raw_vs))
     p += gp.Pad(self.gt_key, grid(half_out, d.gt.voxel_size)) + gp.Pad(self.mask_key, grid(half_out, d.gt.voxel_size))
     p += gp.RandomLocation(ensure_nonempty=points_key, ensure_centered=points_key is not None)
@@ -277,8 +283,9 @@ def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, i
     p = self._sample_pipeline(datasets, task, input_size, output_size)
     p += gp.Stack(self.batch_size) + UnwrapErrors()
     if self.num_data_fetchers > 0:
-        p += PreCache(cache_size=2 * self.num_data_fetchers, num_workers=self.num_data_fetchers,
-                      niceness=self.config.data_fetcher_niceness)
+        self._precache = PreCache(cache_size=2 * self.num_data_fetchers, num_workers=self.num_data_fetchers,
+                                  niceness=self.config.data_fetcher_niceness, seed=self._seed)
+        p += self._precache
     if self.print_profiling:
         p += gp.PrintProfilingStats(every=self.print_profiling)
     return p
@@ -289,6 +296,7 @@ def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, i
 def __enter__(self: GunpowderTrainer) -> GunpowderTrainer:
     "Build the pipeline and start its workers."
     if self._pipeline is None: raise RuntimeError("call build_batch_provider(datasets, model, task) before entering the trainer")
+    if self._precache is not None: self._precache.next_index = self.iteration  # the workers' batches continue the seed stream
     self._build = gp.build(self._pipeline)
     try: self._build.__enter__()
     except Exception as e:
@@ -311,9 +319,8 @@ def __exit__(self: GunpowderTrainer,
 # %% ../nbs/12_trainer.ipynb #3fc3de09
 @patch
 def _request(self: GunpowderTrainer) -> gp.BatchRequest:
-    "The batch request; seeded per iteration when the config has a seed."
-    seed = None if self.config.seed is None else (self.config.seed * 1_000_003 + self.iteration) % 2**32
-    request = gp.BatchRequest(random_seed=seed)
+    "The batch request, seeded for this iteration: `batch_seed(seed, iteration)`, as the data workers seed it."
+    request = gp.BatchRequest(random_seed=batch_seed(self._seed, self.iteration))
     for key, size in self._request_sizes.items(): request.add(key, size)
     return request
 
