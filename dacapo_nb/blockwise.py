@@ -140,7 +140,8 @@ def run_task(task: str, # the task's name (also the name of its log and done mar
                    read_write_conflict=False, fit="overhang", max_workers=num_workers, max_retries=1,
                    max_worker_restarts=max_restarts, tracking_path=str(state / "done" / task))
     failure = None
-    try: states = daisy.run_blockwise([t], progress=_observer(progress, task), return_states=True, summary=False)
+    host = os.environ.get("DAISY_HOST") or (None if worker_command else "127.0.0.1")  # local workers: loopback
+    try: states = daisy.run_blockwise([t], progress=_observer(progress, task), return_states=True, summary=False, host=host)
     except RuntimeError as e: states, failure = None, e
     s = None if states is None else states[task]
     if s is not None and s.completed_count == s.total_block_count: return s.total_block_count
