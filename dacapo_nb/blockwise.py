@@ -110,7 +110,9 @@ class _CallbackObserver:
     def __init__(self, task, callback): self.task, self.callback = task, callback
     def _call(self, states):
         s = states[self.task]; self.callback(s.completed_count, s.total_block_count)
-    on_start = on_progress = on_finish = _call
+    def on_start(self, states): self._call(states)
+    def on_progress(self, states): self._call(states)
+    def on_finish(self, states): self._call(states)
 
 def _observer(progress, task: str):
     if progress is True or progress is False or progress is None: return bool(progress)
