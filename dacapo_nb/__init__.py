@@ -26,6 +26,7 @@ from .datasets import *
 from .inference import *
 from .segmentation import *
 from .evaluation import *
+from .blockwise import *
 from .trainer import *
 from .validation import *
 from .training import *

@@ -10,8 +10,85 @@ import sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best', 'runs', 'build_parser',
+__all__ = ['BLOCKWISE_COMMANDS', 'add_blockwise_parsers', 'predict_command', 'segment_command', 'evaluate_command',
+           'add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best', 'runs', 'build_parser',
            'check_train_args', 'train', 'main']
+
+# %% ../nbs/19_cli.ipynb #4bfc9e16
+def _zarr(path: str):
+    "A `container.zarr/dataset` path as a ZarrArray."
+    from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
+    container, sep, dataset = str(path).partition(".zarr/")
+    if not sep: raise ValueError(f"expected a zarr dataset as container.zarr/dataset, got {path!r}")
+    return ZarrArray.open_from_array_identifier(LocalArrayIdentifier(container + ".zarr", dataset))
+
+def _common(p):
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--worker-command", default=None, help='a command prefix that starts each worker, e.g. "srun -n 1"')
+    p.add_argument("--overwrite", action="store_true", help="start fresh instead of resuming")
+
+def add_blockwise_parsers(sub, # the subparsers of `build_parser`
+                         ) -> None:
+    "Add `predict`, `segment` and `evaluate` to the `dacapo-nb` parser."
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = sub.add_parser("predict", help="predict a zarr volume blockwise with daisy workers", formatter_class=fmt)
+    p.add_argument("model", type=Path, help="a model saved with torch.save(model, path)")
+    p.add_argument("raw", help="raw volume, container.zarr/dataset")
+    p.add_argument("out", help="prediction to write, container.zarr/dataset")
+    p.add_argument("--run", type=Path, default=None, help="run directory whose newest checkpoint gives the weights")
+    p.add_argument("--block-shape", type=int, nargs="+", default=None, help="input block in raw voxels")
+    p.add_argument("--device", default=None)
+    _common(p)
+    s = sub.add_parser("segment", help="segment affinities or distances blockwise", formatter_class=fmt)
+    s.add_argument("prediction", help="container.zarr/dataset"); s.add_argument("out", help="container.zarr/dataset")
+    s.add_argument("--kind", choices=["affinities", "distances"], default="affinities")
+    s.add_argument("--threshold", type=float, default=0.5); s.add_argument("--min-size", type=int, default=0)
+    s.add_argument("--block-size", type=int, nargs="+", default=None, help="world units (default: the prediction's chunks)")
+    _common(s)
+    e = sub.add_parser("evaluate", help="VOI and adapted Rand of a segmentation blockwise", formatter_class=fmt)
+    e.add_argument("seg", help="container.zarr/dataset"); e.add_argument("gt", help="container.zarr/dataset")
+    e.add_argument("--block-size", type=int, nargs="+", default=None, help="world units (default: seg's chunks)")
+    _common(e)
+
+# %% ../nbs/19_cli.ipynb #840c24e9
+def _split(path: str) -> tuple[str, str]:
+    container, _, dataset = str(path).partition(".zarr/")
+    return container + ".zarr", dataset
+
+def predict_command(args) -> int:
+    "Run `dacapo-nb predict`."
+    import torch
+    from dacapo_nb.blockwise import predict_blockwise
+    from dacapo_nb.training import resume_checkpoint
+    model = torch.load(args.model, map_location="cpu", weights_only=False)
+    if args.run is not None and not resume_checkpoint(Path(args.run) / "checkpoints", model):
+        raise FileNotFoundError(f"no checkpoint in {Path(args.run) / 'checkpoints'}")
+    container, dataset = _split(args.out)
+    out = predict_blockwise(model, _zarr(args.raw), container, dataset, block_shape=args.block_shape, num_workers=args.workers,
+                            device=args.device, overwrite=args.overwrite, worker_command=args.worker_command)
+    print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
+    return 0
+
+def segment_command(args) -> int:
+    "Run `dacapo-nb segment`."
+    from dacapo_nb.blockwise import segment_blockwise
+    container, dataset = _split(args.out)
+    seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, threshold=args.threshold,
+                            min_size=args.min_size, block_size=args.block_size, num_workers=args.workers,
+                            overwrite=args.overwrite, worker_command=args.worker_command)
+    print(f"dacapo-nb: wrote {args.out} {seg.roi}", file=sys.stderr)
+    return 0
+
+def evaluate_command(args) -> int:
+    "Run `dacapo-nb evaluate`; prints the scores as JSON."
+    import json
+    from dacapo_nb.blockwise import evaluate_blockwise
+    scores = evaluate_blockwise(_zarr(args.seg), _zarr(args.gt), block_size=args.block_size, num_workers=args.workers,
+                                overwrite=args.overwrite, worker_command=args.worker_command)
+    print(json.dumps(scores, indent=1))
+    return 0
+
+BLOCKWISE_COMMANDS = {"predict": predict_command, "segment": segment_command, "evaluate": evaluate_command}
 
 # %% ../nbs/19_cli.ipynb #4504eaa3
 def add_validation_arguments(train: argparse.ArgumentParser, # the `train` subcommand's parser
@@ -78,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start afresh: regenerate the data, delete the run directory's checkpoints, stats and snapshots")
     add_validation_arguments(train)
     add_runs_parser(sub)
+    add_blockwise_parsers(sub)
     return parser
 
 # %% ../nbs/19_cli.ipynb #6b72e366
@@ -157,7 +235,7 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
     matplotlib.use("Agg")
     args = build_parser().parse_args(argv)
     try:
-        return {"train": train, "runs": runs}[args.command](args)
+        return {"train": train, "runs": runs, **BLOCKWISE_COMMANDS}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"dacapo-nb: error: {e}", file=sys.stderr)
         return 2

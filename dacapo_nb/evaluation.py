@@ -13,7 +13,8 @@ import skimage.metrics
 from .segmentation import as_numpy
 
 # %% auto #0
-__all__ = ['variation_of_information', 'adapted_rand_error', 'dice', 'iou', 'evaluate']
+__all__ = ['variation_of_information', 'adapted_rand_error', 'dice', 'iou', 'contingency_table', 'merge_contingency',
+           'scores_from_contingency', 'evaluate']
 
 # %% ../nbs/10_evaluation.ipynb #1aa30d0f
 def _shaped_like_gt(x: np.ndarray, gt: np.ndarray, what: str) -> np.ndarray:
@@ -82,6 +83,56 @@ def iou(pred, # the predicted mask: non-zero is foreground, numpy
     both, p, g = _overlap(pred, gt, mask)
     return 1.0 if p + g == 0 else both / (p + g - both)
 
+# %% ../nbs/10_evaluation.ipynb #28d16700
+def contingency_table(seg, # the segmentation: labels, numpy
+                      gt, # the ground truth labels, numpy, seg's shape
+                      mask=None, # only voxels where it is non-zero count; None is all
+                     ) -> np.ndarray: # `(n, 3)` int64 rows (seg label, gt label, voxels), sorted
+    "The voxel count of every (segment, gt object) pair inside `mask`, background pairs included."
+    seg, gt = as_numpy(seg, "seg"), as_numpy(gt, "gt")
+    _shaped_like_gt(seg, gt, "seg")
+    if mask is not None: keep = _shaped_like_gt(as_numpy(mask, "mask"), gt, "mask").astype(bool); seg, gt = seg[keep], gt[keep]
+    pairs, counts = np.unique(np.stack([seg.ravel().astype(np.int64), gt.ravel().astype(np.int64)], 1), axis=0, return_counts=True)
+    return np.concatenate([pairs.reshape(-1, 2), counts[:, None]], 1)
+
+def merge_contingency(tables, # contingency tables of disjoint parts of one volume
+                     ) -> np.ndarray: # the table of their union
+    "Add up contingency tables of disjoint parts."
+    rows = np.concatenate([np.asarray(t, np.int64).reshape(-1, 3) for t in tables])
+    pairs, inverse = np.unique(rows[:, :2], axis=0, return_inverse=True)
+    return np.concatenate([pairs.reshape(-1, 2), np.bincount(inverse.ravel(), rows[:, 2], len(pairs)).astype(np.int64)[:, None]], 1)
+
+# %% ../nbs/10_evaluation.ipynb #85a82240
+def _entropy_terms(counts: np.ndarray) -> float:
+    "sum of c log2 c over the counts."
+    c = counts[counts > 0].astype(np.float64)
+    return float((c * np.log2(c)).sum())
+
+def scores_from_contingency(table: np.ndarray, # from `contingency_table` (or summed with `merge_contingency`)
+                            ignore_label: Optional[int] = 0, # gt voxels with this label do not count in VOI and Rand
+                           ) -> dict: # the scores of `evaluate`
+    "VOI, adapted Rand, foreground dice/IoU and object counts from a contingency table."
+    table = np.asarray(table, np.int64).reshape(-1, 3)
+    s, g, c = table[:, 0], table[:, 1], table[:, 2]
+    both, p, q = int(c[(s != 0) & (g != 0)].sum()), int(c[s != 0].sum()), int(c[g != 0].sum())
+    keep = (g != ignore_label) if ignore_label is not None else np.ones(len(c), bool)
+    s, g, c = s[keep], g[keep], c[keep]
+    n = int(c.sum())
+    if n == 0: raise ValueError("no voxel to evaluate: the mask is empty or gt holds only the ignored label")
+    seg_sizes = np.unique(s, return_inverse=True)[1].ravel(); gt_sizes = np.unique(g, return_inverse=True)[1].ravel()
+    a, b = np.bincount(seg_sizes, c), np.bincount(gt_sizes, c)   # voxels per segment, per gt object
+    h_joint, h_seg, h_gt = _entropy_terms(c), _entropy_terms(a), _entropy_terms(b)
+    split, merge = max((h_gt - h_joint) / n + 0.0, 0.0), max((h_seg - h_joint) / n + 0.0, 0.0)  # H(seg|gt), H(gt|seg)
+    pairs, seg_pairs, gt_pairs = float((c.astype(np.float64) ** 2).sum() - n), float((a ** 2).sum() - n), float((b ** 2).sum() - n)
+    precision = pairs / seg_pairs if seg_pairs else 1.0
+    recall = pairs / gt_pairs if gt_pairs else 1.0
+    are = 1.0 - 2 * precision * recall / (precision + recall) if precision + recall else 1.0
+    if not seg_pairs and not gt_pairs: are = 0.0
+    return {"voi_split": split, "voi_merge": merge, "voi": split + merge, "adapted_rand_error": are,
+            "rand_precision": precision, "rand_recall": recall,
+            "dice_foreground": 1.0 if p + q == 0 else 2 * both / (p + q), "iou_foreground": 1.0 if p + q == 0 else both / (p + q - both),
+            "num_segments": int(len(np.unique(table[table[:, 0] != 0, 0]))), "num_gt_objects": int(len(np.unique(table[table[:, 1] != 0, 1])))}
+
 # %% ../nbs/10_evaluation.ipynb #82a742c9
 def evaluate(seg, # the segmentation: labels, numpy, gt's shape
              gt, # the ground truth labels, numpy
@@ -89,11 +140,5 @@ def evaluate(seg, # the segmentation: labels, numpy, gt's shape
              ignore_label: Optional[int] = 0, # gt voxels with this label do not count; None counts every voxel
             ) -> dict: # score name: value
     "VOI split/merge, adapted Rand error/precision/recall, foreground dice/IoU and object counts of `seg` against `gt`."
-    split, merge = variation_of_information(seg, gt, mask, ignore_label)
-    are, precision, recall = adapted_rand_error(seg, gt, mask, ignore_label)
-    seg, gt = as_numpy(seg, "seg"), as_numpy(gt, "gt")
-    inside = np.ones(gt.shape, bool) if mask is None else as_numpy(mask, "mask").astype(bool)
-    return {"voi_split": split, "voi_merge": merge, "voi": split + merge, "adapted_rand_error": are,
-            "rand_precision": precision, "rand_recall": recall,
-            "dice_foreground": dice(seg, gt, inside), "iou_foreground": iou(seg, gt, inside),
-            "num_segments": int(len(np.unique(seg[inside & (seg != 0)]))), "num_gt_objects": int(len(np.unique(gt[inside & (gt != 0)])))}
+    return scores_from_contingency(contingency_table(seg, gt, mask), ignore_label)
+

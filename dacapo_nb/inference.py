@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -21,7 +22,8 @@ from .models import autocast_dtype, default_device, place_model
 from .sources import DaCapoArraySource
 
 # %% auto #0
-__all__ = ['PredictBlocks', 'WriteBlocks', 'predict']
+__all__ = ['PredictBlocks', 'WriteBlocks', 'PredictionLayout', 'prediction_layout', 'create_prediction_array',
+           'prediction_pipeline', 'predict']
 
 # %% ../nbs/08_inference.ipynb #dcc3ad17
 class PredictBlocks(gp.BatchFilter):
@@ -108,6 +110,88 @@ class _ScanProgress(gp.ScanCallback):
     def start(self, num_total): self.total = num_total; self.callback(0, num_total)
     def update(self, num_processed): self.callback(num_processed, self.total)
 
+# %% ../nbs/08_inference.ipynb #7978c0f0
+@dataclass(frozen=True)
+class PredictionLayout:
+    "The geometry of a prediction: context, voxel sizes, block sizes (world units) and the output ROI."
+    context: Coordinate # world units the network eats on each side
+    raw_voxel_size: Coordinate # the raw's voxel size
+    voxel_size: Coordinate # the output's voxel size
+    input_size: Coordinate # an input block, world units
+    output_size: Coordinate # an output block (and a chunk of the output), world units
+    output_roi: Roi # the ROI predicted, on the output grid
+
+def prediction_layout(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`) is the default block
+                      raw_array: Array, # the raw volume
+                      output_roi: Optional[Roi] = None, # world units to predict; None is all of raw
+                      block_shape=None, # the input block in raw voxels; None is the model's eval input shape
+                      activation: Optional[Callable] = None, # an activation the caller will apply (checked against the model's)
+                     ) -> PredictionLayout:
+    "Check `model` against `raw_array` and `block_shape` and return the run's geometry; bad input fails here, early."
+    for a in ("compute_output_shape", "scale", "num_in_channels", "num_out_channels", "input_shape", "dims"):
+        if not hasattr(model, a): raise ValueError(f"predict needs a dacapo_nb Model; {type(model).__name__} has no `{a}`")
+    if not isinstance(raw_array, Array): raise ValueError(f"raw_array must be a dacapo_nb Array, got {type(raw_array).__name__}")
+    if raw_array.dims != model.dims:
+        raise ValueError(f"raw has {raw_array.dims} spatial dimensions (voxel size {raw_array.voxel_size}), the model {model.dims}")
+    in_channels = raw_array.num_channels if "c" in raw_array.axes else 1
+    if in_channels != model.num_in_channels:
+        raise ValueError(f"raw has {in_channels} channel(s) (axes {raw_array.axes}), the model expects {model.num_in_channels}")
+    if activation is not None and getattr(model, "eval_activation", None) is not None:
+        raise ValueError(f"the model applies its eval_activation {model.eval_activation} already; passing activation="
+                         f"{activation} would apply a second one")
+    in_shape = Coordinate(block_shape if block_shape is not None else getattr(model, "eval_input_shape", model.input_shape))
+    if in_shape.dims != model.dims: raise ValueError(f"block_shape {tuple(in_shape)} has {in_shape.dims} axes, the model {model.dims}")
+    out_shape = Coordinate(model.compute_output_shape(in_shape))
+    raw_vs = raw_array.voxel_size
+    out_vs = Coordinate(model.scale(raw_vs))
+    in_size, out_size = in_shape * raw_vs, out_shape * out_vs
+    context = (in_size - out_size) / 2
+    if (in_size - out_size) % 2 != Coordinate((0,) * model.dims) or context % raw_vs != Coordinate((0,) * model.dims):
+        raise ValueError(f"the network's context {tuple(in_size - out_size)} (input {tuple(in_size)} minus output "
+                         f"{tuple(out_size)}, world units) is not twice whole raw voxels {tuple(raw_vs)}: choose another block_shape")
+    output_roi = raw_array.roi.snap_to_grid(out_vs, mode="shrink") if output_roi is None else output_roi
+    output_roi = check_roi_on_grid(output_roi, out_vs, "output_roi")
+    check_roi_on_grid(output_roi.grow(context, context), raw_vs, "output_roi grown by the network's context")
+    if output_roi.empty: raise ValueError(f"output_roi {output_roi} is empty")
+    return PredictionLayout(context, raw_vs, out_vs, in_size, out_size, output_roi)
+
+# %% ../nbs/08_inference.ipynb #b442c8ba
+def create_prediction_array(model, # the model: its output channels
+                            raw_array: Array, # the raw volume: its spatial axes
+                            layout: PredictionLayout, # from `prediction_layout`
+                            output_container, # path of the zarr container
+                            dataset: str, # the dataset's name inside it
+                            overwrite: bool = False, # replace an existing dataset (without it, an existing dataset is refused)
+                           ) -> ZarrArray: # channels first, float32, chunks of one output block
+    "The zarr array a prediction is written into: one chunk per output block, so no two blocks write one chunk."
+    target = Path(output_container) / dataset.strip("/")
+    if not overwrite and (target / ".zarray").exists():
+        raise FileExistsError(f"{target} exists already: pass overwrite=True to replace it, or choose another dataset name")
+    return ZarrArray.create_from_array_identifier(LocalArrayIdentifier(output_container, dataset), ["c", *raw_array.spatial_axes],
+                                                  layout.output_roi, model.num_out_channels, layout.voxel_size, np.float32,
+                                                  mode="a", write_size=layout.output_size, overwrite=overwrite)
+
+def prediction_pipeline(model, # the model, in eval mode on `device`
+                        raw_array: Array, # the raw volume
+                        out: Array, # the writable output array
+                        layout: PredictionLayout, # from `prediction_layout`
+                        device=None, # the torch device the model sits on
+                        activation: Optional[Callable] = None, # applied to the output, for a model without `eval_activation`
+                        raw_range=None, # (low, high) of raw's stored values (None: by dtype)
+                        amp_dtype: Optional[torch.dtype] = None, # autocast's 16-bit type for the forward pass (None: float32)
+                       ) -> tuple[gp.Pipeline, gp.ArrayKey]: # the pipeline and the key to request output blocks as
+    "A pipeline that reads raw around each requested output block, runs `model` on it and writes the block into `out`."
+    raw_key, pred_key = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
+    n_blocks = Coordinate(-(-s // b) for s, b in zip(layout.output_roi.shape, layout.output_size))
+    scan_roi = Roi(layout.output_roi.begin, n_blocks * layout.output_size)  # blocks sticking out are cropped when written
+    pred_spec = gp.ArraySpec(roi=scan_roi, voxel_size=layout.voxel_size, dtype=np.float32, interpolatable=True)
+    p = DaCapoArraySource(raw_array, raw_key)
+    p += normalize_raw(raw_key, raw_array.dtype, raw_range)
+    p += gp.Pad(raw_key, None)
+    p += PredictBlocks(model, raw_key, pred_key, pred_spec, layout.context, device, activation, amp_dtype)
+    p += WriteBlocks(pred_key, out)
+    return p, pred_key
+
 # %% ../nbs/08_inference.ipynb #4cc08811
 def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`) is the default block
             raw_array: Array, # the raw volume, with as many channels and spatial axes as the model expects
@@ -124,52 +208,18 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
             mixed_precision: Optional[bool] = False, # True: the forward pass in float16 on CUDA, bfloat16 on a CPU that has it
            ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
-    for a in ("compute_output_shape", "scale", "num_in_channels", "num_out_channels", "input_shape", "dims"):
-        if not hasattr(model, a): raise ValueError(f"predict needs a dacapo_nb Model; {type(model).__name__} has no `{a}`")
-    if not isinstance(raw_array, Array): raise ValueError(f"raw_array must be a dacapo_nb Array, got {type(raw_array).__name__}")
-    if raw_array.dims != model.dims:
-        raise ValueError(f"raw has {raw_array.dims} spatial dimensions (voxel size {raw_array.voxel_size}), the model {model.dims}")
-    in_channels = raw_array.num_channels if "c" in raw_array.axes else 1
-    if in_channels != model.num_in_channels:
-        raise ValueError(f"raw has {in_channels} channel(s) (axes {raw_array.axes}), the model expects {model.num_in_channels}")
-    if activation is not None and getattr(model, "eval_activation", None) is not None:
-        raise ValueError(f"the model applies its eval_activation {model.eval_activation} already; passing activation="
-                         f"{activation} would apply a second one")
+    layout = prediction_layout(model, raw_array, output_roi, block_shape, activation)
     device = default_device(device)
     if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     if num_workers > 1 and device.type != "cpu":
         raise ValueError(f"num_workers={num_workers} runs the model in forked processes, which {device.type} does not allow: "
                          "use num_workers=0 (and a larger block_shape) on a GPU")
-    in_shape = Coordinate(block_shape if block_shape is not None else getattr(model, "eval_input_shape", model.input_shape))
-    if in_shape.dims != model.dims: raise ValueError(f"block_shape {tuple(in_shape)} has {in_shape.dims} axes, the model {model.dims}")
-    out_shape = Coordinate(model.compute_output_shape(in_shape))
-    raw_vs = raw_array.voxel_size
-    out_vs = Coordinate(model.scale(raw_vs))
-    in_size, out_size = in_shape * raw_vs, out_shape * out_vs
-    context = (in_size - out_size) / 2
-    if (in_size - out_size) % 2 != Coordinate((0,) * model.dims) or context % raw_vs != Coordinate((0,) * model.dims):
-        raise ValueError(f"the network's context {tuple(in_size - out_size)} (input {tuple(in_size)} minus output "
-                         f"{tuple(out_size)}, world units) is not twice whole raw voxels {tuple(raw_vs)}: choose another block_shape")
-    output_roi = raw_array.roi.snap_to_grid(out_vs, mode="shrink") if output_roi is None else output_roi
-    output_roi = check_roi_on_grid(output_roi, out_vs, "output_roi")
-    check_roi_on_grid(output_roi.grow(context, context), raw_vs, "output_roi grown by the network's context")
-    if output_roi.empty: raise ValueError(f"output_roi {output_roi} is empty")
+    output_roi, out_vs, out_size = layout.output_roi, layout.voxel_size, layout.output_size
     n_blocks = Coordinate(-(-s // b) for s, b in zip(output_roi.shape, out_size))
-    scan_roi = Roi(output_roi.begin, n_blocks * out_size)
 
-    target = Path(output_container) / dataset.strip("/")
-    if not overwrite and (target / ".zarray").exists():
-        raise FileExistsError(f"{target} exists already: pass overwrite=True to replace it, or choose another dataset name")
-    out = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(output_container, dataset), ["c", *raw_array.spatial_axes],
-                                                 output_roi, model.num_out_channels, out_vs, np.float32, mode="a",
-                                                 write_size=out_size, overwrite=overwrite)
-    raw_key, pred_key = gp.ArrayKey("RAW"), gp.ArrayKey("PREDICTION")
-    pred_spec = gp.ArraySpec(roi=scan_roi, voxel_size=out_vs, dtype=np.float32, interpolatable=True)
-    p = DaCapoArraySource(raw_array, raw_key)
-    p += normalize_raw(raw_key, raw_array.dtype, raw_range)
-    p += gp.Pad(raw_key, None)
-    p += PredictBlocks(model, raw_key, pred_key, pred_spec, context, device, activation, autocast_dtype(device, mixed_precision))
-    p += WriteBlocks(pred_key, out)
+    out = create_prediction_array(model, raw_array, layout, output_container, dataset, overwrite)
+    p, pred_key = prediction_pipeline(model, raw_array, out, layout, device, activation, raw_range,
+                                      autocast_dtype(device, mixed_precision))
     reference = gp.BatchRequest()
     reference[pred_key] = gp.ArraySpec(roi=Roi((0,) * model.dims, out_size))
     callback, close = _progress_callback(progress, math.prod(n_blocks))

@@ -17,7 +17,8 @@ from .arrays import Array
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 
 # %% auto #0
-__all__ = ['as_numpy', 'affinities_to_segmentation', 'distances_to_segmentation', 'semantic_segmentation']
+__all__ = ['as_numpy', 'instance_graph', 'label_components', 'affinities_to_segmentation', 'distances_to_segmentation',
+           'semantic_segmentation']
 
 # %% ../nbs/09_segmentation.ipynb #7306bc63
 def as_numpy(x, # array-like data; a dacapo_nb Array is refused, since it must be read at a ROI first
@@ -47,8 +48,11 @@ def _seeded(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray, mi
     return _relabel(watershed(elevation, markers=seeds.astype(np.int64), mask=foreground), min_size)
 
 # %% ../nbs/09_segmentation.ipynb #ea275245
-def _affinity_components(affs: np.ndarray, offsets, threshold: float) -> np.ndarray:
-    "Connected components (1, 2, ...) of the graph of affinities above `threshold`; unlinked voxels 0."
+def instance_graph(affs: np.ndarray, # affinities `(len(offsets), *spatial)`, numpy
+                   offsets, # one offset (voxels) per channel, checked by `check_neighborhood`
+                   threshold: float, # edges above it link voxels
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: # (linked voxels, flat indices a, flat indices b)
+    "The graph of affinities above `threshold`: which voxels take part, and the flat indices of each linked pair."
     shape = affs.shape[1:]
     index = np.arange(math.prod(shape)).reshape(shape)
     a, b = [], []
@@ -57,11 +61,23 @@ def _affinity_components(affs: np.ndarray, offsets, threshold: float) -> np.ndar
         strong = affs[c][src] > threshold
         a.append(index[src][strong]); b.append(index[dst][strong])
     a, b = np.concatenate(a), np.concatenate(b)
-    graph = sparse.coo_array((np.ones(len(a), np.int8), (a, b)), shape=(index.size, index.size))
-    _, component = connected_components(graph, directed=False)
     linked = np.zeros(index.size, bool)
     linked[a] = linked[b] = True
-    return np.where(linked, component + 1, 0).reshape(shape)
+    return linked.reshape(shape), a, b
+
+def label_components(foreground: np.ndarray, # the voxels that take part (bool, spatial)
+                     a: np.ndarray, # flat indices of one end of each link
+                     b: np.ndarray, # flat indices of the other end
+                    ) -> np.ndarray: # labels, 1, 2, ... (in no set order); background 0
+    "Connected components of the `foreground` voxels joined by the links `(a, b)`."
+    n = foreground.size
+    graph = sparse.coo_array((np.ones(len(a), np.int8), (a, b)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    return np.where(foreground.ravel(), component + 1, 0).reshape(foreground.shape)
+
+def _affinity_components(affs: np.ndarray, offsets, threshold: float) -> np.ndarray:
+    "Connected components (1, 2, ...) of the graph of affinities above `threshold`; unlinked voxels 0."
+    return label_components(*instance_graph(affs, offsets, threshold))
 
 def affinities_to_segmentation(affs, # affinities `(len(neighborhood), *spatial)`, numpy
                                neighborhood: Optional[Sequence[Sequence[int]]] = None, # one offset per channel; None is the default one
