@@ -5,12 +5,13 @@
 # %% ../nbs/14_training.ipynb #97d5dd84
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import random
 import warnings
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -29,7 +30,7 @@ from .validation import best_validation, default_criterion, criterion_better, pa
 
 # %% auto #0
 __all__ = ['describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'resume_checkpoint',
-           'RunDirectoryLock', 'read_jsonl', 'RunValidation', 'run_training']
+           'RunDirectoryLock', 'read_jsonl', 'RunValidation', 'distributed_rank', 'rank_seed', 'run_training']
 
 # %% ../nbs/14_training.ipynb #d893ad68
 def describe(obj, # a config, task, model, array or any value
@@ -274,6 +275,23 @@ class RunValidation:
         self._write_best()
         return self.best
 
+# %% ../nbs/14_training.ipynb #b72c5d7a
+def distributed_rank() -> tuple[int, int]:
+    "(rank, world size) of this process in a torch.distributed run, or (0, 1) outside one."
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+def rank_seed(seed: Optional[int], # the run's seed, or None
+              rank: int, # this process's rank
+             ) -> Optional[int]:
+    "Rank `rank`'s own seed from the run's: distinct per rank, the same for the same seed and rank (None stays None)."
+    return None if seed is None else int(np.random.SeedSequence(seed, spawn_key=(rank,)).generate_state(1)[0] % 2**31)
+
+def _data_parallel(model, device: torch.device):
+    "`model` under DistributedDataParallel: gradients averaged over the ranks in every backward pass."
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None)
+
 # %% ../nbs/14_training.ipynb #00c0d4f4
 def run_training(run_dir, # the run directory (made, or resumed when it holds a checkpoint)
                  model, # the model to train; a resumed run restores its weights
@@ -298,29 +316,35 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         if validation_datasets or validation_interval is not None else None
     device = default_device(device)
     trainer = trainer or GunpowderTrainer(trainer_config)
-    with RunDirectoryLock(run_dir):
+    rank, world = distributed_rank()
+    writer = rank == 0  # in a multi-process run, rank 0 alone writes the run directory
+    if world > 1: trainer.config = replace(trainer.config, seed=rank_seed(trainer.config.seed, rank))  # each rank its own samples
+    with RunDirectoryLock(run_dir) if writer else contextlib.nullcontext():
         _check_same_run(run_dir / "run.json", task, model)
         place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
         optimizer = trainer.create_optimizer(model)
-        trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr"))
+        trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr") if writer else None)
         checkpoints, stats_file = run_dir / "checkpoints", run_dir / "stats.jsonl"
         trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)
         if trainer.iteration: _apply_config(trainer, optimizer)
-        _stats_before(stats_file, trainer.iteration)
+        trained = _data_parallel(model, device) if world > 1 else model  # after the resume: every rank starts from the same state
+        if not writer: validation = None
+        if writer: _stats_before(stats_file, trainer.iteration)
         if validation: validation.resume(trainer.iteration)
-        write_atomically(run_dir / "run.json", json.dumps({
+        if writer: write_atomically(run_dir / "run.json", json.dumps({
             "task": describe(task), "model": describe(model), "trainer": describe(trainer_config),
             "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
             "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
-            "validation": validation.describe() if validation else None,
+            "validation": validation.describe() if validation else None, "processes": world,
             "version": version("dacapo_nb")}, indent=2).encode())
-        saved = trainer.iteration if latest_checkpoint(checkpoints) else None
+        saved = trainer.iteration if latest_checkpoint(checkpoints) or not writer else None
         keep = lambda: validation.protect if validation else ()
         try:
-            with trainer, open(stats_file, "a") as log:
+            with trainer, open(stats_file, "a") if writer else contextlib.nullcontext() as log:
                 if validation and validation.due(trainer.iteration) and not validation.complete(trainer.iteration):
                     validation(model, trainer.iteration, device)  # a resume from a validation cut short
-                for stats in trainer.iterate(max(iterations - trainer.iteration, 0), model, optimizer, device):
+                for stats in trainer.iterate(max(iterations - trainer.iteration, 0), trained, optimizer, device):
+                    if not writer: yield stats; continue
                     log.write(json.dumps(asdict(stats)) + "\n"); log.flush()
                     if validation and validation.due(trainer.iteration):
                         best = validation(model, trainer.iteration, device)
@@ -330,5 +354,5 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                         save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep()); saved = trainer.iteration
                     yield stats
         finally:
-            if trainer.iteration != saved:
+            if writer and trainer.iteration != saved:
                 save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep())
