@@ -161,12 +161,9 @@ def create_prediction_array(model, # the model: its output channels
                             layout: PredictionLayout, # from `prediction_layout`
                             output_container, # path of the zarr container
                             dataset: str, # the dataset's name inside it
-                            overwrite: bool = False, # replace an existing dataset (without it, an existing dataset is refused)
+                            overwrite: bool = False, # replace an existing dataset that differs (a blockwise rerun reuses its own)
                            ) -> ZarrArray: # channels first, float32, chunks of one output block
     "The zarr array a prediction is written into: one chunk per output block, so no two blocks write one chunk."
-    target = Path(output_container) / dataset.strip("/")
-    if not overwrite and (target / ".zarray").exists():
-        raise FileExistsError(f"{target} exists already: pass overwrite=True to replace it, or choose another dataset name")
     return ZarrArray.create_from_array_identifier(LocalArrayIdentifier(output_container, dataset), ["c", *raw_array.spatial_axes],
                                                   layout.output_roi, model.num_out_channels, layout.voxel_size, np.float32,
                                                   mode="a", write_size=layout.output_size, overwrite=overwrite)
@@ -214,9 +211,12 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     if num_workers > 1 and device.type != "cpu":
         raise ValueError(f"num_workers={num_workers} runs the model in forked processes, which {device.type} does not allow: "
                          "use num_workers=0 (and a larger block_shape) on a GPU")
-    output_roi, out_vs, out_size = layout.output_roi, layout.voxel_size, layout.output_size
+    output_roi, out_size = layout.output_roi, layout.output_size
     n_blocks = Coordinate(-(-s // b) for s, b in zip(output_roi.shape, out_size))
 
+    target = Path(output_container) / dataset.strip("/")
+    if not overwrite and (target / ".zarray").exists():
+        raise FileExistsError(f"{target} exists already: pass overwrite=True to replace it, or choose another dataset name")
     out = create_prediction_array(model, raw_array, layout, output_container, dataset, overwrite)
     p, pred_key = prediction_pipeline(model, raw_array, out, layout, device, activation, raw_range,
                                       autocast_dtype(device, mixed_precision))
