@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the synthetic data and the training windows")
     return parser
 
-# %% ../nbs/19_cli.ipynb #72404e7c
+# %% ../nbs/19_cli.ipynb #283a97e0
 def open_zarr_path(spec: str, # a zarr dataset as `container.zarr/dataset`, e.g. data.zarr/raw
                    name: str, # the array's role (raw, gt, mask), for messages
                   ):
