@@ -191,11 +191,12 @@ class GunpowderTrainer(Trainer):
         place_model(model, device)  # channels-last weights on the CPU: a faster step
         amp = device.type == "cuda" and self.config.mixed_precision
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
-        for _ in range(num_iterations):
+        for i in range(num_iterations):
             start = time.perf_counter()
             batch = self.next()
             fetched = time.perf_counter()
-            snapshot = self.snapshot_iteration is not None and self.iteration % self.snapshot_iteration == 0
+            snapshot = self.snapshot_iteration is not None and (self.iteration % self.snapshot_iteration == 0
+                                                                or i == num_iterations - 1)  # the last one too: the final state
             loss, prediction, gradients = self.train_step(batch, model, optimizer, device, scaler, keep_gradients=snapshot)
             if snapshot: self.write_snapshot(*batch, prediction, gradients, loss)
             done = time.perf_counter()
