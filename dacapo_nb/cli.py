@@ -94,7 +94,6 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
     say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
     import torch
     from tqdm import tqdm
-    from dacapo_nb.augments import IntensityAugmentConfig, SimpleAugmentConfig
     from dacapo_nb.datasets import Dataset, make_synthetic_data
     from dacapo_nb.models import model_for
     from dacapo_nb.snapshots import plot_snapshot
@@ -122,9 +121,8 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
     torch.manual_seed(args.seed)
     task = affinities_task(dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
     model = model_for(task, dims)
-    config = GunpowderTrainerConfig(batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_iterations=20,
-                                    num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval, seed=args.seed,
-                                    augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
+    config = GunpowderTrainerConfig.quick(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                                          num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval)
     say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
         f"{device}, run directory {out}")
     say("starting the data pipeline (the first iteration takes a few seconds)")

@@ -115,6 +115,18 @@ class GunpowderTrainerConfig:
         for a in self.augments:
             if not isinstance(a, AugmentConfig): raise ValueError(f"GunpowderTrainerConfig: augment {a!r} is not an AugmentConfig")
 
+# %% ../nbs/12_trainer.ipynb #33b9d845
+from .augments import IntensityAugmentConfig, SimpleAugmentConfig
+
+@patch(cls_method=True)
+def quick(cls: GunpowderTrainerConfig,
+          **changes, # any setting to change, e.g. seed=0 or batch_size=4
+         ) -> GunpowderTrainerConfig: # settings that learn within the first minute on a laptop CPU
+    "Settings for short CPU runs: a high learning rate after a short warm-up, small batches made in-process."
+    settings = dict(learning_rate=5e-3, warmup_iterations=20, batch_size=2, num_data_fetchers=0, snapshot_interval=100,
+                    augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
+    return cls(**{**settings, **changes})
+
 # %% ../nbs/12_trainer.ipynb #bf396e45
 class _FromConfig:
     "A read-only attribute of a trainer that reads the field `field` of its config."
