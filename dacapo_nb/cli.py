@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the labels are valid (non-zero), e.g. data.zarr/labels_mask (default: all of gt)")
     train.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cuda when there is one, else cpu)")
     train.add_argument("--batch-size", type=int, default=2, help="training windows per iteration")
-    train.add_argument("--learning-rate", type=float, default=5e-3, help="Adam's learning rate after the warm-up")
+    train.add_argument("--learning-rate", type=float, default=5e-3, help="RAdam's learning rate after a 20-iteration warm-up")
     train.add_argument("--fetchers", type=int, default=1, help="data worker processes (0: in the training process)")
     train.add_argument("--snapshot-interval", type=int, default=100, help="save what the network sees and predicts every this many iterations (and at the last)")
     train.add_argument("--checkpoint-interval", type=int, default=100, help="save a checkpoint to resume from every this many iterations (and at the end)")

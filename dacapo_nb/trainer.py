@@ -115,7 +115,7 @@ class GunpowderTrainerConfig:
         for a in self.augments:
             if not isinstance(a, AugmentConfig): raise ValueError(f"GunpowderTrainerConfig: augment {a!r} is not an AugmentConfig")
 
-# %% ../nbs/12_trainer.ipynb #33b9d845
+# %% ../nbs/12_trainer.ipynb #04b0be0f
 from .augments import IntensityAugmentConfig, SimpleAugmentConfig
 
 @patch(cls_method=True)
