@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['BLOCKWISE_COMMANDS', 'add_blockwise_parsers', 'predict_command', 'segment_command', 'evaluate_command',
-           'add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best', 'runs', 'build_parser',
-           'check_train_args', 'train', 'main']
+__all__ = ['BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'add_blockwise_parsers', 'predict_command', 'segment_command',
+           'evaluate_command', 'add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best',
+           'runs', 'build_parser', 'check_train_args', 'open_zarr_path', 'check_device', 'train', 'main']
 
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
@@ -134,23 +134,41 @@ def runs(args, # the parsed `dacapo-nb runs` arguments
     return 0
 
 # %% ../nbs/19_cli.ipynb #96b87f4b
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    "Defaults shown once (not for options whose help says what None means), the epilog's examples kept as written."
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+TRAIN_EXAMPLES = """examples:
+  dacapo-nb train                                    # 400 iterations of 2D affinities on built-in data, into runs/demo
+  dacapo-nb train --iterations 800                   # continue the same run to 800 iterations
+  dacapo-nb train --raw my.zarr/raw --gt my.zarr/labels --mask my.zarr/labels_mask --out runs/mine
+"""
+
 def build_parser() -> argparse.ArgumentParser:
     "The `dacapo-nb` argument parser."
     parser = argparse.ArgumentParser(prog="dacapo-nb", description="Train segmentation networks on microscopy volumes.")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train the default U-Net on the built-in synthetic data",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = sub.add_parser("train", help="train a U-Net on the built-in synthetic data or on your own zarr data",
+                           description="Train a U-Net in a run directory; running it again resumes.",
+                           epilog=TRAIN_EXAMPLES, formatter_class=_HelpFormatter)
     train.add_argument("--iterations", type=int, default=400, help="train until this many iterations in total")
     train.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (resumed when it exists)")
     train.add_argument("--task", choices=["affinities", "distances"], default="affinities", help="what the network predicts")
-    train.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2D or 3D data and network")
-    train.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda when available)")
-    train.add_argument("--batch-size", type=int, default=2)
-    train.add_argument("--learning-rate", type=float, default=5e-3)
+    train.add_argument("--dims", type=int, choices=[2, 3], default=None,
+                       help="2D or 3D data and network (default: 2 for the built-in data, your raw's for --raw)")
+    train.add_argument("--raw", default=None, metavar="CONTAINER/DATASET",
+                       help="your raw image, a zarr dataset such as data.zarr/raw (default: the built-in synthetic data)")
+    train.add_argument("--gt", default=None, metavar="CONTAINER/DATASET", help="your labels, e.g. data.zarr/labels (needed with --raw)")
+    train.add_argument("--mask", default=None, metavar="CONTAINER/DATASET",
+                       help="where the labels are valid (non-zero), e.g. data.zarr/labels_mask (default: all of gt)")
+    train.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cuda when there is one, else cpu)")
+    train.add_argument("--batch-size", type=int, default=2, help="training windows per iteration")
+    train.add_argument("--learning-rate", type=float, default=5e-3, help="RAdam's learning rate after a 20-iteration warm-up")
     train.add_argument("--fetchers", type=int, default=1, help="data worker processes (0: in the training process)")
-    train.add_argument("--snapshot-interval", type=int, default=100)
-    train.add_argument("--checkpoint-interval", type=int, default=100)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--snapshot-interval", type=int, default=100, help="save what the network sees and predicts every this many iterations (and at the last)")
+    train.add_argument("--checkpoint-interval", type=int, default=100, help="save a checkpoint to resume from every this many iterations (and at the end)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the synthetic data and the training windows")
     train.add_argument("--overwrite", action="store_true",
                        help="start afresh: regenerate the data, delete the run directory's checkpoints, stats and snapshots")
     add_validation_arguments(train)
@@ -163,7 +181,6 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
                     ):
     "The trainer config of `args`; a `ValueError` naming the first bad argument, before anything is written."
     import torch
-    from dacapo_nb.augments import IntensityAugmentConfig, SimpleAugmentConfig
     from dacapo_nb.trainer import GunpowderTrainerConfig
     for name in ("iterations", "checkpoint_interval"):
         value, least = getattr(args, name), 0 if name == "iterations" else 1
@@ -172,9 +189,8 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
         try: torch.device(args.device)
         except RuntimeError as e: raise ValueError(f"--device {args.device!r} is not a torch device ({e})") from None
     if Path(args.out).exists() and not Path(args.out).is_dir(): raise ValueError(f"--out {args.out} exists and is not a folder")
-    return GunpowderTrainerConfig(batch_size=args.batch_size, learning_rate=args.learning_rate, warmup_iterations=20,
-                                  num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval, seed=args.seed,
-                                  augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
+    return GunpowderTrainerConfig.quick(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                                        num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval)
 
 def _clear_run(out: Path) -> None:
     "Delete what a run wrote in `out` (not the data: `make_synthetic_data(overwrite=True)` replaces it whole)."
@@ -186,45 +202,106 @@ def _clear_run(out: Path) -> None:
         for name in ("stats.jsonl", "run.json", "snapshot.png"): (out / name).unlink(missing_ok=True)
 
 
+# %% ../nbs/19_cli.ipynb #283a97e0
+def open_zarr_path(spec: str, # a zarr dataset as `container.zarr/dataset`, e.g. data.zarr/raw
+                   name: str, # the array's role (raw, gt, mask), for messages
+                  ):
+    "Open `spec` read-only as a `ZarrArray`; a clear error when it names no zarr dataset."
+    from dacapo_nb.arrays import ZarrArray, ZarrArrayConfig
+    parts = Path(spec).parts
+    at = next((i for i, part in enumerate(parts) if part.endswith((".zarr", ".n5"))), None)
+    if at is None or at == len(parts) - 1:
+        raise ValueError(f"--{name} {spec}: expected a zarr container and a dataset in it, e.g. data.zarr/{name}")
+    container = Path(*parts[:at + 1])
+    if not container.is_dir(): raise FileNotFoundError(f"--{name} {spec}: there is no zarr container {container}")
+    return ZarrArray(ZarrArrayConfig(name, container, str(Path(*parts[at + 1:])), mode="r"))
+
+def check_device(device: str | None, # the --device value, or None for the default
+                ):
+    "`device` as a `torch.device` that exists on this machine; a one-line error that says what to use instead."
+    import torch
+    from dacapo_nb.models import default_device
+    try: chosen = default_device(device)
+    except RuntimeError: raise ValueError(f"--device {device} is not a torch device: use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"--device {device}: {why} (torch {torch.__version__}); use --device cpu")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+    return chosen
+
 # %% ../nbs/19_cli.ipynb #291c71f5
+def _trained(out: Path) -> int:
+    "The iteration of the run's newest checkpoint (0 when there is none)."
+    from dacapo_nb.training import latest_checkpoint
+    newest = latest_checkpoint(out / "checkpoints")
+    return int(newest.stem.split("_")[-1]) if newest is not None else 0
+
 def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
          ) -> int: # the exit status
     "Run `dacapo-nb train`; returns the exit status."
+    say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
     import torch
     from tqdm import tqdm
-    from dacapo_nb.datasets import make_synthetic_data
+    from dacapo_nb.datasets import Dataset, make_synthetic_data
     from dacapo_nb.models import model_for
     from dacapo_nb.snapshots import plot_snapshot
     from dacapo_nb.tasks import affinities_task, distance_task
     from dacapo_nb.training import run_training
 
     config = check_train_args(args)  # every argument, before anything is written
+    device = check_device(args.device)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.overwrite: _clear_run(out)
+    if args.raw is None:
+        if args.gt is not None or args.mask is not None: raise ValueError("--gt and --mask go with --raw: give your raw image too")
+        dims = args.dims or 2
+        out.mkdir(parents=True, exist_ok=True)
+        if args.overwrite: _clear_run(out)
+        say(f"making the built-in synthetic {dims}D data in {out / 'data.zarr'}")
+        dataset = make_synthetic_data(out / "data.zarr", dims=dims, seed=args.seed, overwrite=args.overwrite)
+    else:
+        if args.gt is None: raise ValueError(f"--raw {args.raw} needs --gt: the labels to learn from")
+        raw, gt = open_zarr_path(args.raw, "raw"), open_zarr_path(args.gt, "gt")
+        mask = open_zarr_path(args.mask, "mask") if args.mask is not None else None
+        dims = raw.dims
+        if args.dims is not None and args.dims != dims:
+            raise ValueError(f"--dims {args.dims}, but --raw {args.raw} has {dims} spatial dimensions (axes {raw.axes})")
+        dataset = Dataset(Path(args.raw).name, raw, gt, mask)
+        out.mkdir(parents=True, exist_ok=True)
+        if args.overwrite: _clear_run(out)
+    args.dims = dims
     torch.manual_seed(args.seed)
-    dataset = make_synthetic_data(out / "data.zarr", dims=args.dims, seed=args.seed, overwrite=args.overwrite)
-    task = affinities_task(args.dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
-    model = model_for(task, args.dims)
-    print(f"dacapo-nb: {args.dims}D {args.task}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
-          f"run directory {out}", file=sys.stderr)
+    task = affinities_task(dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
+    model = model_for(task, dims)
+    say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
+        f"{device}, run directory {out}")
+    say("starting the data pipeline (the first iteration takes a few seconds)")
     bar, last = None, None
-    for stats in run_training(out, model, task, [dataset], config, args.iterations, device=args.device,
-                              checkpoint_interval=args.checkpoint_interval, **validation_arguments(args, out)):
-        if bar is None:  # from the first finished iteration: the rate leaves out the start-up
-            bar = tqdm(total=args.iterations, initial=stats.iteration + 1, unit="it", file=sys.stderr, dynamic_ncols=True)
-        else: bar.update(1)
-        bar.set_postfix(loss=f"{stats.loss:.4f}")
-        last = stats
+    try:
+        for stats in run_training(out, model, task, [dataset], config, args.iterations, device=device,
+                                  checkpoint_interval=args.checkpoint_interval, **validation_arguments(args, out)):
+            if bar is None:  # from the first finished iteration: the rate leaves out the start-up
+                bar = tqdm(total=args.iterations, initial=stats.iteration + 1, unit="it", file=sys.stderr, dynamic_ncols=True)
+            else: bar.update(1)
+            bar.set_postfix(loss=f"{stats.loss:.4f}")
+            last = stats
+    except KeyboardInterrupt:
+        if bar is not None: bar.close()
+        say(f"interrupted at iteration {_trained(out)}; run again to resume")
+        return 130
     if bar is not None: bar.close()
     report_best(out)
-    if last is None: print(f"dacapo-nb: {out} has trained {args.iterations} iterations already", file=sys.stderr)
+    if last is None:
+        say(f"{out} has trained {_trained(out)} iterations already (asked for {args.iterations}): "
+            "nothing to do; give a larger --iterations to train on")
     try:
         plot_snapshot(out / "snapshots.zarr", path=out / "snapshot.png")
-        print(f"dacapo-nb: wrote {out / 'snapshot.png'}, snapshots in {out / 'snapshots.zarr'}, checkpoints in "
-              f"{out / 'checkpoints'}", file=sys.stderr)
+        say(f"wrote {out / 'snapshot.png'}, snapshots in {out / 'snapshots.zarr'}, checkpoints in {out / 'checkpoints'}")
     except FileNotFoundError:
-        print(f"dacapo-nb: no snapshot yet (snapshot interval {args.snapshot_interval})", file=sys.stderr)
+        say(f"no snapshot yet (snapshot interval {args.snapshot_interval})")
     return 0
 
 # %% ../nbs/19_cli.ipynb #7ba3475a
@@ -240,5 +317,5 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
         print(f"dacapo-nb: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the run saved a checkpoint on its way out
-        print(f"\ndacapo-nb: interrupted; run the same command again to resume", file=sys.stderr)
+        print("\ndacapo-nb: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -5,6 +5,9 @@
 # %% ../nbs/18_exercises.ipynb #4e3921b5
 from __future__ import annotations
 
+import re
+import traceback
+from contextlib import contextmanager
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -20,24 +23,50 @@ from .augments import AugmentConfig, ElasticAugmentConfig, IntensityAugmentConfi
 from .trainer import GunpowderTrainerConfig
 
 # %% auto #0
-__all__ = ['AFFINITY_CASES', 'DISTANCE_CASES', 'WEIGHT_CASES', 'AUGMENT_VOXEL_SIZE', 'AUGMENT_REQUIREMENTS', 'LABEL_SHIFT',
-           'DIAGNOSIS_CHOICES', 'ExerciseError', 'check_affinities', 'check_signed_distances', 'check_balanced_weights',
-           'check_augments', 'shifted_labels_dataset', 'check_diagnosis', 'check_gt_offset']
+__all__ = ['AFFINITY_CASES', 'DISTANCE_CASES', 'WEIGHT_CASES', 'AUGMENT_VOXEL_SIZE', 'AUGMENT_REQUIREMENTS', 'DIAGNOSIS_CHOICES',
+           'ExerciseError', 'check_affinities', 'check_signed_distances', 'check_balanced_weights', 'check_augments',
+           'shifted_labels_dataset', 'check_diagnosis', 'check_gt_offset']
 
 # %% ../nbs/18_exercises.ipynb #0a1be571
 class ExerciseError(AssertionError):
     "A check of an exercise failed; the message says what is wrong."
+    def _render_traceback_(self) -> list:
+        "How IPython shows it: the message alone, without a traceback through the check's own code."
+        return [f"\x1b[0;31mExerciseError\x1b[0m: {self}"]
 
 # %% ../nbs/18_exercises.ipynb #c8b6f688
 def _call(fn: Callable, *args):
-    "Call the student's `fn`; a still-unimplemented TODO becomes an `ExerciseError` naming the function."
+    "Call the student's `fn`; a still-unimplemented TODO or an error inside it becomes an `ExerciseError` that says so."
+    name = getattr(fn, "__name__", "your function")
     if not callable(fn):
         raise ExerciseError(f"expected your function, got {type(fn).__name__} {fn!r}")
     try:
         return fn(*args)
     except NotImplementedError:
-        raise ExerciseError(f"`{getattr(fn, '__name__', 'your function')}` still raises NotImplementedError: "
-                            "replace the `raise NotImplementedError` in its TODO cell with your code") from None
+        todo = ExerciseError(f"`{name}` still raises NotImplementedError: "
+                             "replace the `raise NotImplementedError` in its TODO cell with your code")
+        todo.todo = True  # said without naming a case: no case was tried
+        raise todo from None
+    except Exception as e:
+        frame = traceback.extract_tb(e.__traceback__)[-1]
+        raise ExerciseError(f"your `{name}` raised {type(e).__name__}: {e} (line {frame.lineno} of {frame.name}: "
+                            f"`{frame.line}`)") from e
+
+@contextmanager
+def _case(i: int, cases: Sequence, description: str):
+    "Name the case (`case i+1 of n (description)`) in every `ExerciseError` raised while checking it."
+    try: yield
+    except ExerciseError as e:
+        if getattr(e, "todo", False): raise
+        raise ExerciseError(f"case {i + 1} of {len(cases)} ({description}): {e}") from e.__cause__
+
+def _a(word: str) -> str:
+    "`word` with its indefinite article."
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+def _n(count: int, noun: str) -> str:
+    "`count` and `noun`, plural when it is not 1."
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 def _as_result(out, expected_shape: tuple, what: str) -> np.ndarray:
     "The student's output as a float array of `expected_shape`, else an `ExerciseError` saying why not."
@@ -84,8 +113,10 @@ def _affinity_mistake(labels, offsets, out, ref) -> str:
     p = tuple(a + b for a, b in zip(x, o))
     where = f"at {tuple(x)} for offset {o}"
     if not all(0 <= v < n for v, n in zip(p, labels.shape)):
+        rolled = (labels == np.roll(labels, [-d for d in o], axis=tuple(range(labels.ndim)))) & (labels != 0)
+        hint = " (np.roll wraps round the border: use slices instead)" if np.allclose(out[c], rolled) else ""
         return (f"{where} the partner voxel {p} lies outside the image, so the affinity is unknown and must be 0, "
-                f"got {got:g} (np.roll wraps round the border: use slices instead)")
+                f"got {got:g}{hint}")
     lx, lp = labels[tuple(x)], labels[p]
     if ref[(c, *x)] == 1:
         return f"affinity between two voxels of the same object should be 1, got {got:g} {where} (both have label {lx})"
@@ -98,18 +129,19 @@ def _affinity_mistake(labels, offsets, out, ref) -> str:
 def check_affinities(fn: Callable, # the student's `affinities(labels, offsets)`
                     ) -> None:
     "Check the student's `fn(labels, offsets) -> (len(offsets), *labels.shape)` affinities against `compute_affinities`."
-    for labels, offsets in AFFINITY_CASES:
-        ref = compute_affinities(labels, offsets)[0]
-        out = _call(fn, labels.copy(), list(offsets))
-        try:
-            out = _as_result(out, ref.shape, "affinities")
-        except ExerciseError as e:
-            if "output shape" in str(e):
-                raise ExerciseError(f"output shape should be {ref.shape} = (channels, *spatial), one channel per offset, "
-                                    f"got {np.shape(out)}") from None
-            raise
-        if not np.allclose(out, ref):
-            raise ExerciseError(_affinity_mistake(labels, offsets, out, ref))
+    for i, (labels, offsets) in enumerate(AFFINITY_CASES):
+        with _case(i, AFFINITY_CASES, f"{labels.ndim}D labels of shape {labels.shape}, offsets {list(offsets)}"):
+            ref = compute_affinities(labels, offsets)[0]
+            out = _call(fn, labels.copy(), list(offsets))
+            try:
+                out = _as_result(out, ref.shape, "affinities")
+            except ExerciseError as e:
+                if "output shape" in str(e):
+                    raise ExerciseError(f"output shape should be {ref.shape} = (channels, *spatial), one channel per offset, "
+                                        f"got {np.shape(out)}") from None
+                raise
+            if not np.allclose(out, ref):
+                raise ExerciseError(_affinity_mistake(labels, offsets, out, ref))
     _passed(f"check_affinities: right on {len(AFFINITY_CASES)} label images (background, negative and long-range "
             "offsets, 3D)")
 
@@ -128,25 +160,26 @@ DISTANCE_CASES = [
 def check_signed_distances(fn: Callable, # the student's `signed_distance(inside, voxel_size)`
                           ) -> None:
     "Check the student's `fn(inside, voxel_size)` signed distances against `signed_distances`."
-    for inside, voxel_size in DISTANCE_CASES:
-        ref = signed_distances(inside, Coordinate(voxel_size))
-        out = _as_result(_call(fn, inside.copy(), voxel_size), ref.shape, "distances")
-        if np.allclose(out, ref):
-            continue
-        if np.allclose(out, -ref):
-            raise ExerciseError("the sign is flipped: distances must be positive inside the object and negative outside")
-        if np.allclose(out, signed_distances(inside, Coordinate((1,) * inside.ndim))):
-            raise ExerciseError(f"distances must be in world units: with voxel size {voxel_size} one step along the first "
-                                f"axis is {voxel_size[0]}, not 1 (pass sampling=voxel_size to distance_transform_edt)")
-        x = _pos(np.argwhere(~np.isclose(out, ref))[0])
-        got, exp = out[x], ref[x]
-        if not inside[x] and got >= 0:
-            raise ExerciseError(f"voxels outside the object must have a negative distance (minus the distance to the "
-                                f"object): at {x} it should be {exp:g}, got {got:g}")
-        if inside[x] and got <= 0:
-            raise ExerciseError(f"voxels inside the object must have a positive distance: at {x} it should be {exp:g}, got {got:g}")
-        raise ExerciseError(f"at {x} ({'inside' if inside[x] else 'outside'} the object, voxel size {voxel_size}) the "
-                            f"distance should be {exp:g}, got {got:g}")
+    for i, (inside, voxel_size) in enumerate(DISTANCE_CASES):
+        with _case(i, DISTANCE_CASES, f"{inside.ndim}D object in an image of shape {inside.shape}, voxel size {voxel_size}"):
+            ref = signed_distances(inside, Coordinate(voxel_size))
+            out = _as_result(_call(fn, inside.copy(), voxel_size), ref.shape, "distances")
+            if np.allclose(out, ref):
+                continue
+            if np.allclose(out, -ref):
+                raise ExerciseError("the sign is flipped: distances must be positive inside the object and negative outside")
+            if np.allclose(out, signed_distances(inside, Coordinate((1,) * inside.ndim))):
+                raise ExerciseError(f"distances must be in world units: with voxel size {voxel_size} one step along the first "
+                                    f"axis is {voxel_size[0]}, not 1 (pass sampling=voxel_size to distance_transform_edt)")
+            x = _pos(np.argwhere(~np.isclose(out, ref))[0])
+            got, exp = out[x], ref[x]
+            if not inside[x] and got >= 0:
+                raise ExerciseError(f"voxels outside the object must have a negative distance (minus the distance to the "
+                                    f"object): at {x} it should be {exp:g}, got {got:g}")
+            if inside[x] and got <= 0:
+                raise ExerciseError(f"voxels inside the object must have a positive distance: at {x} it should be {exp:g}, got {got:g}")
+            raise ExerciseError(f"at {x} ({'inside' if inside[x] else 'outside'} the object) the distance should be "
+                                f"{exp:g}, got {got:g}")
     _passed(f"check_signed_distances: right on {len(DISTANCE_CASES)} shapes, isotropic and anisotropic, 2D and 3D")
 
 # %% ../nbs/18_exercises.ipynb #576575a0
@@ -161,37 +194,39 @@ def _weight_cases() -> list:
     return [full, (half, half_mask), (rare, np.ones((10, 10), np.uint8)), (empty, empty_mask)]
 
 WEIGHT_CASES = _weight_cases()
+_WEIGHT_CASE_NAMES = ("full mask", "half mask", "rare foreground", "no foreground in the mask")
 
 def check_balanced_weights(fn: Callable, # the student's `balanced_weights(labels, mask)`
                           ) -> None:
     "Check the student's `fn(labels, mask)` class-balanced weights against `balance_weights` (2 classes, clip 0.05..0.95)."
-    for labels, mask in WEIGHT_CASES:
-        valid = mask.astype(bool)
-        ref = balance_weights(labels, valid, 2)[0]
-        out = _as_result(_call(fn, labels.copy(), mask.copy()), ref.shape, "weights")
-        if np.allclose(out, ref):
-            continue
-        outside = (~valid) & (out != 0)
-        if outside.any():
-            x = _pos(np.argwhere(outside)[0])
-            raise ExerciseError(f"weights must be 0 where the mask is 0 (unlabelled voxels must not count), got {out[x]:g} at {x}")
-        fg = labels[valid].mean()
-        present = len(np.unique(labels[valid]))
-        if np.allclose(out, balance_weights(labels, np.ones_like(valid), 2)[0] * valid):
-            raise ExerciseError(f"class fractions must be counted among masked voxels only: inside the mask {fg:.0%} of the "
-                                f"voxels are foreground, so the foreground weight is {ref[valid & (labels == 1)].max():.3g}; "
-                                f"yours counts all voxels ({labels.mean():.0%} foreground)")
-        if np.allclose(out, ref * present):
-            raise ExerciseError(f"divide by the number of classes present ({present}): a class with fraction f weighs "
-                                f"1 / ({present} * f), so that the mean weight over the masked voxels is 1")
-        if np.allclose(out, balance_weights(labels, valid, 2, clipmin=1e-12, clipmax=1 - 1e-12)[0]):
-            raise ExerciseError(f"clip the class fractions to [0.05, 0.95] before inverting: the foreground is only {fg:.0%} "
-                                f"of the masked voxels, so unclipped its weight would be {1 / (2 * fg):.3g}, which lets "
-                                f"single voxels dominate the loss; clipped it is {ref[valid & (labels == 1)].max():.3g}")
-        x = _pos(np.argwhere(~np.isclose(out, ref))[0])
-        raise ExerciseError(f"at {x} (class {labels[x]}, {'inside' if valid[x] else 'outside'} the mask) the weight should "
-                            f"be {ref[x]:.3g}, got {out[x]:.3g}: a class present inside the mask weighs 1 / (number of "
-                            f"classes present * its clipped fraction among masked voxels); a lone class weighs 1")
+    for i, (labels, mask) in enumerate(WEIGHT_CASES):
+        with _case(i, WEIGHT_CASES, f"{_WEIGHT_CASE_NAMES[i]}: labels of shape {labels.shape}, the mask covers {mask.mean():.0%}"):
+            valid = mask.astype(bool)
+            ref = balance_weights(labels, valid, 2)[0]
+            out = _as_result(_call(fn, labels.copy(), mask.copy()), ref.shape, "weights")
+            if np.allclose(out, ref):
+                continue
+            outside = (~valid) & (out != 0)
+            if outside.any():
+                x = _pos(np.argwhere(outside)[0])
+                raise ExerciseError(f"weights must be 0 where the mask is 0 (unlabelled voxels must not count), got {out[x]:g} at {x}")
+            fg = labels[valid].mean()
+            present = len(np.unique(labels[valid]))
+            if np.allclose(out, balance_weights(labels, np.ones_like(valid), 2)[0] * valid):
+                raise ExerciseError(f"class fractions must be counted among masked voxels only: inside the mask {fg:.0%} of the "
+                                    f"voxels are foreground, so the foreground weight is {ref[valid & (labels == 1)].max():.3g}; "
+                                    f"yours counts all voxels ({labels.mean():.0%} foreground)")
+            if np.allclose(out, ref * present):
+                raise ExerciseError(f"divide by the number of classes present ({present}): a class with fraction f weighs "
+                                    f"1 / ({present} * f), so that the mean weight over the masked voxels is 1")
+            if np.allclose(out, balance_weights(labels, valid, 2, clipmin=1e-12, clipmax=1 - 1e-12)[0]):
+                raise ExerciseError(f"clip the class fractions to [0.05, 0.95] before inverting: the foreground is only {fg:.0%} "
+                                    f"of the masked voxels, so unclipped its weight would be {1 / (2 * fg):.3g}, which lets "
+                                    f"single voxels dominate the loss; clipped it is {ref[valid & (labels == 1)].max():.3g}")
+            x = _pos(np.argwhere(~np.isclose(out, ref))[0])
+            raise ExerciseError(f"at {x} (class {labels[x]}, {'inside' if valid[x] else 'outside'} the mask) the weight should "
+                                f"be {ref[x]:.3g}, got {out[x]:.3g}: a class present inside the mask weighs 1 / (number of "
+                                f"classes present * its clipped fraction among masked voxels); a lone class weighs 1")
     _passed(f"check_balanced_weights: right on {len(WEIGHT_CASES)} cases (full mask, half mask, rare foreground, "
             "no foreground in the mask)")
 
@@ -207,7 +242,7 @@ Nothing else."""
 def _one_of(augments: list, kind: type, requirement: int):
     found = [a for a in augments if type(a) is kind]
     if not found:
-        raise ExerciseError(f"requirement {requirement} needs a {kind.__name__}; your augments are "
+        raise ExerciseError(f"requirement {requirement} needs {_a(kind.__name__)}; your augments are "
                             f"{[type(a).__name__ for a in augments]}")
     if len(found) > 1:
         raise ExerciseError(f"you have {len(found)} {kind.__name__}s: one is enough (each is applied, so two double the effect)")
@@ -298,14 +333,14 @@ def check_augments(config, # the student's `GunpowderTrainerConfig`, or its `aug
     _passed("check_augments: your augments meet the three requirements and one batch runs through them")
 
 # %% ../nbs/18_exercises.ipynb #80e52db3
-LABEL_SHIFT = 5  # pixels along x
+_LABEL_SHIFT = 5  # pixels along x: the answer of exercise 4, so not a public name
 
 def shifted_labels_dataset(path, # where to write the synthetic container
                           ) -> Dataset:
-    "A 2D synthetic dataset at `path` whose gt was cropped by `LABEL_SHIFT` pixels along x but kept its ROI offset."
+    "A 2D synthetic dataset at `path` whose gt had its first columns cropped off but kept its ROI offset."
     data = make_synthetic_data(path, dims=2, shape=(160, 160), voxel_size=(8, 8), seed=3)
     vs = data.gt.voxel_size
-    labels = np.asarray(data.gt[data.gt.roi])[:, LABEL_SHIFT:]
+    labels = np.asarray(data.gt[data.gt.roi])[:, _LABEL_SHIFT:]
     gt = NumpyArray.from_np_array(labels, Roi(data.gt.roi.begin, Coordinate(labels.shape) * vs), vs, ["y", "x"])
     return Dataset("shifted", data.raw, gt)
 
@@ -325,40 +360,60 @@ _WRONG_CHOICE = {
          "asked to draw boundaries where the raw shows none. Compare raw with gt",
 }
 
-def check_diagnosis(answer, # a letter of `DIAGNOSIS_CHOICES`, e.g. "b" or "B)"
+_CHOICE_WORDS = {"a": ("learning rate",), "b": ("shift", "offset", "misalign", "line up", "lined up"),
+                 "c": ("mask",), "d": ("too small", "not trained long", "longer", "more iterations")}
+
+def _letter(answer) -> Optional[str]:
+    "The choice a student means: a letter as 'b', 'B)', '(b)', 'b.', '(b) the labels ...', or the words of one choice."
+    text = " ".join(str(answer).strip().lower().split())
+    m = re.match(r"^\(?([a-z])(?:\)|\.|:|$|\)?\s)", text)
+    if m and (m.group(1) != "a" or not re.match(r"^a\s", text)): return m.group(1)  # "a too high ..." is an article
+    meant = [letter for letter, words in _CHOICE_WORDS.items() if any(w in text for w in words)]
+    return meant[0] if len(meant) == 1 else None
+
+def check_diagnosis(answer, # a letter of `DIAGNOSIS_CHOICES` ("b", "B)", "(b) the labels are shifted") or its words
                    ) -> None:
-    "Check the student's multiple-choice `answer` (a letter of `DIAGNOSIS_CHOICES`) for the failing run."
+    "Check the student's multiple-choice `answer` (a letter of `DIAGNOSIS_CHOICES`, or the words of one) for the failing run."
     if answer is None:
         raise ExerciseError(f"answer is still None: set it to one of the letters {sorted(DIAGNOSIS_CHOICES)}")
-    letter = str(answer).strip().lower().rstrip(")")
+    letter = _letter(answer)
     if letter not in DIAGNOSIS_CHOICES:
-        raise ExerciseError(f"answer {answer!r} is not one of the choices {sorted(DIAGNOSIS_CHOICES)}")
+        raise ExerciseError(f"answer {answer!r} is not one of the choices {sorted(DIAGNOSIS_CHOICES)}: give the letter, "
+                            "e.g. \"a\"")
     if letter != "b":
         raise ExerciseError(f"({letter}) {DIAGNOSIS_CHOICES[letter]}: {_WRONG_CHOICE[letter]}")
     _passed(f"check_diagnosis: right, {DIAGNOSIS_CHOICES['b']}")
 
 # %% ../nbs/18_exercises.ipynb #1ca37b48
-def check_gt_offset(offset, # the gt's (y, x) ROI offset in nm
+def _numbers(value) -> tuple:
+    "The numbers a student gave: a tuple, list, array or Coordinate, or a string such as '(0, 40)' or '0, 40 nm'."
+    if isinstance(value, str): return tuple(float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", value))
+    return tuple(float(v) for v in np.asarray(value, dtype=float).ravel())
+
+def check_gt_offset(offset, # the gt's (y, x) ROI offset in nm: (0, 8), [0, 8], Coordinate(0, 8) or "0, 8"
                    ) -> None:
     "Check the student's fixed gt ROI offset (world units) for `shifted_labels_dataset`."
     if offset is None:
         raise ExerciseError("gt_offset is still None: give the (y, x) offset in nm at which the cropped gt really begins")
-    try:
-        offset = tuple(int(v) for v in offset)
-    except (TypeError, ValueError):
-        raise ExerciseError(f"gt_offset should be two numbers (y, x) in nm, got {offset!r}") from None
-    right = (0, LABEL_SHIFT * 8)
+    try: numbers = _numbers(offset)
+    except (TypeError, ValueError): numbers = ()
+    if not numbers or any(v != round(v) for v in numbers):
+        raise ExerciseError(f"gt_offset should be two whole numbers (y, x) in nm, got {offset!r}")
+    offset = tuple(int(v) for v in numbers)
+    right = (0, _LABEL_SHIFT * 8)
     if offset == right:
         _passed(f"check_gt_offset: right, the gt begins at {right} nm; with it the labels line up with the raw")
         return
     if len(offset) != 2:
         raise ExerciseError(f"gt_offset should be two numbers (y, x), got {offset}")
-    if offset == (0, LABEL_SHIFT):
-        raise ExerciseError(f"ROI offsets are in world units (nm), not pixels: {LABEL_SHIFT} pixels x 8 nm = {LABEL_SHIFT * 8}")
-    if offset == (0, -LABEL_SHIFT * 8):
+    if offset == (0, _LABEL_SHIFT):
+        raise ExerciseError(f"ROI offsets are in world units (nm), not pixels: {_n(_LABEL_SHIFT, 'pixel')} x 8 nm = {_LABEL_SHIFT * 8}")
+    if offset == (0, -_LABEL_SHIFT * 8):
         raise ExerciseError("that moves the labels the wrong way: the first columns of the labels were cut off, so the "
                             "gt really begins to the right of the raw's start (a positive x offset)")
     if offset[0] != 0:
         raise ExerciseError(f"the rows line up already: the y offset should stay 0, got {offset[0]}")
-    raise ExerciseError(f"with x offset {offset[1]} nm the labels are still {abs(offset[1] - right[1]) // 8} pixels off "
-                        f"the raw: measure the shift between the raw's membranes and the gt's boundaries again")
+    off = abs(offset[1] - right[1])
+    still = _n(off // 8, "pixel") if off % 8 == 0 else f"{off} nm (not a whole number of 8 nm pixels)"
+    raise ExerciseError(f"with x offset {offset[1]} nm the labels are still {still} off the raw: measure the shift "
+                        "between the raw's membranes and the gt's boundaries again")

@@ -48,15 +48,15 @@ def _image(name: str, data: np.ndarray, channels: bool, channel: Optional[int] =
     if not channels and (name == "gt" or (np.issubdtype(data.dtype, np.integer) and name != "mask")):
         return label_colors(data), {}
     if channels and data.shape[0] == 1: data, channels = data[0], False  # ref keeps every channel given: only its range is used
+    signed = name == "gradients" or ref.min() < 0
+    lim = float(np.abs(ref).max()) or 1.0   # the largest magnitude: a symmetric scale for signed volumes
     if channels:
         rgb = np.zeros(data.shape[1:] + (3,), np.float32)
         for i in range(min(3, data.shape[0])): rgb[..., i] = data[i]
-        if ref.min() < 0: rgb = (rgb + 1) / 2
+        rgb = (rgb / lim + 1) / 2 if signed else rgb / max(float(ref.max()), 1.0)
         return np.clip(rgb, 0, 1), {}
     if name == "mask": return data, {"cmap": "gray", "vmin": 0, "vmax": 1}  # an all-ones mask is white, not black
-    if ref.min() < 0:
-        lim = float(np.abs(ref).max()) or 1.0
-        return data, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
+    if signed: return data, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}
     return data, {"cmap": "gray", "vmin": float(ref.min()), "vmax": float(ref.max())}
 
 # %% ../nbs/15_snapshots.ipynb #8e1ea770
@@ -76,7 +76,7 @@ def snapshot_panels(container, # the snapshot container (a zarr folder)
                     volumes: Sequence[str] = ("raw", "gt", "target", "prediction"), # the volumes to show, in order
                     slice_index: Optional[int] = None, # the z slice of a 3D snapshot; None is the middle one
                     channel: Optional[int] = None, # show only this channel of multi-channel volumes; None is RGB
-                   ) -> dict: # iteration, depth, slice_index, dims, channels and panels
+                   ) -> dict: # iteration, depth, slice_index, dims, channel, channels and panels
     "One slice of a snapshot: iteration, depth, slice index, channels and the panels (name, image, imshow kwargs)."
     container = Path(container)
     iterations = snapshot_iterations(container)
@@ -109,7 +109,7 @@ def snapshot_panels(container, # the snapshot container (a zarr folder)
         image, kwargs = _image(name, data, channels, channel, reference=full)
         title = f"{name} c{min(channel, data.shape[0] - 1)}" if channels and channel is not None and data.shape[0] > 1 else name
         panels.append((title, image, kwargs))
-    return {"iteration": iteration, "depth": depth, "slice_index": k, "dims": roi.dims, "panels": panels,
+    return {"iteration": iteration, "depth": depth, "slice_index": k, "dims": roi.dims, "panels": panels, "channel": channel,
             "channels": max(a.num_channels or 1 for a in arrays.values())}
 
 # %% ../nbs/15_snapshots.ipynb #fc32feeb
@@ -117,26 +117,29 @@ def draw_snapshot(fig: Figure, # the figure to draw on (its panels are updated i
                   view: dict, # a slice from `snapshot_panels`
                  ) -> Figure: # `fig`
     "Draw the panels of `view` (from `snapshot_panels`) side by side on `fig`, replacing what was there."
-    shapes = [image.shape[:2] for _, image, _ in view["panels"]]
-    images = [ax.get_images()[0] if ax.get_images() else None for ax in fig.axes]
-    if getattr(fig, "_dn_shapes", None) == shapes and len(images) == len(shapes) and all(images):
-        for ax, im, (title, image, kwargs) in zip(fig.axes, images, view["panels"]):   # same layout: update in place (cheap)
+    bars = view.get("channel") is not None   # channel view: a colour bar beside every colour-mapped panel
+    layout = ([image.shape[:2] for _, image, _ in view["panels"]], [bars and "cmap" in kw for _, _, kw in view["panels"]])
+    axes = getattr(fig, "_dn_axes", None)
+    if getattr(fig, "_dn_layout", None) == layout and axes and all(ax in fig.axes and ax.get_images() for ax in axes):
+        for ax, (title, image, kwargs) in zip(axes, view["panels"]):   # same layout: update in place (cheap)
+            im = ax.get_images()[0]
             im.set_data(image)
             im.set_cmap(kwargs.get("cmap", "viridis"))
             im.set_clim(kwargs.get("vmin"), kwargs.get("vmax"))
             if not kwargs: im.set_clim(0, 1)
+            if im.colorbar is not None: im.colorbar.update_normal(im)
             ax.set_title(title)
     else:
         fig.clear()
         axes = fig.subplots(1, len(view["panels"]), squeeze=False)[0]
-        for ax, (title, image, kwargs) in zip(axes, view["panels"]):
-            ax.imshow(image, interpolation="nearest", **kwargs)
+        for ax, (title, image, kwargs), bar in zip(axes, view["panels"], layout[1]):
+            im = ax.imshow(image, interpolation="nearest", **kwargs)
             ax.set_title(title); ax.set_axis_off()
-        fig._dn_shapes = shapes
+            if bar: fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        fig._dn_axes, fig._dn_layout = list(axes), layout
     where = f", slice {view['slice_index']} of {view['depth']}" if view["dims"] == 3 else ""
     fig.suptitle(f"iteration {view['iteration']}{where}")
-    if len(fig.axes) == len(shapes) and getattr(fig, "_dn_laid_out", None) != shapes:
-        fig.tight_layout(); fig._dn_laid_out = shapes
+    if getattr(fig, "_dn_laid_out", None) != layout: fig.tight_layout(); fig._dn_laid_out = layout
     return fig
 
 # %% ../nbs/15_snapshots.ipynb #64d2f3e2

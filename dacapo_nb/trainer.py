@@ -119,6 +119,18 @@ class GunpowderTrainerConfig:
         for a in self.augments:
             if not isinstance(a, AugmentConfig): raise ValueError(f"GunpowderTrainerConfig: augment {a!r} is not an AugmentConfig")
 
+# %% ../nbs/12_trainer.ipynb #04b0be0f
+from .augments import IntensityAugmentConfig, SimpleAugmentConfig
+
+@patch(cls_method=True)
+def quick(cls: GunpowderTrainerConfig,
+          **changes, # any setting to change, e.g. seed=0 or batch_size=4
+         ) -> GunpowderTrainerConfig: # settings that learn within the first minute on a laptop CPU
+    "Settings for short CPU runs: a high learning rate after a short warm-up, small batches made in-process."
+    settings = dict(learning_rate=5e-3, warmup_iterations=20, batch_size=2, num_data_fetchers=0, snapshot_interval=100,
+                    augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
+    return cls(**{**settings, **changes})
+
 # %% ../nbs/12_trainer.ipynb #bf396e45
 class _FromConfig:
     "A read-only attribute of a trainer that reads the field `field` of its config."
@@ -197,11 +209,12 @@ class GunpowderTrainer(Trainer):
         place_model(model, device)  # channels-last weights on the CPU: a faster step
         amp_dtype = autocast_dtype(device, self.config.mixed_precision)
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no loss scaling
-        for _ in range(num_iterations):
+        for i in range(num_iterations):
             start = time.perf_counter()
             batch = self.next()
             fetched = time.perf_counter()
-            snapshot = self.snapshot_iteration is not None and self.iteration % self.snapshot_iteration == 0
+            snapshot = self.snapshot_iteration is not None and (self.iteration % self.snapshot_iteration == 0
+                                                                or i == num_iterations - 1)  # the last one too: the final state
             loss, prediction, gradients = self.train_step(batch, model, optimizer, device, scaler, snapshot, amp_dtype)
             if snapshot: self.write_snapshot(*batch, prediction, gradients, loss)
             done = time.perf_counter()

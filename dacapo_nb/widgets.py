@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Optional, Sequence
 import ipywidgets as widgets
 import matplotlib
 import matplotlib.ticker
+import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -36,6 +38,41 @@ __all__ = ['widget_display_data', 'SnapshotViewer', 'active_dashboard', 'Validat
            'train_in_notebook', 'RunsBrowser']
 
 # %% ../nbs/17_widgets.ipynb #8332ca23
+def _picture(css_class:str, # the class tests find it by
+            )->widgets.Image:
+    "An empty PNG image widget shown at its natural size (never stretched to the output's width), hidden until it has a picture."
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", width="auto", height="auto",
+                                                              align_self="flex-start", display="none"))
+    image.add_class(css_class)
+    return image
+
+def _show_picture(image:widgets.Image, # a widget from `_picture`
+                  png:bytes, # the picture
+                 )->None:
+    "Put `png` into `image` and show it."
+    image.value = png
+    image.layout.display = None
+
+def _short(path, # a file or folder
+          )->str:
+    "`path` relative to the working directory when it is inside it, else its name: no temp paths in saved outputs."
+    path = Path(path)
+    try: return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError: return path.name
+
+def _stack_pngs(*pngs:bytes, # PNG files' bytes; empty ones are left out
+               )->bytes: # one PNG, the pictures one below the other on white
+    "Stack pictures vertically into one PNG (for the static form of the dashboard)."
+    import matplotlib.image
+    images = [matplotlib.image.imread(io.BytesIO(bytes(p)), format="png") for p in pngs if p]
+    if not images: return b""
+    images = [im if im.shape[2] == 4 else np.dstack([im, np.ones(im.shape[:2], im.dtype)]) for im in images]
+    width = max(im.shape[1] for im in images)
+    padded = [np.pad(im, ((0, 0), (0, width - im.shape[1]), (0, 0)), constant_values=1) for im in images]
+    buf = io.BytesIO()
+    matplotlib.image.imsave(buf, np.concatenate(padded), format="png")
+    return buf.getvalue()
+
 def widget_display_data(widget:widgets.Widget, # the live widget
                         text:str, # short text for renderers without widgets
                         png:bytes=b"", # picture for renderers without widgets; none if empty
@@ -70,10 +107,10 @@ class SnapshotViewer:
         self.channel = widgets.IntSlider(-1, -1, 0, description="channel", disabled=True, continuous_update=False,
                                          tooltip="-1: all channels as RGB")
         self.volumes = widgets.SelectMultiple(options=list(volumes), value=tuple(volumes), description="volumes", rows=4)
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.image = _picture("dn-snapshot")
         self.message = widgets.HTML()
         for w, cls in ((self.iteration, "dn-iteration"), (self.slice, "dn-slice"), (self.channel, "dn-channel"),
-                       (self.volumes, "dn-volumes"), (self.image, "dn-snapshot"), (self.message, "dn-viewer-message")):
+                       (self.volumes, "dn-volumes"), (self.message, "dn-viewer-message")):
             w.add_class(cls)
         for w in (self.iteration, self.slice, self.channel, self.volumes): w.observe(self._changed, "value")
         self.widget = widgets.VBox([widgets.HBox([widgets.VBox([self.iteration, self.slice, self.channel]), self.volumes]),
@@ -87,7 +124,7 @@ class SnapshotViewer:
 
     def _repr_mimebundle_(self, **kwargs):
         shown = f"iteration {self.iteration.value}" if self.iterations else "no snapshots yet"
-        return widget_display_data(self.widget, f"SnapshotViewer({str(self.container)!r}: {shown})", self.image.value, **kwargs)
+        return widget_display_data(self.widget, f"SnapshotViewer({_short(self.container)!r}: {shown})", self.image.value, **kwargs)
 
     def _changed(self, change):
         if not self._quiet: self.draw()
@@ -129,7 +166,7 @@ class SnapshotViewer:
         "Draw the chosen iteration, slice, channel and volumes into the image."
         with self._lock:
             if not self.iterations:
-                self.message.value = f"no snapshot in {html.escape(str(self.container))} yet"
+                self.message.value = f"no snapshot in {html.escape(_short(self.container))} yet"
                 return
             if not self.volumes.value:
                 self.message.value = "choose at least one volume"
@@ -149,7 +186,7 @@ class SnapshotViewer:
             finally: self._quiet = False
             self.figure.set_size_inches(self.figsize_per_panel * len(view["panels"]), self.figsize_per_panel)
             draw_snapshot(self.figure, view)
-            self.image.value = figure_png(self.figure, self.dpi)
+            _show_picture(self.image, figure_png(self.figure, self.dpi))
             self.message.value = ""
             self.view = view
             self.draws += 1
@@ -270,8 +307,8 @@ class TrainingDashboard:
                  smoothing:float=0.9, # weight of the past in the smoothed loss, in [0, 1)
                  snapshot_volumes:Sequence[str]=("raw", "gt", "target", "prediction"), # volumes the snapshot viewer shows
                  dpi:int=72, # resolution of the figures
-                 redraw_budget:float=0.02, # largest fraction of the wall time spent drawing figures, in (0, 1]
-                 max_figure_interval:float=5.0, # however slow drawing is, figures are at most this many seconds old
+                 redraw_budget:float=0.05, # largest fraction of the wall time spent refreshing the panel, in (0, 1]
+                 max_figure_interval:float=2.0, # however slow drawing is, the panel is at most this many seconds old
                  validation_datasets:Sequence=(), # datasets with gt to validate on (see `run_training`)
                  validation_interval:Optional[int]=None, # validate every this many iterations
                  validation_criterion:Optional[str]=None, # the score that picks the best iteration (None: the task's default)
@@ -294,7 +331,7 @@ class TrainingDashboard:
         self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times = [], [], [], [], []
         self._times, self.wall_times, self._state_lock, self._refresh_lock = [], [], threading.Lock(), threading.Lock()
         self._go, self._stop_requested, self._wake = threading.Event(), threading.Event(), threading.Event()
-        self._thread, self._refresher, self._drawn_version, self._version = None, None, -1, 0
+        self._thread, self._refresher, self._drawn_version, self._version, self._display_id = None, None, -1, 0, None
         self.redraws = 0
         self._build_figure()
         self._build_widgets(snapshot_volumes)
@@ -324,13 +361,13 @@ class TrainingDashboard:
         self.progress = widgets.IntProgress(0, 0, self.iterations, description="progress")
         self.progress_label = widgets.Label()
         self.device_label = widgets.Label()
-        self.curves = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.curves = _picture("dn-curves")
         self.error_box = widgets.HTML()
         self.viewer = SnapshotViewer(self.run_dir / "snapshots.zarr", volumes=snapshot_volumes, watch=None, dpi=self.dpi)
         self.validation = ValidationPanel(self.run_dir, self.validation_arguments["validation_criterion"], dpi=self.dpi)
         for w, cls in ((self.start_button, "dn-start"), (self.pause_button, "dn-pause"), (self.stop_button, "dn-stop"),
                        (self.status_label, "dn-status"), (self.progress, "dn-progress"), (self.progress_label, "dn-progress-label"),
-                       (self.device_label, "dn-device"), (self.curves, "dn-curves"), (self.error_box, "dn-error")):
+                       (self.device_label, "dn-device"), (self.error_box, "dn-error")):
             w.add_class(cls)
         self.widget = widgets.VBox([
             widgets.HBox([self.start_button, self.pause_button, self.stop_button, self.status_label]),
@@ -339,8 +376,9 @@ class TrainingDashboard:
         self.widget.add_class("dn-dashboard")
 
     def _repr_mimebundle_(self, **kwargs):
-        text = f"TrainingDashboard({str(self.run_dir)!r}: {self.status}, {self.done}/{self.iterations} iterations)"
-        return widget_display_data(self.widget, text, self.curves.value if self.done else b"", **kwargs)
+        text = f"TrainingDashboard({_short(self.run_dir)!r}: {self.status}, {self.done}/{self.iterations} iterations)"
+        picture = _stack_pngs(self.curves.value, self.viewer.image.value) if self.done else b""  # the curves over the newest snapshot
+        return widget_display_data(self.widget, text, picture, **kwargs)
 
     @property
     def running(self) -> bool:
@@ -409,6 +447,7 @@ def wait(self:TrainingDashboard,
     for t in (self._thread, self._refresher):
         if t is not None: t.join(timeout)
     if self.running: raise TimeoutError(f"training in {self.run_dir} still running after {timeout} s")
+    self._update_display()   # from the caller's cell: the saved notebook keeps the final state
     return self.status
 
 # %% ../nbs/17_widgets.ipynb #ae58446f
@@ -496,7 +535,7 @@ def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
     total = sum(data) + sum(step) + validating
     if total > 0: self.time_ax.set_title(f"time per iteration: {100 * sum(data) / total:.0f}% waiting for data" +
                                          (f", {100 * validating / total:.0f}% validating" if validating else ""))
-    self.curves.value = figure_png(self.figure, self.dpi)
+    _show_picture(self.curves, figure_png(self.figure, self.dpi))
     self.redraws += 1
 
 @patch
@@ -506,15 +545,11 @@ def refresh(self:TrainingDashboard,
     "Bring the panel up to date with the training state; with `figures`, redraw the curves and look for a new snapshot."
     with self._refresh_lock:
         start = time.perf_counter()
-        with self._state_lock:
-            version = self._version
+        with self._state_lock:   # one copy of the state: the counter, the curves and the snapshot agree
+            version, done = self._version, self.iteration_numbers[-1] + 1 if self.iteration_numbers else 0
             copies = [list(s) for s in (self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times)] \
                 if figures and version != self._drawn_version else None
-        done, status, rate = self.done, self.status, self._rate()
-        self.progress.max, self.progress.value = self.iterations, done
-        text = f"iteration {done}/{self.iterations}"
-        if rate: text += f" · {rate:.2f} it/s · ETA {_duration((self.iterations - done) / rate)}"
-        self.progress_label.value = text
+        status, rate = self.status, self._rate()
         colour = {"error": "#b00", "running": "#070", "finished": "#070"}.get(status, "#555")
         self.status_label.value = f"<span style='color:{colour}'>{html.escape(status)}</span>" + \
             (f" · {html.escape(self.message)}" if self.message else "")
@@ -526,28 +561,40 @@ def refresh(self:TrainingDashboard,
         self.stop_button.disabled = not running or status == "stopping"
         self.device_label.value = self._device_text()
         if self.error: self.error_box.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(self.error)}</pre>"
-        if copies is not None:
+        if copies is not None and copies[0]:   # nothing to draw before the first iteration: no empty axes
             self._draw_curves(*copies)
             self._drawn_version = version
         if figures: self.viewer.refresh(); self.validation.refresh()
+        self.progress.max, self.progress.value = self.iterations, done   # after the pictures: the counter never runs ahead
+        text = f"iteration {done}/{self.iterations}"
+        if rate and status == "running": text += f" · {rate:.2f} it/s · ETA {_duration((self.iterations - done) / rate)}"
+        self.progress_label.value = text
         self.refreshes += 1; self.refresh_seconds += time.perf_counter() - start
 
 @patch
 def _refresh_loop(self: TrainingDashboard) -> None:
-    "Every `refresh_interval`: the numbers; the figures as often as `redraw_budget` of the wall time allows."
-    last, last_figures, figures_cost = 0.0, -float("inf"), 0.0
+    "Refresh numbers and figures together, every `refresh_interval` or as often as `redraw_budget` of the wall time allows."
+    last, cost = 0.0, 0.0
     while True:
         ended = not self._thread.is_alive()
-        self._wake.wait(max(0.0, self.refresh_interval - (time.perf_counter() - last)))
+        period = min(self.max_figure_interval, max(self.refresh_interval, cost / self.redraw_budget))
+        self._wake.wait(max(0.0, period - (time.perf_counter() - last)))   # a change of status wakes it at once
         self._wake.clear()
         now = time.perf_counter()
-        due = min(self.max_figure_interval, max(self.refresh_interval, figures_cost / self.redraw_budget))
-        figures = ended or now - last_figures >= due
-        try: self.refresh(figures)
+        try: self.refresh()
         except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
         last = time.perf_counter()
-        if figures: last_figures, figures_cost = now, last - now
+        cost = last - now
         if ended: break
+    try: self._update_display()
+    except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
+
+@patch
+def _update_display(self: TrainingDashboard) -> None:
+    "Give the displayed output the panel's state now (text and picture), so that a saved notebook shows the final state."
+    if self._display_id is None: return
+    from IPython.display import update_display
+    update_display(self, display_id=self._display_id)
 
 @patch
 def _on_start(self: TrainingDashboard, button=None):
@@ -580,7 +627,7 @@ def train_in_notebook(run_dir, # run directory: checkpoints, stats.jsonl and sna
     from IPython.display import display
     dashboard = TrainingDashboard(run_dir, model, task, datasets, trainer_config, iterations, validation_datasets=validation_datasets,
                                   validation_interval=validation_interval, **kwargs)
-    display(dashboard)  # the live widget, with a one-line text for static pages
+    dashboard._display_id = display(dashboard, display_id=True).display_id  # the live widget; text and picture for static pages
     if start: dashboard.start(replace=replace)
     return dashboard
 

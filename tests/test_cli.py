@@ -1,7 +1,10 @@
 """The main job end to end: the `dacapo-nb` console script in a subprocess, as a user runs it."""
-import json, subprocess, sys
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
 import zarr
 
 BIN = Path(sys.executable).parent
@@ -12,8 +15,10 @@ def run(*args, cwd):
 def test_help_lists_the_options(tmp_path):
     result = run("train", "--help", cwd=tmp_path)
     assert result.returncode == 0
-    for option in ["--iterations", "--device", "--out", "--task", "--dims"]:
+    for option in ["--iterations", "--device", "--out", "--task", "--dims", "--raw", "--gt", "--mask"]:
         assert option in result.stdout
+    assert "examples:\n  dacapo-nb train" in result.stdout, result.stdout
+    assert "default: None" not in result.stdout, result.stdout
 
 def test_train_writes_a_run_and_resumes(tmp_path):
     out = tmp_path / "run"
@@ -21,6 +26,9 @@ def test_train_writes_a_run_and_resumes(tmp_path):
                 "--checkpoint-interval", "4", "--fetchers", "1", "--device", "cpu", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "6/6" in first.stderr and "loss=" in first.stderr and "it/s" in first.stderr, first.stderr
+    steps = [l.split(" (")[0].split(",")[0] for l in first.stderr.splitlines()[:3]]  # said before the first iteration
+    assert steps == [f"dacapo-nb: making the built-in synthetic 2D data in {out / 'data.zarr'}", "dacapo-nb: 2D affinities on data",
+                     "dacapo-nb: starting the data pipeline"], first.stderr
     assert (out / "snapshot.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["iteration_00000004.pt", "iteration_00000006.pt"]
     assert sorted(k for k in zarr.open_group(str(out / "snapshots.zarr"), mode="r").group_keys()) == ["0", "5"]
@@ -31,6 +39,64 @@ def test_train_writes_a_run_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr
     iterations = [json.loads(line)["iteration"] for line in (out / "stats.jsonl").read_text().splitlines()]
     assert iterations == list(range(8))  # resumed at 6, not from 0
+
+    fewer = run("train", "--iterations", "3", "--out", str(out), "--device", "cpu", cwd=tmp_path)
+    assert fewer.returncode == 0, fewer.stderr
+    assert f"dacapo-nb: {out} has trained 8 iterations already (asked for 3): nothing to do" in fewer.stderr, fewer.stderr
+
+    other = run("train", "--iterations", "9", "--out", str(out), "--task", "distances", "--device", "cpu", cwd=tmp_path)
+    assert other.returncode == 2
+    errors = [l for l in other.stderr.splitlines() if "error" in l.lower()]
+    assert len(errors) == 1 and "Traceback" not in other.stderr, other.stderr
+    assert errors[0].startswith(f"dacapo-nb: error: {out} was trained with another task or model ("), errors
+    assert "task.predictor.type: 'AffinitiesPredictor' -> 'DistancePredictor'" in errors[0], errors
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="there is CUDA here")
+def test_missing_device_is_one_line(tmp_path):
+    result = run("train", "--out", str(tmp_path / "run"), "--device", "cuda", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1] == (f"dacapo-nb: error: --device cuda: this torch is built without CUDA "
+                                              f"(torch {torch.__version__}); use --device cpu"), result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+def test_ctrl_c_stops_with_a_line_and_a_checkpoint(tmp_path):
+    "Ctrl-C reaches the whole process group (the trainer and its data worker): one line, no traceback, resumable."
+    out = tmp_path / "run"
+    proc = subprocess.Popen([str(BIN / "dacapo-nb"), "train", "--iterations", "5000", "--out", str(out), "--fetchers", "1",
+                             "--device", "cpu"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stats, waited = out / "stats.jsonl", 0.0
+    while (not stats.exists() or len(stats.read_text().splitlines()) < 3) and waited < 300 and proc.poll() is None:
+        time.sleep(0.2); waited += 0.2
+    os.killpg(proc.pid, signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    checkpoint = sorted((out / "checkpoints").glob("iteration_*.pt"))[-1]
+    n = int(checkpoint.stem.split("_")[-1])
+    assert stderr.splitlines()[-1] == f"dacapo-nb: interrupted at iteration {n}; run again to resume", stderr
+    assert n >= 3, n
+
+def test_train_on_your_own_zarr_data(tmp_path):
+    "--raw/--gt/--mask open the user's zarr datasets with the geometry in their attributes; 3D is read from the data."
+    root = zarr.open_group(str(tmp_path / "mine.zarr"), mode="w")
+    rng = np.random.default_rng(0)
+    gt = np.repeat(np.repeat(rng.integers(1, 9, (6, 6)), 16, 0), 16, 1).astype(np.uint32)   # 96 x 96 blocks of labels
+    raw = ((gt % 3) * 80 + rng.integers(0, 40, gt.shape)).astype(np.uint8)
+    root.array("raw", np.pad(raw, 30), chunks=(64, 64)).attrs.update(voxel_size=[4, 4], offset=[0, 0], axes=["y", "x"])
+    root.array("labels", gt, chunks=(64, 64)).attrs.update(voxel_size=[4, 4], offset=[120, 120], axes=["y", "x"])
+    root.array("labels_mask", np.ones_like(gt, np.uint8), chunks=(64, 64)).attrs.update(voxel_size=[4, 4], offset=[120, 120], axes=["y", "x"])
+    out = tmp_path / "run"
+    result = run("train", "--iterations", "2", "--out", str(out), "--raw", "mine.zarr/raw", "--gt", "mine.zarr/labels",
+                 "--mask", "mine.zarr/labels_mask", "--snapshot-interval", "1", "--fetchers", "0", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dacapo-nb: 2D affinities on raw," in result.stderr, result.stderr
+    run_json = json.loads((out / "run.json").read_text())
+    assert "mine.zarr" in run_json["datasets"][0]["raw"] and not (out / "data.zarr").exists(), run_json["datasets"]
+    assert (out / "snapshot.png").is_file()
+
+    missing = run("train", "--out", str(out), "--raw", "mine.zarr/raw", "--gt", "mine.zarr/nothing", cwd=tmp_path)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr
+    assert missing.stderr.splitlines()[-1].startswith("dacapo-nb: error: "), missing.stderr
 
 def test_distances_in_3d(tmp_path):
     out = tmp_path / "run3d"

@@ -56,6 +56,9 @@ def test_unmodified_exercise_fails_at_its_first_check(name, tmp_path):
     error = next(o for o in code[first_check].outputs if o.output_type == "error")
     assert error.ename == "ExerciseError"
     assert message in error.evalue
+    # a clean stop: the message alone, no traceback through the check's code, and nothing after the check ran
+    assert len(error.traceback) == 1 and message in error.traceback[0] and "File " not in error.traceback[0], error.traceback
+    assert all(not c.get("outputs") for c in code[first_check + 1:]), "cells after the failed check ran"
 
 @pytest.mark.parametrize("name", sorted(FIRST_FAILURE))
 def test_solution_runs_in_a_kernel(name, tmp_path):

@@ -83,6 +83,12 @@ def wait_until(condition, timeout, what):
         time.sleep(0.2)
 
 
+def displayed_and_natural_size(image) -> tuple:
+    "((width, height) on the page, (width, height) of the picture itself), in CSS pixels."
+    w, h, nw, nh = image.evaluate("e => [e.getBoundingClientRect().width, e.getBoundingClientRect().height, e.naturalWidth, e.naturalHeight]")
+    return (round(w), round(h)), (nw, nh)
+
+
 def test_dashboard_in_the_browser(voila_url, page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.goto(voila_url, timeout=120_000)
@@ -91,6 +97,8 @@ def test_dashboard_in_the_browser(voila_url, page):
     page.screenshot(path=str(ARTIFACTS / "01_ready.png"), full_page=True)
     assert start.is_enabled() and page.locator("button.dn-stop").is_disabled()
     assert iteration_shown(page) == 0
+    for empty in ("img.dn-curves", "img.dn-snapshot"):   # a clean empty state: no broken-image icon before Start
+        assert not page.locator(empty).is_visible(), empty
 
     validation = page.locator("img.dn-validation")
     assert "no validation yet" in page.inner_text(".dn-validation-label")   # the validation panel is there, empty
@@ -110,11 +118,17 @@ def test_dashboard_in_the_browser(voila_url, page):
     wait_until(lambda: bool(snapshot.get_attribute("src")), 60, "a snapshot is shown")
     wait_until(lambda: "best voi" in page.inner_text(".dn-validation-label"), 180, "a validation is shown")
     wait_until(lambda: validation.get_attribute("src") != validation_before, 30, "the validation plot is drawn")
+    wait_until(lambda: snapshot.is_visible(), 30, "the snapshot becomes visible")
+    for image in (curves, snapshot):   # pictures at their natural size: not stretched to the output's width (blurry)
+        shown, natural = displayed_and_natural_size(image)
+        assert shown == natural, (image, shown, natural)
     page.screenshot(path=str(ARTIFACTS / "02_training.png"), full_page=True)
 
     page.locator("button.dn-stop").click()
     wait_until(lambda: "stopped" in page.inner_text(".dn-status"), 60, "Stop takes effect")
     assert start.is_enabled() and page.locator("button.dn-stop").is_disabled()
+    wait_until(lambda: "it/s" not in page.inner_text(".dn-progress-label"), 10, "rate and ETA are cleared on Stop")
+    assert "ETA" not in page.inner_text(".dn-progress-label")
     stopped_at = iteration_shown(page)
     time.sleep(1.0)
     assert iteration_shown(page) == stopped_at   # nothing trains after Stop
