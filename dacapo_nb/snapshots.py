@@ -6,19 +6,22 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+import zarr
+from funlib.geometry import Coordinate, Roi
 from matplotlib.figure import Figure
 
-from .arrays import LocalContainerIdentifier, ZarrArray
+from .arrays import Array, LocalContainerIdentifier, NumpyArray, ZarrArray, default_axes
 
 # %% auto #0
-__all__ = ['SNAPSHOT_VOLUMES', 'snapshot_iterations', 'label_colors', 'snapshot_volumes', 'snapshot_panels', 'draw_snapshot',
-           'plot_snapshot', 'figure_png']
+__all__ = ['SNAPSHOT_VOLUMES', 'snapshot_iterations', 'label_colors', 'snapshot_volumes', 'is_dacapo_snapshot',
+           'open_snapshot_volume', 'snapshot_panels', 'draw_snapshot', 'plot_snapshot', 'figure_png']
 
 # %% ../nbs/15_snapshots.ipynb #b6dcdf0b
 def snapshot_iterations(container, # the snapshot container (a zarr folder); it need not exist yet
@@ -70,6 +73,34 @@ def snapshot_volumes(container, # the snapshot container (a zarr folder)
     found = {p.name for p in (container / str(iteration) / "volumes").iterdir() if p.is_dir()}
     return [v for v in SNAPSHOT_VOLUMES if v in found] + sorted(found - set(SNAPSHOT_VOLUMES))
 
+# %% ../nbs/15_snapshots.ipynb #343322ce
+def is_dacapo_snapshot(container, # the snapshot container (a zarr folder)
+                       iteration: int, # the snapshot's iteration
+                      ) -> bool:
+    "Whether snapshot `iteration` in `container` was written by DaCapo 0.3.x (its group has no `iteration` attribute)."
+    attrs = Path(container) / str(iteration) / ".zattrs"
+    return not (attrs.exists() and "iteration" in json.loads(attrs.read_text()))
+
+def open_snapshot_volume(container, # the snapshot container (a zarr folder)
+                         iteration: int, # the snapshot's iteration
+                         name: str, # the volume: raw, gt, target, weight, mask, prediction or gradients
+                        ) -> Array:
+    "One volume of a snapshot, ours or DaCapo 0.3.x's (its voxel offsets and channel names converted)."
+    path = Path(container) / str(iteration) / "volumes" / name
+    if not (path / ".zarray").exists():
+        raise ValueError(f"snapshot {iteration} has no volume {name!r}; it has {sorted(snapshot_volumes(container, iteration))}")
+    if not is_dacapo_snapshot(container, iteration):
+        return ZarrArray.open_from_array_identifier(LocalContainerIdentifier(container).array_identifier(
+            f"{iteration}/volumes/{name}"), mode="r")
+    z = zarr.open_array(str(path), mode="r")
+    attrs = z.attrs.asdict()
+    try: voxel_size, offset = Coordinate(attrs["voxel_size"]), Coordinate(attrs["offset"])
+    except KeyError as e: raise ValueError(f"{path}: a DaCapo snapshot volume without its {e.args[0]!r} attribute") from None
+    spatial = [a for a in attrs.get("axis_names", []) if not a.endswith("^")][-voxel_size.dims:] or default_axes(voxel_size.dims, voxel_size.dims)
+    axes = ["b", "c"][2 - (z.ndim - voxel_size.dims):] + spatial if z.ndim > voxel_size.dims else spatial
+    roi = Roi(offset * voxel_size, Coordinate(z.shape[-voxel_size.dims:]) * voxel_size)  # DaCapo's offset counts voxels
+    return NumpyArray.from_np_array(z[:], roi, voxel_size, axes)
+
 # %% ../nbs/15_snapshots.ipynb #1ec18443
 def snapshot_panels(container, # the snapshot container (a zarr folder)
                     iteration: Optional[int] = None, # the snapshot's iteration; None is the latest
@@ -84,12 +115,7 @@ def snapshot_panels(container, # the snapshot container (a zarr folder)
     if iteration is None: iteration = iterations[-1]
     if iteration not in iterations: raise ValueError(f"no snapshot of iteration {iteration} in {container}: there are {iterations}")
     if not volumes: raise ValueError("volumes is empty: choose at least one of " + ", ".join(snapshot_volumes(container, iteration)))
-    ident = LocalContainerIdentifier(container)
-    arrays = {}
-    for name in volumes:
-        try: arrays[name] = ZarrArray.open_from_array_identifier(ident.array_identifier(f"{iteration}/volumes/{name}"), mode="r")
-        except FileNotFoundError: raise ValueError(f"snapshot {iteration} has no volume {name!r}; it has "
-                                                   f"{sorted(snapshot_volumes(container, iteration))}") from None
+    arrays = {name: open_snapshot_volume(container, iteration, name) for name in volumes}
     roi = arrays.get("target", next(iter(arrays.values()))).roi
     for a in arrays.values(): roi = roi.intersect(a.roi)
     depth, k = 1, 0
@@ -110,7 +136,7 @@ def snapshot_panels(container, # the snapshot container (a zarr folder)
         title = f"{name} c{min(channel, data.shape[0] - 1)}" if channels and channel is not None and data.shape[0] > 1 else name
         panels.append((title, image, kwargs))
     return {"iteration": iteration, "depth": depth, "slice_index": k, "dims": roi.dims, "panels": panels, "channel": channel,
-            "channels": max(a.num_channels or 1 for a in arrays.values())}
+            "channels": max(a.num_channels if "c" in a.axes else 1 for a in arrays.values())}
 
 # %% ../nbs/15_snapshots.ipynb #fc32feeb
 def draw_snapshot(fig: Figure, # the figure to draw on (its panels are updated in place when the layout is the same)

@@ -291,3 +291,19 @@ def test_zarr_v3_ngff_05_says_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="zarr v3"):
         ZarrArray.create_from_array_identifier(LocalArrayIdentifier(c, "pred"), ["y", "x"], Roi((0, 0), (4, 4)), None,
                                                (1, 1), np.uint8)
+
+
+def test_a_dacapo_snapshot_opens_in_the_viewer_aligned_in_world_units(tmp_path):
+    "A snapshot laid out as dacapo-ml 0.3.5 writes it: offsets in voxels, 'c^' named on raw, no group attributes."
+    from dacapo_nb.widgets import SnapshotViewer
+    container = tmp_path / "snapshots.zarr"
+    zarr.open_group(str(container), mode="w")
+    for name, shape, offset, names in [("raw", (44, 44), 0, ["c^", "y", "x"]), ("prediction", (2, 28, 28), 8, ["c^", "y", "x"])]:
+        a = zarr.open_array(str(container / "3" / "volumes" / name), mode="w", shape=shape, dtype="f4")
+        a[:] = np.arange(np.prod(shape), dtype="f4").reshape(shape) / np.prod(shape)
+        a.attrs.update({"axis_names": names, "offset": [offset] * 2, "units": ["", ""], "voxel_size": [4, 4]})
+    viewer = SnapshotViewer(container, volumes=("raw", "prediction"), watch=None)
+    assert viewer.iterations == [3], viewer.iterations
+    assert [(t, i.shape[:2]) for t, i, _ in viewer.view["panels"]] == [("raw", (28, 28)), ("prediction", (28, 28))], viewer.view
+    raw = viewer.view["panels"][0][1]
+    np.testing.assert_array_equal(raw, np.arange(44 * 44, dtype="f4").reshape(44, 44)[8:36, 8:36] / (44 * 44))  # 8 voxels in
