@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 # %% auto #0
 __all__ = ['BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'add_blockwise_parsers', 'predict_command', 'segment_command',
            'evaluate_command', 'add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best',
-           'runs', 'build_parser', 'check_train_args', 'open_zarr_path', 'check_device', 'train', 'main']
+           'runs', 'build_parser', 'check_train_args', 'open_zarr_path', 'check_device', 'launch_ranks', 'join_ranks',
+           'train', 'main']
 
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
@@ -166,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=2, help="training windows per iteration")
     train.add_argument("--learning-rate", type=float, default=5e-3, help="RAdam's learning rate after a 20-iteration warm-up")
     train.add_argument("--fetchers", type=int, default=1, help="data worker processes (0: in the training process)")
+    train.add_argument("--nproc", type=int, default=1, help="training processes (ranks) under torch.distributed; each trains on its own samples")
     train.add_argument("--snapshot-interval", type=int, default=100, help="save what the network sees and predicts every this many iterations (and at the last)")
     train.add_argument("--checkpoint-interval", type=int, default=100, help="save a checkpoint to resume from every this many iterations (and at the end)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the synthetic data and the training windows")
@@ -233,6 +237,30 @@ def check_device(device: str | None, # the --device value, or None for the defau
         raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
     return chosen
 
+# %% ../nbs/19_cli.ipynb #7c62081e
+def launch_ranks(nproc: int, # the number of processes
+                 argv: list, # the `dacapo-nb` arguments to run in each
+                ) -> int: # the exit status: 0, or 1 when a rank failed
+    "Run `dacapo-nb argv` in `nproc` processes under torch's launcher; the launcher stops all when one fails."
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+    print(f"dacapo-nb: starting {nproc} training processes", file=sys.stderr, flush=True)
+    argv = [a for i, a in enumerate(argv) if not (a.startswith("--nproc") or (i and argv[i - 1] == "--nproc"))]  # ranks start no ranks
+    try: torchrun(["--standalone", f"--nproc-per-node={nproc}", "--module", "dacapo_nb.cli", *argv])
+    except ChildFailedError as e:
+        print(f"dacapo-nb: error: a training process failed: {', '.join(f'rank {r}: exit {f.exitcode}' for r, f in e.failures.items())}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+def join_ranks() -> Optional[int]:
+    "Join the torch.distributed group that torchrun's environment describes (gloo, or NCCL with CUDA); this rank, or None."
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2: return None
+    import torch
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return torch.distributed.get_rank()
+
 # %% ../nbs/19_cli.ipynb #291c71f5
 def _trained(out: Path) -> int:
     "The iteration of the run's newest checkpoint (0 when there is none)."
@@ -253,15 +281,19 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
     from dacapo_nb.training import run_training
 
     config = check_train_args(args)  # every argument, before anything is written
-    device = check_device(args.device)
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ: return launch_ranks(args.nproc, args.argv)
+    rank = join_ranks()
+    if rank: say = lambda text: None  # rank 0 speaks for the run
+    device = check_device(args.device if args.device or not torch.cuda.is_available() or rank is None else f"cuda:{os.environ['LOCAL_RANK']}")
     out = Path(args.out)
     if args.raw is None:
         if args.gt is not None or args.mask is not None: raise ValueError("--gt and --mask go with --raw: give your raw image too")
         dims = args.dims or 2
         out.mkdir(parents=True, exist_ok=True)
-        if args.overwrite: _clear_run(out)
+        if args.overwrite and not rank: _clear_run(out)
         say(f"making the built-in synthetic {dims}D data in {out / 'data.zarr'}")
-        dataset = make_synthetic_data(out / "data.zarr", dims=dims, seed=args.seed, overwrite=args.overwrite)
+        if rank: torch.distributed.barrier()  # rank 0 makes the data (and validation data) first
+        dataset = make_synthetic_data(out / "data.zarr", dims=dims, seed=args.seed, overwrite=args.overwrite and not rank)
     else:
         if args.gt is None: raise ValueError(f"--raw {args.raw} needs --gt: the labels to learn from")
         raw, gt = open_zarr_path(args.raw, "raw"), open_zarr_path(args.gt, "gt")
@@ -271,7 +303,8 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
             raise ValueError(f"--dims {args.dims}, but --raw {args.raw} has {dims} spatial dimensions (axes {raw.axes})")
         dataset = Dataset(Path(args.raw).name, raw, gt, mask)
         out.mkdir(parents=True, exist_ok=True)
-        if args.overwrite: _clear_run(out)
+        if args.overwrite and not rank: _clear_run(out)
+        if rank: torch.distributed.barrier()
     args.dims = dims
     torch.manual_seed(args.seed)
     task = affinities_task(dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
@@ -280,9 +313,12 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
         f"{device}, run directory {out}")
     say("starting the data pipeline (the first iteration takes a few seconds)")
     bar, last = None, None
+    validation = validation_arguments(args, out)
+    if rank == 0: torch.distributed.barrier()  # the data is there: the other ranks open it
     try:
         for stats in run_training(out, model, task, [dataset], config, args.iterations, device=device,
-                                  checkpoint_interval=args.checkpoint_interval, **validation_arguments(args, out)):
+                                  checkpoint_interval=args.checkpoint_interval, **validation):
+            if rank: continue
             if bar is None:  # from the first finished iteration: the rate leaves out the start-up
                 bar = tqdm(total=args.iterations, initial=stats.iteration + 1, unit="it", file=sys.stderr, dynamic_ncols=True)
             else: bar.update(1)
@@ -293,6 +329,8 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
         say(f"interrupted at iteration {_trained(out)}; run again to resume")
         return 130
     if bar is not None: bar.close()
+    if rank is not None: torch.distributed.destroy_process_group()
+    if rank: return 0
     report_best(out)
     if last is None:
         say(f"{out} has trained {_trained(out)} iterations already (asked for {args.iterations}): "
@@ -311,6 +349,7 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
     import matplotlib
     matplotlib.use("Agg")
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for a relaunch under torchrun (--nproc)
     try:
         return {"train": train, "runs": runs, **BLOCKWISE_COMMANDS}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
@@ -319,3 +358,6 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
     except KeyboardInterrupt:  # the run saved a checkpoint on its way out
         print("\ndacapo-nb: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+# %% ../nbs/19_cli.ipynb #b635cbfd
+if __name__ == "__main__" and __spec__ is not None and __spec__.name == "dacapo_nb.cli": sys.exit(main())

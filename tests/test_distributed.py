@@ -120,3 +120,20 @@ def test_an_error_in_one_rank_stops_every_rank(tmp_path):
         mp.spawn(run_worker, args=(free_port(), tmp_path, 50, 1), nprocs=WORLD)
     assert time.monotonic() - start < 120
     assert mp.active_children() == []
+
+
+def test_the_command_trains_in_two_processes(tmp_path):
+    "dacapo-nb train --nproc 2: torchrun starts two ranks, rank 0 alone writes the run, no process is left behind."
+    import subprocess, sys
+    from pathlib import Path
+    out = tmp_path / "run"
+    cmd = [str(Path(sys.executable).parent / "dacapo-nb"), "train", "--nproc", "2", "--iterations", "3", "--out", str(out),
+           "--fetchers", "0", "--batch-size", "1", "--snapshot-interval", "2", "--checkpoint-interval", "2", "--device", "cpu"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "starting 2 training processes" in result.stderr, result.stderr[-2000:]
+    assert [json.loads(l)["iteration"] for l in (out / "stats.jsonl").read_text().splitlines()] == [0, 1, 2]
+    assert json.loads((out / "run.json").read_text())["processes"] == 2
+    assert (out / "snapshot.png").exists()
+    leftover = subprocess.run(["pgrep", "-f", f"dacapo_nb.cli train --nproc 2 --iterations 3 --out {out}"], capture_output=True, text=True)
+    assert leftover.stdout == "", leftover.stdout
