@@ -204,7 +204,7 @@ def _check_run(out, iterations):
     assert rows == list(range(iterations)), rows
     assert sorted(p.name for p in (out / "checkpoints").iterdir())[-1] == f"iteration_{iterations:08d}.pt"
     snaps = sorted(int(k) for k in zarr.open_group(str(out / "snapshots.zarr"), mode="r").group_keys())
-    assert snaps == list(range(0, iterations, 4)), snaps
+    assert snaps == sorted(set(range(0, iterations, 4)) | {iterations - 1}), snaps  # and the last iteration: the final state
     for s in snaps:
         names = sorted(p.name for p in (out / "snapshots.zarr" / str(s) / "volumes").iterdir() if not p.name.startswith("."))
         assert names == ["gradients", "gt", "mask", "prediction", "raw", "target", "weight"], (s, names)
