@@ -356,7 +356,7 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
         print(f"dacapo-nb: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # the run saved a checkpoint on its way out
-        print("\ndacapo-nb: interrupted; run the same command again to resume", file=sys.stderr)
+        print("\ndacapo-nb: interrupted; run again to resume", file=sys.stderr)
         return 130
 
 # %% ../nbs/19_cli.ipynb #b635cbfd
