@@ -32,6 +32,7 @@ def check_roi_on_grid(roi: Roi, # region in world units
                      ) -> Roi: # `roi`, as a plain `Roi`
     "Return `roi` if its offset and shape are multiples of `voxel_size`, else raise a `ValueError` that names both."
     roi, voxel_size = Roi(roi.offset, roi.shape), Coordinate(voxel_size)
+    if any(v <= 0 for v in voxel_size): raise ValueError(f"voxel size {tuple(voxel_size)} must be positive on every axis")
     if roi.dims != voxel_size.dims:
         raise ValueError(f"{what} {roi} has {roi.dims} dimensions but the voxel size {voxel_size} has {voxel_size.dims}")
     if not (roi.offset % voxel_size == Coordinate((0,) * roi.dims) and roi.shape % voxel_size == Coordinate((0,) * roi.dims)):

@@ -214,6 +214,8 @@ def check_neighborhood(neighborhood: Sequence[Sequence[int]], # offsets in voxel
                              f"{len(tuple(neighborhood[0]))}: all offsets need the same dimensionality")
         if not any(o):
             raise ValueError(f"offset {o} is zero: every voxel is affine to itself")
+        if Coordinate(int(v) for v in o) in offsets:
+            raise ValueError(f"offset {o} is given twice: each affinity channel needs its own offset")
         offsets.append(Coordinate(int(v) for v in o))
     return offsets
 
