@@ -1,6 +1,6 @@
 """The pipeline as a torch IterableDataset against our PreCache path, and a 2-rank DDP step against 1 rank, on the CPU.
 
-(a) PreCache: `GunpowderTrainer.next()` with 2 data fetchers, batch 2 (samples/s = 2 x batches/s).
+(a) PreCache: `GunpowderTrainer.next()` with 2 data fetchers at normal priority (niceness 0, as DataLoader workers), batch 2.
 (b) DataLoader(iterable_dataset(...), batch_size=2, num_workers=2): the same samples (same augments), collated by
     torch. Both after a warm-up of 2 batches.
 (c) One training step (2D default U-Net, batch 4 of fixed tensors) in 1 process, against (d) 2 gloo ranks with batch 2
@@ -29,7 +29,7 @@ def setup(tmp: Path):
     augments = [dn.SimpleAugmentConfig(), dn.ElasticAugmentConfig(control_point_spacing=(80, 80),
                                                                   control_point_displacement_sigma=(8.0, 8.0)),
                 dn.IntensityAugmentConfig()]
-    config = dn.GunpowderTrainerConfig(batch_size=2, num_data_fetchers=2, augments=augments, seed=0)
+    config = dn.GunpowderTrainerConfig(batch_size=2, num_data_fetchers=2, data_fetcher_niceness=0, augments=augments, seed=0)  # same priority as the DataLoader workers
     return dn, data, task, model, config
 
 

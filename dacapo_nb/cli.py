@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=2, help="training windows per iteration")
     train.add_argument("--learning-rate", type=float, default=5e-3, help="RAdam's learning rate after a 20-iteration warm-up")
     train.add_argument("--fetchers", type=int, default=1, help="data worker processes (0: in the training process)")
+    train.add_argument("--mixed-precision", action="store_true",
+                       help="mixed precision: float16 on CUDA, bfloat16 on a CPU with bfloat16 units (else float32, with a note)")
     train.add_argument("--nproc", type=int, default=1, help="training processes (ranks) under torch.distributed; each trains on its own samples")
     train.add_argument("--snapshot-interval", type=int, default=100, help="save what the network sees and predicts every this many iterations (and at the last)")
     train.add_argument("--checkpoint-interval", type=int, default=100, help="save a checkpoint to resume from every this many iterations (and at the end)")
@@ -194,7 +196,8 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
         except RuntimeError as e: raise ValueError(f"--device {args.device!r} is not a torch device ({e})") from None
     if Path(args.out).exists() and not Path(args.out).is_dir(): raise ValueError(f"--out {args.out} exists and is not a folder")
     return GunpowderTrainerConfig.quick(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                                        num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval)
+                                        num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval,
+                                        mixed_precision=True if args.mixed_precision else None)
 
 def _clear_run(out: Path) -> None:
     "Delete what a run wrote in `out` (not the data: `make_synthetic_data(overwrite=True)` replaces it whole)."
