@@ -214,8 +214,6 @@ def check_neighborhood(neighborhood: Sequence[Sequence[int]], # offsets in voxel
                              f"{len(tuple(neighborhood[0]))}: all offsets need the same dimensionality")
         if not any(o):
             raise ValueError(f"offset {o} is zero: every voxel is affine to itself")
-        if Coordinate(int(v) for v in o) in offsets:
-            raise ValueError(f"offset {o} is given twice: each affinity channel needs its own offset")
         offsets.append(Coordinate(int(v) for v in o))
     return offsets
 
@@ -288,6 +286,8 @@ class AffinitiesPredictor(Predictor):
                  background_as_object: bool = False, # whether two background voxels are affine
                 ):
         self.neighborhood = check_neighborhood(neighborhood)
+        repeated = sorted({tuple(o) for o in self.neighborhood if self.neighborhood.count(o) > 1})
+        if repeated: raise ValueError(f"offsets {repeated} are given twice: each affinity channel needs its own offset")
         self.dims = self.neighborhood[0].dims
         if lsds and self.dims not in LSD_CHANNELS:
             raise ValueError(f"local shape descriptors exist for 2D and 3D, but the neighborhood is {self.dims}D")
