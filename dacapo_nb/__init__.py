@@ -37,7 +37,7 @@ from .bioimage import *
 # %% ../nbs/99_package.ipynb #a717af29
 import importlib as _importlib
 _WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook",
-            "ValidationPanel", "RunsBrowser")
+            "ValidationPanel", "RunsBrowser", "RunFollower", "train_in_processes")
 
 def __getattr__(name: str, # the attribute asked for that the module does not hold
                ):

@@ -35,7 +35,7 @@ from .validation import best_validation, criterion_better
 
 # %% auto #0
 __all__ = ['widget_display_data', 'SnapshotViewer', 'active_dashboard', 'ValidationPanel', 'TrainingDashboard',
-           'train_in_notebook', 'RunsBrowser']
+           'train_in_notebook', 'RunsBrowser', 'RunFollower', 'train_in_processes']
 
 # %% ../nbs/17_widgets.ipynb #8332ca23
 def _picture(css_class:str, # the class tests find it by
@@ -692,3 +692,126 @@ class RunsBrowser:
         self.table.value = _html_table(self.comparison.cells())
         draw_runs(self.figure, [read_run(p) for p in chosen], self.criterion)
         self.image.value = figure_png(self.figure, self.dpi)
+
+# %% ../nbs/17_widgets.ipynb #7bb2573c
+class RunFollower:
+    "Follow a run directory that other processes write: iterations done of the target, loss, newest snapshot, validation."
+    def __init__(self,
+                 run_dir, # the run directory (stats.jsonl, run.json, snapshots.zarr, validation.jsonl)
+                 refresh_interval:float=2.0, # seconds between re-reads of the run directory
+                 process=None, # the `subprocess.Popen` of the run, when this follower started it (see `train_in_processes`)
+                 smoothing:float=0.9, # weight of the past in the smoothed loss, in [0, 1)
+                 dpi:int=72, # resolution of the figures
+                ):
+        if not refresh_interval > 0: raise ValueError(f"refresh_interval must be seconds > 0, got {refresh_interval!r}")
+        if not 0 <= smoothing < 1: raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+        self.run_dir, self.refresh_interval, self.process, self.smoothing, self.dpi = Path(run_dir), refresh_interval, process, smoothing, dpi
+        self.stats, self.torn, self.target, self.processes, self.message = [], 0, None, None, ""
+        self.refreshes, self._size, self._lock, self._closed = 0, None, threading.RLock(), threading.Event()
+        self.figure = Figure(figsize=(5, 2.8), layout="constrained")
+        FigureCanvasAgg(self.figure)
+        self.ax = self.figure.subplots()
+        self.loss_line, = self.ax.plot([], [], color="tab:blue", alpha=0.3, lw=1, label="loss")
+        self.smooth_line, = self.ax.plot([], [], color="tab:blue", lw=2, label="smoothed")
+        self.ax.set_xlabel("iteration"); self.ax.legend(loc="upper right", fontsize=8)
+        self.ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        self.status_label, self.progress_label = widgets.HTML(), widgets.Label()
+        self.progress = widgets.IntProgress(0, 0, 1, description="progress")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=process is None)
+        self.stop_button.on_click(lambda button: self.stop())
+        self.curves = _picture("dn-follow-curves")
+        self.viewer = SnapshotViewer(self.run_dir / "snapshots.zarr", watch=None, dpi=dpi)
+        self.validation, self.validation_box = None, widgets.VBox([])
+        self.widget = widgets.VBox([widgets.HBox([self.stop_button, self.status_label]), widgets.HBox([self.progress, self.progress_label]),
+                                    self.curves, self.validation_box, widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
+        self.widget.add_class("dn-follower")
+        self.refresh()
+        self._watcher = threading.Thread(target=self._watch, name="dacapo_nb-follow", daemon=True)
+        self._watcher.start()
+
+    def _repr_mimebundle_(self, **kwargs):
+        text = f"RunFollower({_short(self.run_dir)!r}: {self.status}, {self.done}/{self.target or '?'} iterations)"
+        return widget_display_data(self.widget, text, _stack_pngs(self.curves.value, self.viewer.image.value), **kwargs)
+
+    @property
+    def done(self) -> int:
+        "Iterations logged so far (the newest logged iteration + 1)."
+        with self._lock: return max(s["iteration"] for s in self.stats) + 1 if self.stats else 0
+
+    @property
+    def status(self) -> str:
+        "following (no process of its own), running, finished, or how its process ended."
+        if self.process is None: return "following"
+        code = self.process.poll()
+        return "running" if code is None else "finished" if code == 0 else f"ended with exit status {code}"
+
+    def _watch(self):
+        while not self._closed.wait(self.refresh_interval):
+            try: self.refresh()
+            except Exception as e: self.message = f"refresh error: {type(e).__name__}: {e}"
+
+    def close(self)->None:
+        "Stop re-reading the run directory (the run itself goes on; see `stop`)."
+        self._closed.set(); self.viewer.close()
+
+    def stop(self)->None:
+        "End the process this follower started: SIGINT to its process group, so the run saves its checkpoint."
+        import os, signal
+        if self.process is not None and self.process.poll() is None: os.killpg(self.process.pid, signal.SIGINT)
+
+
+# %% ../nbs/17_widgets.ipynb #3989fed0
+@patch
+def refresh(self:RunFollower)->None:
+    "Re-read the run directory and update the panel."
+    with self._lock:
+        try: meta = json.loads((self.run_dir / "run.json").read_text())
+        except (OSError, ValueError): meta = {}
+        self.target, self.processes = meta.get("iterations", self.target), meta.get("processes", self.processes)
+        log = self.run_dir / "stats.jsonl"
+        size = log.stat().st_size if log.exists() else 0
+        if size != self._size:
+            self.stats, self.torn = read_jsonl(log)
+            self._size = size
+            if self.stats: self._draw_curve()
+        self.viewer.refresh()
+        if self.validation is None and (self.run_dir / "validation.jsonl").exists():
+            self.validation = ValidationPanel(self.run_dir, dpi=self.dpi)
+            self.validation_box.children = (self.validation.widget,)
+        elif self.validation is not None: self.validation.refresh()
+        done, target = self.done, self.target
+        self.progress.max, self.progress.value = max(target or done, 1), done
+        self.progress_label.value = f"iteration {done}/{target or '?'}" + (f" · {self.processes} processes" if (self.processes or 1) > 1 else "")
+        self.status_label.value = html.escape(self.status + (f" · {self.message}" if self.message else ""))
+        self.stop_button.disabled = self.status != "running"
+        self.refreshes += 1
+
+@patch
+def _draw_curve(self:RunFollower)->None:
+    "Draw the logged loss and its smoothed line."
+    it, loss, smooth = [s["iteration"] for s in self.stats], [s["loss"] for s in self.stats], []
+    _ema(loss, smooth, self.smoothing)
+    it, loss, smooth = _thin(it, loss, smooth)
+    self.loss_line.set_data(it, loss); self.smooth_line.set_data(it, smooth)
+    self.ax.relim(); self.ax.autoscale_view()
+    self.ax.set_title(f"loss {loss[-1]:.4g} (smoothed {smooth[-1]:.4g})")
+    _show_picture(self.curves, figure_png(self.figure, self.dpi))
+
+
+# %% ../nbs/17_widgets.ipynb #c04261fe
+def train_in_processes(run_dir, # the run directory (resumed when it exists)
+                       nproc:int=2, # training processes (ranks)
+                       refresh_interval:float=2.0, # seconds between the follower's re-reads
+                       **cli_options, # more `dacapo-nb train` options: keyword -> --kebab-case value, True -> flag
+                      )->RunFollower: # a follower holding the process
+    "Start `dacapo-nb train --nproc {nproc} --out {run_dir}` in a new session and follow it."
+    import subprocess, sys
+    if not isinstance(nproc, int) or nproc < 1: raise ValueError(f"nproc must be an integer >= 1, got {nproc!r}")
+    argv = [sys.executable, "-m", "dacapo_nb.cli", "train", "--nproc", str(nproc), "--out", str(run_dir)]
+    for key, value in cli_options.items():
+        if value is None or value is False: continue
+        argv += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(run_dir) / "train.log", "ab") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return RunFollower(run_dir, refresh_interval, process=process)
