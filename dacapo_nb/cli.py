@@ -245,6 +245,7 @@ def launch_ranks(nproc: int, # the number of processes
                  argv: list, # the `dacapo-nb` arguments to run in each
                 ) -> int: # the exit status: 0, or 1 when a rank failed
     "Run `dacapo-nb argv` in `nproc` processes under torch's launcher; the launcher stops all when one fails."
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
     print(f"dacapo-nb: starting {nproc} training processes", file=sys.stderr, flush=True)
@@ -254,6 +255,9 @@ def launch_ranks(nproc: int, # the number of processes
         print(f"dacapo-nb: error: a training process failed: {', '.join(f'rank {r}: exit {f.exitcode}' for r, f in e.failures.items())}",
               file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, SignalException):  # Ctrl-C or a stop: the ranks saved their checkpoint on the way out
+        print("dacapo-nb: interrupted; run again to resume", file=sys.stderr)
+        return 130
     return 0
 
 def join_ranks() -> Optional[int]:
