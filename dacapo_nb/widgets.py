@@ -545,20 +545,12 @@ def refresh(self:TrainingDashboard,
     "Bring the panel up to date with the training state; with `figures`, redraw the curves and look for a new snapshot."
     with self._refresh_lock:
         start = time.perf_counter()
+        status, message = self.status, self.message   # read before the counter: a "stopped" read here means the counter is final
         with self._state_lock:   # one copy of the state: the counter, the curves and the snapshot agree
             version, done = self._version, self.iteration_numbers[-1] + 1 if self.iteration_numbers else 0
             copies = [list(s) for s in (self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times)] \
                 if figures and version != self._drawn_version else None
-        status, rate = self.status, self._rate()
-        colour = {"error": "#b00", "running": "#070", "finished": "#070"}.get(status, "#555")
-        self.status_label.value = f"<span style='color:{colour}'>{html.escape(status)}</span>" + \
-            (f" · {html.escape(self.message)}" if self.message else "")
-        running = self.running and status not in ("stopped", "finished", "error")
-        self.start_button.disabled = running or done >= self.iterations
-        self.pause_button.disabled = not running or status in ("stopping", "starting")
-        self.pause_button.description = "Resume" if status in ("paused", "pausing") else "Pause"
-        self.pause_button.icon = "play" if status in ("paused", "pausing") else "pause"
-        self.stop_button.disabled = not running or status == "stopping"
+        rate = self._rate()
         self.device_label.value = self._device_text()
         if self.error: self.error_box.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(self.error)}</pre>"
         if copies is not None and copies[0]:   # nothing to draw before the first iteration: no empty axes
@@ -569,6 +561,15 @@ def refresh(self:TrainingDashboard,
         text = f"iteration {done}/{self.iterations}"
         if rate and status == "running": text += f" · {rate:.2f} it/s · ETA {_duration((self.iterations - done) / rate)}"
         self.progress_label.value = text
+        running = self.running and status not in ("stopped", "finished", "error")   # status and buttons last: once they say
+        self.start_button.disabled = running or done >= self.iterations              # "stopped", the counter shown is final
+        self.pause_button.disabled = not running or status in ("stopping", "starting")
+        self.pause_button.description = "Resume" if status in ("paused", "pausing") else "Pause"
+        self.pause_button.icon = "play" if status in ("paused", "pausing") else "pause"
+        self.stop_button.disabled = not running or status == "stopping"
+        colour = {"error": "#b00", "running": "#070", "finished": "#070"}.get(status, "#555")
+        self.status_label.value = f"<span style='color:{colour}'>{html.escape(status)}</span>" + \
+            (f" · {html.escape(message)}" if message else "")
         self.refreshes += 1; self.refresh_seconds += time.perf_counter() - start
 
 @patch
