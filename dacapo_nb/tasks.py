@@ -390,6 +390,13 @@ def signed_distances(inside: np.ndarray, # boolean: inside the object
     sampling = tuple(float(v) for v in voxel_size)
     return distance_transform_edt(inside, sampling=sampling) - distance_transform_edt(~inside, sampling=sampling)
 
+def _class_names(names, what: str, example: str) -> list:
+    "The list of `names`, refused when it is empty or repeats a name."
+    names = list(names)
+    if not names: raise ValueError(f"{what} is empty: name at least one class, e.g. {example}")
+    if len(set(names)) != len(names): raise ValueError(f"{what} {names} repeat a name")
+    return names
+
 # %% ../nbs/05_tasks.ipynb #d540e9b2
 class DistancePredictor(Predictor):
     "Signed distance to each class's boundary (world units), squashed by `tanh(d / scale_factor)`."
@@ -402,11 +409,7 @@ class DistancePredictor(Predictor):
                  weight_clipmin: float = 0.05, # lowest class fraction used for the weights
                  weight_clipmax: float = 0.95, # highest class fraction used for the weights
                 ):
-        self.channels = list(channels)
-        if not self.channels:
-            raise ValueError("channels is empty: name at least one class, e.g. DistancePredictor(['mito'])")
-        if len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"channels {self.channels} repeat a name")
+        self.channels = _class_names(channels, "channels", "DistancePredictor(['mito'])")
         if not scale_factor > 0:
             raise ValueError(f"scale_factor must be positive (world units), got {scale_factor}")
         if clip_distance is not None and not clip_distance > 0:
@@ -485,11 +488,7 @@ class OneHotPredictor(Predictor):
                  weight_clipmin: float = 0.05, # lowest class fraction used for the weights
                  weight_clipmax: float = 0.95, # highest class fraction used for the weights
                 ):
-        self.classes = list(classes)
-        if not self.classes:
-            raise ValueError("classes is empty: name at least one class, e.g. OneHotPredictor(['background', 'cell'])")
-        if len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"classes {self.classes} repeat a name")
+        self.classes = _class_names(classes, "classes", "OneHotPredictor(['background', 'cell'])")
         self.weight_clipmin, self.weight_clipmax = weight_clipmin, weight_clipmax
 
     def __repr__(self): return f"OneHotPredictor(classes={self.classes})"
