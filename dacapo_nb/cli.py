@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mixed-precision", action="store_true",
                        help="mixed precision: float16 on CUDA, bfloat16 on a CPU with bfloat16 units (else float32, with a note)")
     train.add_argument("--compile", action="store_true",
-                       help="torch.compile the model: slower first step, then faster (pays after ~13 iterations of the 3D bench; eager, with a note, where it fails)")
+                       help="torch.compile the model: 6-8 s more on the first step, then 4-20%% faster (pays after 13-80 iterations of the 3D bench; eager, with a note, where it fails)")
     train.add_argument("--nproc", type=int, default=1, help="training processes (ranks) under torch.distributed; each trains on its own samples")
     train.add_argument("--snapshot-interval", type=int, default=100, help="save what the network sees and predicts every this many iterations (and at the last)")
     train.add_argument("--checkpoint-interval", type=int, default=100, help="save a checkpoint to resume from every this many iterations (and at the end)")
