@@ -60,36 +60,54 @@ def matmul_gflops(dtype, n: int = 4096, repeat: int = 3) -> float:
     return 2 * n ** 3 * repeat / (time.perf_counter() - start) / 1e9
 
 
-def bench_compile(model, task, x, y, w, args) -> dict:
-    "torch.compile on the CPU step: compile time, then the compiled step's rate, and the iterations it takes to pay."
-    import torch
-    out = {}
-    eager = torch.optim.RAdam(model.parameters(), lr=LEARNING_RATE)
-
-    def eager_step():
-        eager.zero_grad(set_to_none=True)
-        task.loss.compute(model(x).float(), y, w).backward()
-        eager.step()
-    eager_rate = steps_per_s(eager_step, 1, args.train_iterations)
-    compiled = torch.compile(model)
-    opt = torch.optim.RAdam(model.parameters(), lr=LEARNING_RATE)
-
-    def compiled_step():
-        opt.zero_grad(set_to_none=True)
-        task.loss.compute(compiled(x).float(), y, w).backward()
-        opt.step()
-    start = time.perf_counter()
+def descendants_cpu_seconds() -> float:
+    "CPU seconds (user + system) used so far by the live descendants of this process (Linux /proc; 0 elsewhere)."
     try:
-        compiled_step()
-    except Exception as e:
-        print(f"(h) torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
-        return out
-    out["compile_s"] = time.perf_counter() - start
-    out["compiled_iterations_per_s"] = steps_per_s(compiled_step, 1, args.train_iterations)
-    gain = 1 / eager_rate - 1 / out["compiled_iterations_per_s"]
-    pays = f"pays after {out['compile_s'] / gain:.0f} iterations" if gain > 0 else "never pays (not faster)"
-    print(f"(h) torch.compile: first step {out['compile_s']:.0f} s, then {fmt(out['compiled_iterations_per_s'], 'iterations/s')} "
-          f"against eager {fmt(eager_rate, 'iterations/s')}: {pays}", flush=True)
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+        tick, family, total = os.sysconf("SC_CLK_TCK"), {os.getpid()}, 0
+        grew = True
+        while grew:
+            grew = False
+            for pid, (ppid, _) in stats.items():
+                if ppid in family and pid not in family:
+                    family.add(pid); grew = True
+        return sum(t for pid, (_, t) in stats.items() if pid in family and pid != os.getpid()) / tick
+    except (OSError, ValueError):
+        return 0.0
+
+
+def bench_compile(model, task, x, y, w, args, precision: str, dtype) -> dict:
+    "torch.compile (through CompiledModel) on the CPU step: compile time, then the compiled step's rate, and when it pays."
+    import torch
+    from dacapo_nb.models import CompiledModel
+    out = {}
+
+    def stepper(forward, opt):
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                prediction = forward(x)
+            task.loss.compute(prediction.float(), y, w).backward()
+            opt.step()
+        return step
+    eager_rate = steps_per_s(stepper(model, torch.optim.RAdam(model.parameters(), lr=LEARNING_RATE)), 1, args.train_iterations)
+    compiled_step = stepper(CompiledModel(model), torch.optim.RAdam(model.parameters(), lr=LEARNING_RATE))
+    start = time.perf_counter()
+    compiled_step()
+    out[f"compile_{precision}_s"] = time.perf_counter() - start
+    rate_ = out[f"compiled_{precision}_iterations_per_s"] = steps_per_s(compiled_step, 1, args.train_iterations)
+    out[f"eager_{precision}_iterations_per_s"] = eager_rate
+    gain = 1 / eager_rate - 1 / rate_
+    pays = f"pays after {(out[f'compile_{precision}_s'] - 1 / rate_) / gain:.0f} iterations" if gain > 0 else "never pays (not faster)"
+    print(f"(h) torch.compile, {precision}: first step {out[f'compile_{precision}_s']:.1f} s, then {fmt(rate_, 'iterations/s')} "
+          f"against eager {fmt(eager_rate, 'iterations/s')} ({ratio(rate_, eager_rate)}x): {pays}", flush=True)
     return out
 
 
@@ -130,13 +148,16 @@ def bench_ours(args, data_path: Path) -> dict:
     with trainer:
         for _ in range(args.warmup):
             batch = trainer.next()
-        start = time.perf_counter()
+        start, cpu, workers = time.perf_counter(), time.process_time(), descendants_cpu_seconds()
         for _ in range(args.iterations):
             batch = trainer.next()
         out["pipeline_batches_per_s"] = rate(args.iterations, time.perf_counter() - start)
+        out["pipeline_worker_core_s"] = (descendants_cpu_seconds() - workers) / args.iterations
+        out["pipeline_parent_core_s"] = (time.process_time() - cpu) / args.iterations
     raw, gt, target, weight, mask = batch
     print(f"(a) ours, data pipeline: {fmt(out['pipeline_batches_per_s'], 'batches/s')}  "
-          f"[raw {raw.data.shape}, target {target.data.shape}]", flush=True)
+          f"[raw {raw.data.shape}, target {target.data.shape}]; CPU per batch: {out['pipeline_worker_core_s']:.3f} "
+          f"core-s in the fetchers, {out['pipeline_parent_core_s']:.3f} in the training process", flush=True)
 
     # (b) full training through our trainer, (c) the same step on one in-memory batch (the limit), per precision
     x, y, w = (torch.from_numpy(np.ascontiguousarray(a.data, dtype=np.float32)) for a in (raw, target, weight))
@@ -173,7 +194,17 @@ def bench_ours(args, data_path: Path) -> dict:
             trainer.scheduler.step()
             return float(loss.detach())
 
+        cpu = time.process_time()
         out[f"in_memory_{precision}_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
+        step_core_s = (time.process_time() - cpu) / (args.train_warmup + args.train_iterations)
+        step_s, cores = 1 / out[f"in_memory_{precision}_iterations_per_s"], os.cpu_count()
+        # the fetchers' CPU time must come out of the cores the step leaves idle, or the iteration grows
+        pipeline_core_s = out["pipeline_worker_core_s"] + out["pipeline_parent_core_s"]
+        bound = step_s / max(step_s, (step_core_s + pipeline_core_s) / cores)
+        out[f"step_{precision}_core_s"], out[f"limit_bound_{precision}"] = step_core_s, bound
+        print(f"(i) {precision}: the step takes {step_s:.2f} s and {step_core_s:.2f} core-s ({step_core_s / step_s:.2f} of "
+              f"{cores} cores busy, {cores * step_s - step_core_s:.2f} core-s idle); the pipeline needs {pipeline_core_s:.2f} "
+              f"core-s per batch: (b)/(c) can reach at most {bound:.2f}", flush=True)
         print(f"(c) ours, in-memory tensors (the limit), {precision}: "
               f"{fmt(out[f'in_memory_{precision}_iterations_per_s'], 'iterations/s')}; (b)/(c) = "
               f"{ratio(out[f'trainer_{precision}_iterations_per_s'], out[f'in_memory_{precision}_iterations_per_s'])}", flush=True)
@@ -186,8 +217,8 @@ def bench_ours(args, data_path: Path) -> dict:
         out[f"matmul_peak_{precision}_gflops"], out[f"step_{precision}_gflops"] = peak, achieved
         print(f"(g) step {out['step_gflop']:.0f} GFLOP: {achieved:.0f} GFLOP/s in {precision}, "
               f"{achieved / peak:.2f} of a {args.matmul_size}^3 {precision} matmul's {peak:.0f} GFLOP/s", flush=True)
-        if args.compile and precision == "fp32":
-            out.update(bench_compile(model, task, x, y, w, args))
+        if args.compile:
+            out.update(bench_compile(model, task, x, y, w, args, precision, dtype))
 
     # (c0) the same, with the weights in torch's default layout: what place_model's channels-last layout saves
     if "fp32" in args.precision:
@@ -330,7 +361,7 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
                    help="precisions of our trainer and its limit (b, c, g): bf16 = mixed_precision=True")
     p.add_argument("--matmul-size", type=int, default=4096, help="n of the n^3 matrix product that measures the peak (g)")
-    p.add_argument("--compile", action="store_true", help="also try torch.compile on the fp32 in-memory step (h)")
+    p.add_argument("--compile", action="store_true", help="also try torch.compile on the in-memory step, each precision (h)")
     args = p.parse_args()
     if args.iterations < 1 or args.train_iterations < 1 or args.warmup < 0 or args.train_warmup < 1:
         p.error("--iterations, --train-iterations and --train-warmup must be >= 1, --warmup >= 0")
@@ -359,6 +390,8 @@ def main() -> None:
         print(f"  (c) in-memory limit, {pr} {fmt(ours.get(f'in_memory_{pr}_iterations_per_s'), 'iterations/s')}")
         print(f"      (b)/(c)              {ratio(ours.get(f'trainer_{pr}_iterations_per_s'), ours.get(f'in_memory_{pr}_iterations_per_s'))}")
         print(f"  (g) step GFLOP/s, {pr}   {ours.get(f'step_{pr}_gflops', float('nan')):.0f} of a matmul's {ours.get(f'matmul_peak_{pr}_gflops', float('nan')):.0f}")
+        print(f"  (i) (b)/(c) bound, {pr}  {ours.get(f'limit_bound_{pr}', float('nan')):.2f} (step {ours.get(f'step_{pr}_core_s', float('nan')):.2f} core-s, "
+              f"pipeline {ours.get('pipeline_worker_core_s', float('nan')) + ours.get('pipeline_parent_core_s', float('nan')):.2f} core-s)")
     print(f"      bf16/fp32 trainer    {ratio(ours.get('trainer_bf16_iterations_per_s'), ours.get('trainer_fp32_iterations_per_s'))}")
     print(f"  (c0) limit, default layout {fmt(ours.get('in_memory_default_layout_iterations_per_s'), 'iterations/s')}")
     print(f"      (c)/(c0) channels-last gain {ratio(ours.get('in_memory_fp32_iterations_per_s'), ours.get('in_memory_default_layout_iterations_per_s'))}")

@@ -90,6 +90,17 @@ def _axis_weights(u: np.ndarray, n: int) -> np.ndarray:
     w[np.arange(len(u)), i0], w[np.arange(len(u)), i0 + 1] = 1 - t, t
     return w
 
+def _interpolate_grid(weights: list, # per axis a, the (T_a, n_a) weights of `_axis_weights`, float32
+                      values: np.ndarray, # (c, n_0, ..., n_d) float32 values at the control points, channels first
+                     ) -> np.ndarray: # (c, T_0, ..., T_d), C-contiguous: each channel one block
+    "Separable linear interpolation of `values` on a control grid: the small axes first, the largest by one matrix product."
+    out = np.empty((len(values), *(len(w) for w in weights)), np.float32)
+    for c, x in enumerate(values):
+        for a in range(len(weights) - 1, 0, -1):  # (n_0, ..., T_a, ..., T_d): small
+            x = np.moveaxis(np.tensordot(weights[a], x, axes=([1], [a])), 0, a)
+        np.matmul(weights[0], np.ascontiguousarray(x).reshape(len(x), -1), out=out[c].reshape(len(weights[0]), -1))
+    return out
+
 def _rotation(dims: int, rotate: bool, uniform_3d_rotation: bool) -> np.ndarray:
     "A random rotation matrix: any angle in 2D; in 3D about the first axis, or uniform over all rotations."
     r = np.eye(dims)
@@ -146,24 +157,37 @@ class ElasticAugment(gp.BatchFilter):
         control = np.stack(np.meshgrid(*(origin[a] + np.arange(n[a]) * self.spacing[a] - centre[a] for a in range(dims)),
                                        indexing="ij"), axis=-1) @ _rotation(dims, self.rotate, self.uniform_3d_rotation).T
         control += np.moveaxis(np.random.normal(0.0, 1.0, (dims, *n)), 0, -1) * self.sigma
-        letters = "ijk"[:dims]
-        expr = ",".join(f"{l}{l.upper()}" for l in letters) + "," + letters.upper() + "c->" + letters + "c"
-        self._where = {}
+        # every array of one ROI and voxel size shares one interpolation (channels first: each axis one block), and
+        # the sampler's units are an affine map of it per axis (the weights of each position sum to 1)
+        control = np.ascontiguousarray(np.moveaxis(control, -1, 0), dtype=np.float32)
+        self._where, fields = {}, {}
         for key in keys:
             roi, vs = request[key].roi, np.asarray(self.spec[key].voxel_size, float)
-            pos = [roi.begin[a] + (np.arange(roi.shape[a] // int(vs[a])) + 0.5) * vs[a] for a in range(dims)]
-            weights = [_axis_weights((p - origin[a]) / self.spacing[a], n[a]).astype(np.float32) for a, p in enumerate(pos)]
-            source = np.einsum(expr, *weights, control.astype(np.float32), optimize=True).reshape(-1, dims)
-            low = np.floor((centre + source.min(axis=0)) / vs - 1) * vs
-            high = np.ceil((centre + source.max(axis=0)) / vs + 1) * vs
+            grid = (tuple(roi.begin), tuple(roi.shape), tuple(vs))
+            if grid not in fields:
+                pos = [roi.begin[a] + (np.arange(roi.shape[a] // int(vs[a])) + 0.5) * vs[a] for a in range(dims)]
+                weights = [_axis_weights((p - origin[a]) / self.spacing[a], n[a]).astype(np.float32) for a, p in enumerate(pos)]
+                source = _interpolate_grid(weights, control)  # source positions relative to the centre, world units
+                low = np.floor((centre + [float(s.min()) for s in source]) / vs - 1) * vs
+                high = np.ceil((centre + [float(s.max()) for s in source]) / vs + 1) * vs
+                fields[grid] = source, low, high, {}
+            source, low, high, mapped = fields[grid]
             deps[key] = gp.ArraySpec(roi=Roi(Coordinate(low.astype(int)), Coordinate((high - low).astype(int))))
-            # the same positions in the sampler's units: an affine map of the control points, interpolated alike
             interpolatable = self.spec[key].interpolatable
-            if interpolatable:  # grid_sample's (x, y[, z]), -1 and 1 at the outer edges of the source region
-                mapped = ((control + centre - low) * (2 / (high - low)) - 1)[..., ::-1]
-            else:  # voxels of the source region, voxel centres at integers
-                mapped = (control + centre - low) / vs - 0.5
-            self._where[key] = interpolatable, np.einsum(expr, *weights, mapped.astype(np.float32), optimize=True)
+            if interpolatable not in mapped:
+                if interpolatable:  # grid_sample's (x, y[, z]) last, -1 and 1 at the outer edges of the source region
+                    scale = 2 / (high - low); shift = (centre - low) * scale - 1
+                    where = np.empty(source.shape[1:] + (dims,), np.float32)
+                    for a in range(dims): np.multiply(source[a], np.float32(scale[a]), out=where[..., dims - 1 - a])
+                else:  # voxels of the source region, voxel centres at integers, axes first
+                    scale = 1 / vs; shift = (centre - low) / vs - 0.5
+                    where = source * scale.astype(np.float32)[(...,) + (None,) * dims]
+                    where = np.moveaxis(where, 0, -1)  # (*T, dims): a view, each axis still one block
+                for a in range(dims):  # add the shifts in place
+                    view = where[..., dims - 1 - a] if interpolatable else where[..., a]
+                    view += np.float32(shift[a])
+                mapped[interpolatable] = where
+            self._where[key] = interpolatable, mapped[interpolatable]
         return deps
 
     def process(self, batch: gp.Batch, # the source regions

@@ -17,7 +17,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['DEFAULT_INPUT_SHAPES', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet', 'Model', 'unet_for',
-           'model_for', 'default_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype']
+           'model_for', 'default_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype', 'CompiledModel']
 
 # %% ../nbs/06_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -371,3 +371,34 @@ def autocast_dtype(device, # the device the model runs on
         warnings.warn("mixed_precision=True: this CPU has no bfloat16 units (it would be emulated, slower than float32): "
                       "training in float32")
     return None
+
+# %% ../nbs/06_models.ipynb #c0e1a2b4
+class CompiledModel:
+    "`model` called through `torch.compile`, or eagerly with a one-line note where compiling fails; other attributes are the model's."
+    def __init__(self,
+                 model: nn.Module, # the model, whose parameters the compiled module shares
+                 **compile_kwargs, # any `torch.compile` argument, e.g. mode="max-autotune"
+                ):
+        self.model, self.compiled, self._proved = model, None, False
+        try: self.compiled = torch.compile(model, **compile_kwargs)
+        except Exception as e: self._fall_back(e)
+
+    def _fall_back(self, error: Exception):
+        "Run eagerly from now on, and say why in one line."
+        self.compiled = None
+        first = (str(error).strip().splitlines() or [""])[0][:160]
+        warnings.warn(f"torch.compile failed ({type(error).__name__}: {first}): running the model eagerly")
+
+    def __call__(self, *args, **kwargs):
+        "The compiled module's output; on its first call's failure, the eager model's (an error there is the model's own)."
+        if self.compiled is not None:
+            try:
+                out = self.compiled(*args, **kwargs)
+                self._proved = True
+                return out
+            except Exception as e:
+                if self._proved: raise  # it compiled and ran before: this error is not the compiler's
+                self._fall_back(e)
+        return self.model(*args, **kwargs)
+
+    def __getattr__(self, name): return getattr(self.model, name)  # train(), parameters(), shapes: the model's

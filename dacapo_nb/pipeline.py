@@ -18,6 +18,7 @@ import gunpowder as gp
 import numpy as np
 import torch
 from gunpowder.producer_pool import ProducerPool
+from threadpoolctl import threadpool_limits
 
 # %% auto #0
 __all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'raw_value_range', 'NormalizeRaw', 'normalize_raw', 'batch_seed',
@@ -170,6 +171,7 @@ class PreCache(gp.PreCache):
         if self._worker_pid != os.getpid():  # this worker process's first batch
             self._worker_pid = os.getpid()
             torch.set_num_threads(1)
+            threadpool_limits(1)  # numpy's BLAS too: its idle threads spin, taking cores from training
             if self.niceness and hasattr(os, "nice"): os.nice(self.niceness)  # os.nice is POSIX-only
         with self._claims.get_lock():
             index = self._claims.value; self._claims.value += 1
@@ -181,7 +183,6 @@ class PreCache(gp.PreCache):
         "Stop the workers, and forget them so that the pipeline can be built again."
         super().teardown()
         self.workers, self.current_request = None, None
-
 
 # %% ../nbs/02_pipeline.ipynb #0bafbd8d
 def _fits(value, hint) -> bool:

@@ -27,7 +27,7 @@ from .filters import CheckLabels, DaCapoTargetFilter, RequireMasked
 from .pipeline import PreCache, UnwrapErrors, batch_seed, check_fields, normalize_raw, unwrap_pipeline_error
 from fastcore.basics import patch
 
-from .models import autocast_dtype, place_model
+from .models import CompiledModel, autocast_dtype, place_model
 from .sources import DaCapoArraySource, GraphSource
 
 # %% auto #0
@@ -100,6 +100,7 @@ class GunpowderTrainerConfig:
     warmup_iterations: int = 1000 # iterations of linear learning-rate warm-up from 1%
     seed: Optional[int] = None # seeds the samples and augments of every iteration (None: random)
     mixed_precision: Optional[bool] = None # None: on CUDA only; True: also bfloat16 on a CPU that has it; False: never
+    compile: bool = False # run the model through torch.compile (eager, with a note, where that fails)
 
     def __post_init__(self):
         def bad(what, expected): raise ValueError(f"GunpowderTrainerConfig: {what}={getattr(self, what)!r}, expected {expected}")
@@ -209,13 +210,14 @@ class GunpowderTrainer(Trainer):
         place_model(model, device)  # channels-last weights on the CPU: a faster step
         amp_dtype = autocast_dtype(device, self.config.mixed_precision)
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no loss scaling
+        forward = CompiledModel(model) if self.config.compile else model  # shares the weights: `model` is what is saved
         for i in range(num_iterations):
             start = time.perf_counter()
             batch = self.next()
             fetched = time.perf_counter()
             snapshot = self.snapshot_iteration is not None and (self.iteration % self.snapshot_iteration == 0
                                                                 or i == num_iterations - 1)  # the last one too: the final state
-            loss, prediction, gradients = self.train_step(batch, model, optimizer, device, scaler, snapshot, amp_dtype)
+            loss, prediction, gradients = self.train_step(batch, forward, optimizer, device, scaler, snapshot, amp_dtype)
             if snapshot: self.write_snapshot(*batch, prediction, gradients, loss)
             done = time.perf_counter()
             stats = TrainingIterationStats(self.iteration, loss, done - start, fetched - start, done - fetched)
