@@ -33,3 +33,19 @@ def test_without_a_seed_every_run_differs(stream):
     unseeded.__dict__.update({**stream.__dict__, "seed": None})
     first, second = raws(unseeded, "fork"), raws(unseeded, "fork")
     assert len({r.tobytes() for r in np.concatenate([first, second])}) == 8, "fresh entropy repeated a sample"
+
+
+class _BlasProbe(dn.GunpowderIterableDataset):
+    "Each sample also says how many threads numpy's BLAS has in the process that made it."
+    def __iter__(self):
+        from threadpoolctl import threadpool_info
+        for sample in super().__iter__():
+            sample["blas_threads"] = torch.tensor(max([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] or [1]))
+            yield sample
+
+
+def test_workers_run_numpy_blas_in_one_thread(stream):
+    probe = _BlasProbe.__new__(_BlasProbe)
+    probe.__dict__.update(stream.__dict__)
+    threads = torch.cat([b["blas_threads"] for b in DataLoader(probe, batch_size=2, num_workers=2, multiprocessing_context="fork")])
+    assert threads.tolist() == [1, 1, 1, 1], threads.tolist()   # idle BLAS threads would spin on the training cores
