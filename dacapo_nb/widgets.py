@@ -490,6 +490,7 @@ def _record(self: TrainingDashboard, stats) -> None:
         self._times.append(now); del self._times[:-20]
         self.wall_times.append(now)
         self._version += 1
+    if len(self.wall_times) == 1: self._wake.set()   # the first curves at once, while the run still warms up
 
 @patch
 def _load_history(self: TrainingDashboard, before: int) -> None:
@@ -606,7 +607,7 @@ def _refresh_loop(self: TrainingDashboard) -> None:
         try: self.refresh(figures=figures)
         except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
         cost = time.perf_counter() - start   # wall time: it counts the GIL the drawing holds against training
-        if figures: figures_due = start + min(self.max_figure_interval, max(self.refresh_interval, cost / self.redraw_budget))
+        if figures: figures_due = start + min(self.max_figure_interval, cost / self.redraw_budget)
         if ended: break
         self._wake.wait(max(0.0, self.refresh_interval - cost))   # a change of status wakes it at once
         self._wake.clear()
