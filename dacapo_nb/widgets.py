@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from .models import default_device
 from fastcore.basics import patch
@@ -216,6 +217,28 @@ def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
+# %% ../nbs/17_widgets.ipynb #5e1a7c21
+def _layout_key(figure: Figure) -> tuple:
+    "What a constrained layout of `figure` depends on that changes as its curves grow: tick labels, offset texts, titles' lengths."
+    key = []
+    for ax in figure.axes:
+        key.append(len(ax.get_title()))
+        for axis in (ax.xaxis, ax.yaxis):
+            formatter = axis.get_major_formatter()
+            key += [tuple(formatter.format_ticks(axis.get_majorticklocs())), formatter.get_offset(), axis.get_label_text()]
+    return tuple(key)
+
+def _laid_out_png(figure: Figure, # a figure without a layout engine of its own
+                  dpi: int, # resolution of the PNG
+                 ) -> bytes: # the PNG file's bytes
+    "`figure` as PNG, in a constrained layout that is worked out again only when its `_layout_key` changed."
+    key = _layout_key(figure)
+    if getattr(figure, "_dn_layout_key", None) != key:
+        ConstrainedLayoutEngine().execute(figure)
+        figure._dn_layout_key = key
+    return figure_png(figure, dpi)
+
+
 # %% ../nbs/17_widgets.ipynb #22d386c3
 class ValidationPanel:
     "Validation scores over iterations (one curve per dataset, the best starred) from a run's `validation.jsonl`, as it grows."
@@ -226,7 +249,7 @@ class ValidationPanel:
                 ):
         self.run_dir, self.file, self._criterion, self.dpi = Path(run_dir), Path(run_dir) / "validation.jsonl", criterion, dpi
         self.rows, self._size, self.draws = [], None, 0
-        self.figure = Figure(figsize=(5, 2.8), layout="constrained")
+        self.figure = Figure(figsize=(5, 2.8), dpi=dpi)   # laid out by `_laid_out_png`
         FigureCanvasAgg(self.figure)
         self.ax = self.figure.subplots()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
@@ -288,7 +311,7 @@ class ValidationPanel:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if ax.lines: ax.legend(fontsize=8)
         self.label.value = html.escape(self.summary())
-        self.image.value = figure_png(self.figure, self.dpi)
+        self.image.value = _laid_out_png(self.figure, self.dpi)
         self.draws += 1
 
 # %% ../nbs/17_widgets.ipynb #21c0e610
@@ -307,8 +330,8 @@ class TrainingDashboard:
                  smoothing:float=0.9, # weight of the past in the smoothed loss, in [0, 1)
                  snapshot_volumes:Sequence[str]=("raw", "gt", "target", "prediction"), # volumes the snapshot viewer shows
                  dpi:int=72, # resolution of the figures
-                 redraw_budget:float=0.05, # largest fraction of the wall time spent refreshing the panel, in (0, 1]
-                 max_figure_interval:float=2.0, # however slow drawing is, the panel is at most this many seconds old
+                 redraw_budget:float=0.02, # largest fraction of the wall time spent drawing the panel's figures, in (0, 1]
+                 max_figure_interval:float=10.0, # however slow drawing is, the figures are at most this many seconds old
                  validation_datasets:Sequence=(), # datasets with gt to validate on (see `run_training`)
                  validation_interval:Optional[int]=None, # validate every this many iterations
                  validation_criterion:Optional[str]=None, # the score that picks the best iteration (None: the task's default)
@@ -338,7 +361,7 @@ class TrainingDashboard:
         self.refresh()
 
     def _build_figure(self):
-        self.figure = Figure(figsize=(10, 2.8), layout="constrained")  # re-laid out at every draw: tick labels never clip
+        self.figure = Figure(figsize=(10, 2.8), dpi=self.dpi)  # laid out again whenever the tick labels change: they never clip
         FigureCanvasAgg(self.figure)
         self.loss_ax, self.time_ax = self.figure.subplots(1, 2)
         self.loss_line, = self.loss_ax.plot([], [], color="tab:blue", alpha=0.3, lw=1, label="loss")
@@ -467,6 +490,7 @@ def _record(self: TrainingDashboard, stats) -> None:
         self._times.append(now); del self._times[:-20]
         self.wall_times.append(now)
         self._version += 1
+    if len(self.wall_times) == 1: self._wake.set()   # the first curves at once, while the run still warms up
 
 @patch
 def _load_history(self: TrainingDashboard, before: int) -> None:
@@ -535,7 +559,7 @@ def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
     total = sum(data) + sum(step) + validating
     if total > 0: self.time_ax.set_title(f"time per iteration: {100 * sum(data) / total:.0f}% waiting for data" +
                                          (f", {100 * validating / total:.0f}% validating" if validating else ""))
-    _show_picture(self.curves, figure_png(self.figure, self.dpi))
+    _show_picture(self.curves, _laid_out_png(self.figure, self.dpi))
     self.redraws += 1
 
 @patch
@@ -574,19 +598,19 @@ def refresh(self:TrainingDashboard,
 
 @patch
 def _refresh_loop(self: TrainingDashboard) -> None:
-    "Refresh numbers and figures together, every `refresh_interval` or as often as `redraw_budget` of the wall time allows."
-    last, cost = 0.0, 0.0
+    "Update the numbers every `refresh_interval`, the figures too when `redraw_budget` allows (or `max_figure_interval` is up), all at the end."
+    figures_due = 0.0
     while True:
         ended = not self._thread.is_alive()
-        period = min(self.max_figure_interval, max(self.refresh_interval, cost / self.redraw_budget))
-        self._wake.wait(max(0.0, period - (time.perf_counter() - last)))   # a change of status wakes it at once
-        self._wake.clear()
-        now = time.perf_counter()
-        try: self.refresh()
+        start = time.perf_counter()
+        figures = ended or start >= figures_due
+        try: self.refresh(figures=figures)
         except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
-        last = time.perf_counter()
-        cost = last - now
+        cost = time.perf_counter() - start   # wall time: it counts the GIL the drawing holds against training
+        if figures: figures_due = start + min(self.max_figure_interval, cost / self.redraw_budget)
         if ended: break
+        self._wake.wait(max(0.0, self.refresh_interval - cost))   # a change of status wakes it at once
+        self._wake.clear()
     try: self._update_display()
     except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
 
