@@ -213,6 +213,10 @@ def _thin(x: list, *ys: list, points: int = 1500):
     idx = list(range(0, len(x) - 1, k)) + [len(x) - 1]
     return tuple([s[i] for i in idx] for s in (x, *ys))
 
+def _loss_title(iterations: list, loss: list, smooth: list) -> str:
+    "The loss plot's title: the iterations it shows (the counter may be ahead between redraws), the last loss, smoothed."
+    return f"iteration {iterations[-1] + 1}: loss {loss[-1]:.4g} (smoothed {smooth[-1]:.4g})"
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -554,7 +558,7 @@ def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
     self.loss_line.set_data(it, loss); self.smooth_line.set_data(it, smooth)
     self.data_line.set_data(it, data); self.step_line.set_data(it, step)
     for ax in (self.loss_ax, self.time_ax): ax.relim(); ax.autoscale_view()
-    if loss: self.loss_ax.set_title(f"loss {loss[-1]:.4g} (smoothed {smooth[-1]:.4g})")
+    if loss: self.loss_ax.set_title(_loss_title(it, loss, smooth))
     validating = self.validation.seconds
     total = sum(data) + sum(step) + validating
     if total > 0: self.time_ax.set_title(f"time per iteration: {100 * sum(data) / total:.0f}% waiting for data" +
@@ -581,7 +585,7 @@ def refresh(self:TrainingDashboard,
             self._draw_curves(*copies)
             self._drawn_version = version
         if figures: self.viewer.refresh(); self.validation.refresh()
-        self.progress.max, self.progress.value = self.iterations, done   # after the pictures: the counter never runs ahead
+        self.progress.max, self.progress.value = self.iterations, done   # after any pictures; between redraws the loss plot's title says which iteration it shows
         text = f"iteration {done}/{self.iterations}"
         if rate and status == "running": text += f" · {rate:.2f} it/s · ETA {_duration((self.iterations - done) / rate)}"
         self.progress_label.value = text
@@ -819,7 +823,7 @@ def _draw_curve(self:RunFollower)->None:
     it, loss, smooth = _thin(it, loss, smooth)
     self.loss_line.set_data(it, loss); self.smooth_line.set_data(it, smooth)
     self.ax.relim(); self.ax.autoscale_view()
-    self.ax.set_title(f"loss {loss[-1]:.4g} (smoothed {smooth[-1]:.4g})")
+    self.ax.set_title(_loss_title(it, loss, smooth))
     _show_picture(self.curves, figure_png(self.figure, self.dpi))
 
 
