@@ -574,8 +574,9 @@ def refresh(self:TrainingDashboard,
     with self._refresh_lock:
         start = time.perf_counter()
         status, message = self.status, self.message   # read before the counter: a "stopped" read here means the counter is final
+        if figures: self.validation.refresh()   # before the curves: their time panel counts the validations' seconds
         with self._state_lock:   # one copy of the state: the counter, the curves and the snapshot agree
-            version, done = self._version, self.iteration_numbers[-1] + 1 if self.iteration_numbers else 0
+            version, done = (self._version, len(self.validation.rows)), self.iteration_numbers[-1] + 1 if self.iteration_numbers else 0
             copies = [list(s) for s in (self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times)] \
                 if figures and version != self._drawn_version else None
         rate = self._rate()
@@ -584,7 +585,7 @@ def refresh(self:TrainingDashboard,
         if copies is not None and copies[0]:   # nothing to draw before the first iteration: no empty axes
             self._draw_curves(*copies)
             self._drawn_version = version
-        if figures: self.viewer.refresh(); self.validation.refresh()
+        if figures: self.viewer.refresh()
         self.progress.max, self.progress.value = self.iterations, done   # after any pictures; between redraws the loss plot's title says which iteration it shows
         text = f"iteration {done}/{self.iterations}"
         if rate and status == "running": text += f" · {rate:.2f} it/s · ETA {_duration((self.iterations - done) / rate)}"
