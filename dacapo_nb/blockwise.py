@@ -464,7 +464,7 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
                       channel: int = 0, # the distance channel to segment
                       min_size: int = 0, # segments with fewer voxels become background
                       block_size=None, # world units; None: the prediction's chunks
-                      context=None, # with seeds: world units the watershed sees around each block; None: a quarter block
+                      context=None, # with seeds: world units the watershed sees around each block; None: half a block
                       num_workers: int = 1, # worker processes
                       progress: Union[bool, Callable] = True, # True: daisy's bars; False: none; a callable gets (done, total)
                       overwrite: bool = False, # start fresh instead of resuming (or refusing another run's state)
@@ -490,7 +490,7 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
     roi = prediction.roi
     state = state_dir(output_container, dataset)
     seeded = seed_threshold is not None
-    context = (block / vs // 4 * vs if context is None else Coordinate(context)) if seeded else zero
+    context = (block / vs // 2 * vs if context is None else Coordinate(context)) if seeded else zero
     if seeded and (context.dims != dims or any(c < 0 or c % v for c, v in zip(context, vs))):
         raise ValueError(f"context {tuple(context)} must be a multiple of the voxel size {tuple(vs)}, 0 or more, on each axis")
     params = {"kind": kind, "neighborhood": [list(o) for o in offsets], "threshold": threshold, "seed_threshold": seed_threshold,
