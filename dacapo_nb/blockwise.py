@@ -25,10 +25,10 @@ from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, ZarrArray
 from .pipeline import unwrap_pipeline_error
-from .tasks import check_neighborhood, default_neighborhood
+from .tasks import check_neighborhood, default_neighborhood, partner_slices
 from .models import default_device, place_model
 from .inference import create_prediction_array, prediction_layout, prediction_pipeline
-from .segmentation import instance_graph, label_components
+from .segmentation import _check_seed, _elevation, _relabel, _watershed, instance_graph, label_components
 from .evaluation import contingency_table, merge_contingency, scores_from_contingency
 
 # %% auto #0
@@ -250,79 +250,110 @@ def predict_blockwise(model, # a dacapo_nb Model (its classes importable), or th
 def _graph_db(path: Path, dims: int, mode: str = "r+"):
     from funlib.persistence.graphs import SQLiteGraphDataBase
     from funlib.persistence.types import Vec
-    return SQLiteGraphDataBase(Path(path), "position", mode=mode, node_attrs={"position": Vec(int, dims), "size": int, "first": int},
-                               edge_attrs={"affinity": float, "block": int})
+    return SQLiteGraphDataBase(Path(path), "position", mode=mode,
+                               node_attrs={"position": Vec(int, dims), "size": int, "first": int, "seed": int},
+                               edge_attrs={"affinity": float, "saddle": float, "block": int})
 
-def _links(pred: np.ndarray, spec: dict):
-    "(voxels taking part, a, b, strength of each link) in one region of the prediction."
-    if spec["kind"] == "distances":
-        inside = pred[spec["channel"]] > spec["threshold"]
-        offsets = [tuple(int(i == d) for i in range(inside.ndim)) for d in range(inside.ndim)]
-        affs = np.stack([inside.astype(np.float32)] * len(offsets))
-        for c, o in enumerate(offsets):  # a face link: both voxels inside
-            shifted = np.zeros_like(inside); shifted[tuple(slice(0, n - k) for n, k in zip(inside.shape, o))] = inside[tuple(slice(k, None) for k in o)]
-            affs[c] = inside & shifted
-        _, a, b = instance_graph(affs, offsets, 0.5)
-        return inside, a, b, np.ones(len(a), np.float32)
-    offsets = [Coordinate(o) for o in spec["neighborhood"]]
-    linked, a, b = instance_graph(pred, offsets, spec["threshold"])
-    flat = pred.reshape(len(offsets), -1)
-    strength = np.concatenate([np.zeros(0, pred.dtype)] + [flat[c][_src_index(pred.shape[1:], o)][pred[c][_src_slices(o, pred.shape[1:])].ravel() > spec["threshold"]]
-                                                        for c, o in enumerate(offsets)])
-    return linked, a, b, strength
+def _link_affinities(pred: np.ndarray, spec: dict) -> tuple[np.ndarray, list]:
+    "The links the segmentation follows as affinities `(offsets, *spatial)`; distances: the lesser distance of a face pair."
+    if spec["kind"] == "affinities": return pred, [Coordinate(o) for o in spec["neighborhood"]]
+    d = pred[spec["channel"]]
+    offsets = [Coordinate(int(i == k) for i in range(d.ndim)) for k in range(d.ndim)]
+    affs = np.full((len(offsets), *d.shape), -np.inf, np.result_type(d.dtype, np.float32))
+    for c, o in enumerate(offsets):
+        src, dst = partner_slices(o, d.shape); affs[c][src] = np.minimum(d[src], d[dst])  # above threshold: both inside
+    return affs, offsets
 
-def _src_slices(o, shape):
-    from dacapo_nb.tasks import partner_slices
-    return partner_slices(o, shape)[0]
+def _links(pred: np.ndarray, spec: dict, threshold: float):
+    "(voxels taking part, a, b, strength of each link above `threshold`) in one region of the prediction."
+    affs, offsets = _link_affinities(pred, spec)
+    linked, a, b = instance_graph(affs, offsets, threshold)
+    strength = [affs[c][s][affs[c][s] > threshold] for c, s in ((c, partner_slices(o, affs.shape[1:])[0]) for c, o in enumerate(offsets))]
+    part = pred[spec["channel"]] > threshold if spec["kind"] == "distances" else linked  # an inside voxel alone is an object
+    return part, a, b, np.concatenate(strength)
 
-def _src_index(shape, o): return np.arange(math.prod(shape)).reshape(shape)[_src_slices(o, shape)].ravel()
+def _face_pairs(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "(a, b, the lesser of `m` at a and b) for every pair of face neighbours in `m`'s shape: the passes of a watershed."
+    index = np.arange(m.size).reshape(m.shape)
+    out = [[], [], []]
+    for k in range(m.ndim):
+        src, dst = partner_slices(tuple(int(i == k) for i in range(m.ndim)), m.shape)
+        for o, x in zip(out, (index[src], index[dst], np.minimum(m[src], m[dst]))): o.append(x.ravel())
+    return tuple(np.concatenate(o) for o in out)
 
 # %% ../nbs/11_blockwise.ipynb #2ccecb35
 class _Blocks:
-    "The geometry of a segmentation's blocks: the volume, the block grid, the halo a block reads."
+    "The geometry of a segmentation's blocks: the volume, the block grid, the halo a block reads, the watershed's context."
     def __init__(self, spec: dict):
         self.roi, self.vs = Roi(*spec["roi"]), Coordinate(spec["voxel_size"])
         self.block, self.halo = Coordinate(spec["block_size"]), Coordinate(spec["halo"])
+        self.context = Coordinate(spec.get("context") or (0,) * self.vs.dims)
         self.shape = self.roi.shape / self.vs
         self.grid = Coordinate(-(-s // b) for s, b in zip(self.roi.shape, self.block))
     def index(self, write_roi: Roi) -> int:
         "The block's index in the grid, C order."
         return int(np.ravel_multi_index(tuple((write_roi.begin - self.roi.begin) / self.block), tuple(self.grid)))
-    def grown(self, write_roi: Roi) -> Roi: return write_roi.grow(self.halo, self.halo).intersect(self.roi)
+    def grown(self, write_roi: Roi, by: Optional[Coordinate] = None) -> Roi:
+        by = self.halo if by is None else by
+        return write_roi.grow(by, by).intersect(self.roi)
     def slices(self, inner: Roi, outer: Roi) -> tuple:
         "Slices of `inner` inside an array of `outer`."
         b, e = (inner.begin - outer.begin) / self.vs, (inner.end - outer.begin) / self.vs
         return tuple(map(slice, b, e))
 
+def _open_segment(spec: dict) -> tuple:
+    "What a fragments or edges worker opens once: (prediction, fragments, block geometry, graph database)."
+    torch.set_num_threads(1)
+    g = _Blocks(spec)
+    return _open(spec["prediction"]), _open(spec["fragments"]), g, _graph_db(spec["graph"], g.roi.dims)
+
+def _block_components(pred: ZarrArray, roi: Roi, g: _Blocks, spec: dict) -> tuple[np.ndarray, np.ndarray]:
+    "(fragments 1..n, no seed for any): components of the links inside the block; whether a voxel takes part is read with the halo."
+    grown = g.grown(roi)
+    data, inner = pred[grown], g.slices(roi, grown)
+    part, *_ = _links(data, spec, spec["threshold"])
+    _, a, b, _ = _links(data[(slice(None),) + inner], spec, spec["threshold"])
+    local = _relabel(label_components(part[inner], a, b))
+    return local, np.zeros(int(local.max()) + 1, np.int64)
+
+def _block_basins(pred: ZarrArray, # the prediction
+                  seeds: ZarrArray, # the run's seeds (global labels, from the seeds' own blockwise run)
+                  roi: Roi, # the block
+                  g: _Blocks, # the geometry
+                  spec: dict, # the task's spec
+                 ) -> tuple[np.ndarray, np.ndarray]: # (fragments 1..n of the block, each one's seed or 0)
+    "The in-memory seeded watershed over the block and its context, cut to the block; voxels no seed reached are fragments too."
+    from scipy import ndimage
+    ctx = g.grown(roi, g.context)           # what the watershed sees
+    grown = g.grown(ctx)                    # and its halo: which voxels have links
+    data, inner = pred[grown], g.slices(ctx, grown)
+    foreground = _links(data, spec, spec["threshold"])[0][inner]
+    elevation = _elevation(data[(slice(None),) + inner], spec["kind"], spec["channel"])
+    cut = g.slices(roi, ctx)
+    basins = _watershed(seeds[ctx], foreground, elevation)[cut]
+    rest = ndimage.label(foreground[cut] & (basins == 0))[0]  # reached, if at all, through another block
+    key = np.where(basins > 0, basins, -rest.astype(np.int64))
+    local = _relabel(key)
+    seed_of = np.zeros(int(local.max()) + 1, np.int64); seed_of[local.ravel()] = np.maximum(key.ravel(), 0)
+    return local, seed_of
+
 def fragments_block_setup(spec: dict, worker_id: int) -> Callable:
     "Per block: fragments inside the block, written to the fragments zarr and as nodes of the graph."
-    torch.set_num_threads(1)
-    pred, frags, g = _open(spec["prediction"]), _open(spec["fragments"]), _Blocks(spec)
-    db = _graph_db(spec["graph"], g.roi.dims)
+    pred, frags, g, db = _open_segment(spec)
+    seeds = None if spec["seed_threshold"] is None else _open(spec["seeds"])
     def process(block):
         roi = block.write_roi.intersect(g.roi)
-        grown = g.grown(roi)
-        data = pred[grown]
-        part, *_ = _links(data, spec)
-        inner = g.slices(roi, grown)
-        _, a, b, _ = _links(data[(slice(None),) + inner], spec)
-        local = label_components(part[inner], a, b)
-        local = np.unique(local, return_inverse=True)[1].reshape(local.shape) + int(local.min() > 0)  # 1, 2, ...; 0 stays 0
+        local, seed_of = _block_components(pred, roi, g, spec) if seeds is None else _block_basins(pred, seeds, roi, g, spec)
         idx = g.index(roi)
-        labels = np.where(local > 0, (np.uint64(idx) << np.uint64(32)) + local.astype(np.uint64), 0).astype(np.uint64)
-        frags[roi] = labels
-        begin = (roi.begin - g.roi.begin) / g.vs
-        coords = np.indices(local.shape).reshape(local.ndim, -1) + np.array(begin)[:, None]
+        frags[roi] = np.where(local > 0, (np.uint64(idx) << np.uint64(32)) + local.astype(np.uint64), 0).astype(np.uint64)
+        ids, first, size = np.unique(local, return_index=True, return_counts=True)  # block C order: first = least global index
+        ids, first, size = ids[ids > 0], first[ids > 0], size[ids > 0]
+        coords = np.array(np.unravel_index(first, local.shape)).reshape(local.ndim, -1) + np.array((roi.begin - g.roi.begin) / g.vs)[:, None]
         flat = np.ravel_multi_index(tuple(coords), tuple(g.shape))
-        lab = labels.ravel()
-        nodes = {}
-        for f in np.unique(lab[lab > 0]):
-            sel = lab == f
-            first = int(flat[sel].min())
-            pos = tuple(int(p) for p in np.unravel_index(first, tuple(g.shape)) * np.array(g.vs) + np.array(g.roi.begin))
-            nodes[int(f)] = {"position": pos, "size": int(sel.sum()), "first": first}
-        lo, hi = idx << 32, (idx + 1) << 32
-        db.cur.execute(f"DELETE FROM nodes WHERE id >= {lo} AND id < {hi}")  # a block redone after a kill
+        positions = coords.T * np.array(g.vs) + np.array(g.roi.begin)
+        nodes = {(idx << 32) + int(i): {"position": tuple(int(p) for p in q), "size": int(s), "first": int(f), "seed": int(seed_of[i])}
+                 for i, f, s, q in zip(ids, flat, size, positions)}
+        db.cur.execute(f"DELETE FROM nodes WHERE id >= {idx << 32} AND id < {(idx + 1) << 32}")  # a block redone after a kill
         db.con.commit()
         if nodes:
             import networkx as nx
@@ -331,25 +362,28 @@ def fragments_block_setup(spec: dict, worker_id: int) -> Callable:
     return process
 
 def edges_block_setup(spec: dict, worker_id: int) -> Callable:
-    "Per block: the links leaving the block join fragments; written as edges of the graph (strongest affinity)."
-    torch.set_num_threads(1)
-    pred, frags, g = _open(spec["prediction"]), _open(spec["fragments"]), _Blocks(spec)
-    db = _graph_db(spec["graph"], g.roi.dims)
+    "Per block: fragments joined across the block's faces, as graph edges: the strongest link, or (seeded) the highest pass."
+    pred, frags, g, db = _open_segment(spec)
     def process(block):
         roi = block.write_roi.intersect(g.roi)
         grown = g.grown(roi)
-        _, a, b, strength = _links(pred[grown], spec)
+        data = pred[grown]
+        if spec["seed_threshold"] is None:
+            _, a, b, link = _links(data, spec, spec["threshold"]); saddle = np.full(len(a), -np.inf)
+        else:  # face neighbours: where the watershed passes from one fragment into the other
+            a, b, saddle = _face_pairs(-_elevation(data, spec["kind"], spec["channel"])); link = np.full(len(a), -np.inf)
         f = frags[grown].ravel()
-        inside = np.zeros(f.shape, bool).reshape((grown.shape / g.vs)); inside[g.slices(roi, grown)] = True
-        keep = inside.ravel()[a] & (f[a] != f[b]) & (f[a] > 0) & (f[b] > 0)
-        u, v, s = np.minimum(f[a], f[b])[keep], np.maximum(f[a], f[b])[keep], strength[keep]
+        inside = np.zeros(grown.shape / g.vs, bool); inside[g.slices(roi, grown)] = True; inside = inside.ravel()
+        keep = inside[a] & ~inside[b] & (f[a] != f[b]) & (f[a] > 0) & (f[b] > 0)  # leaving the block: each pair once
+        u, v = np.minimum(f[a], f[b])[keep], np.maximum(f[a], f[b])[keep]
         idx = g.index(roi)
         db.cur.execute(f"DELETE FROM edges WHERE block = {idx}"); db.con.commit()
         if len(u):
             pairs, inv = np.unique(np.stack([u, v], 1), axis=0, return_inverse=True)
-            best = np.full(len(pairs), -np.inf); np.maximum.at(best, inv.ravel(), s)
-            db._insert_query("edges", ["u", "v", "affinity", "block"],
-                             [[int(p), int(q), float(w), idx] for (p, q), w in zip(pairs, best)])
+            best = np.full((2, len(pairs)), -np.inf)
+            for row, s in zip(best, (link[keep], saddle[keep])): np.maximum.at(row, inv.ravel(), s)
+            db._insert_query("edges", ["u", "v", "affinity", "saddle", "block"],
+                             [[int(p), int(q), float(w), float(x), idx] for (p, q), w, x in zip(pairs, *best)])
     return process
 
 def relabel_block_setup(spec: dict, worker_id: int) -> Callable:
@@ -366,22 +400,52 @@ def relabel_block_setup(spec: dict, worker_id: int) -> Callable:
     return process
 
 # %% ../nbs/11_blockwise.ipynb #6e5316f6
-def _global_step(graph: Path, dims: int, min_size: int, lut: Path) -> int:
-    "Connected components of the fragment graph, numbered by first voxel, small ones dropped; the lookup table saved."
+def _grow(region: np.ndarray, # each fragment's region (0, 1, ...): fragments of one seed share one
+          seeded: np.ndarray, # whether each fragment holds a seed
+          a: np.ndarray, # the edges: one end's fragment index
+          b: np.ndarray, # the other end's
+          score: np.ndarray, # each edge's pass (higher: a lower ridge between the two)
+         ) -> tuple[np.ndarray, np.ndarray]: # (each fragment's region after growing, whether that region holds a seed)
+    "A seeded watershed over the fragment graph: edges by falling pass, a region without a seed joins the one across."
+    m = int(region.max()) + 1 if len(region) else 0
+    parent, has_seed = list(range(m)), np.zeros(m, bool)
+    np.logical_or.at(has_seed, region, seeded); has_seed = has_seed.tolist()
+    def find(x):
+        while parent[x] != x: parent[x] = parent[parent[x]]; x = parent[x]
+        return x
+    ra, rb = region[a].tolist(), region[b].tolist()
+    for i in np.argsort(-score, kind="stable").tolist():
+        u, v = find(ra[i]), find(rb[i])
+        if u != v and not (has_seed[u] and has_seed[v]): parent[v] = u; has_seed[u] = has_seed[u] or has_seed[v]
+    root = np.array([find(x) for x in range(m)], np.int64)
+    return root[region], np.array(has_seed, bool)[root[region]]
+
+def _global_step(graph: Path, # the fragment graph (SQLite)
+                 min_size: int, # segments with fewer voxels are dropped
+                 lut: Path, # where the lookup table goes
+                 seeded: bool = False, # fragments of one seed are one segment; the rest join them by `_grow`
+                ) -> int: # the number of segments
+    "Segments from the fragment graph (its components, or seeded regions grown over it), numbered by first voxel; lookup table saved."
     import sqlite3
     from scipy import sparse
     from scipy.sparse.csgraph import connected_components
     con = sqlite3.connect(graph)
-    nodes = np.array(con.execute("SELECT id, size, first FROM nodes ORDER BY id").fetchall(), np.int64).reshape(-1, 3).astype(np.uint64)
-    edges = np.array(con.execute("SELECT u, v FROM edges").fetchall(), np.int64).reshape(-1, 2).astype(np.uint64)
+    nodes = np.array(con.execute("SELECT id, size, first, seed FROM nodes ORDER BY id").fetchall(), np.int64).reshape(-1, 4)
+    rows = con.execute("SELECT u, v, saddle FROM edges").fetchall()
     con.close()
-    ids = nodes[:, 0]
-    a, b = np.searchsorted(ids, edges[:, 0]), np.searchsorted(ids, edges[:, 1])
-    n = len(ids)
-    _, comp = connected_components(sparse.coo_array((np.ones(len(a), np.int8), (a, b)), shape=(n, n)), directed=False)
+    ids = nodes[:, 0].astype(np.uint64)
+    uv = np.array([r[:2] for r in rows], np.int64).reshape(-1, 2).astype(np.uint64)
+    a, b = np.searchsorted(ids, uv[:, 0]), np.searchsorted(ids, uv[:, 1])
+    n, seed = len(ids), nodes[:, 3]
+    if not seeded:  # every stored edge is a link above the threshold
+        _, comp = connected_components(sparse.coo_array((np.ones(len(a), np.int8), (a, b)), shape=(n, n)), directed=False)
+        kept = np.ones(n, bool)
+    else:
+        region = np.unique(np.where(seed > 0, seed, -1 - np.arange(n)), return_inverse=True)[1].ravel()
+        comp, kept = _grow(region, seed > 0, a, b, np.array([r[2] for r in rows], np.float64))
     size, first = np.bincount(comp, nodes[:, 1].astype(np.float64)), np.full(comp.max() + 1 if n else 0, np.iinfo(np.int64).max)
-    np.minimum.at(first, comp, nodes[:, 2].astype(np.int64))
-    keep = size >= max(min_size, 1)
+    np.minimum.at(first, comp, nodes[:, 2])
+    keep = (size >= max(min_size, 1)) & (np.bincount(comp, kept, minlength=len(size)) > 0)
     label = np.zeros(len(size), np.uint64)
     order = np.flatnonzero(keep)[np.argsort(first[keep], kind="stable")]
     label[order] = np.arange(1, len(order) + 1, dtype=np.uint64)
@@ -396,9 +460,11 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
                       kind: str = "affinities", # "affinities" or "distances"
                       neighborhood=None, # one offset per affinity channel; None is the default one
                       threshold: float = 0.5, # links above it join voxels (distances: voxels above it are inside)
+                      seed_threshold: Optional[float] = None, # when given (>= threshold): seeds above it, grown by a watershed
                       channel: int = 0, # the distance channel to segment
                       min_size: int = 0, # segments with fewer voxels become background
                       block_size=None, # world units; None: the prediction's chunks
+                      context=None, # with seeds: world units the watershed sees around each block; None: half a block
                       num_workers: int = 1, # worker processes
                       progress: Union[bool, Callable] = True, # True: daisy's bars; False: none; a callable gets (done, total)
                       overwrite: bool = False, # start fresh instead of resuming (or refusing another run's state)
@@ -407,6 +473,7 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
                      ) -> ZarrArray: # the segmentation, uint64, the labels of the in-memory function
     "`affinities_to_segmentation` / `distances_to_segmentation` blockwise: fragments, a graph, its components, relabelling."
     pred_id = _zarr_id(prediction, "prediction")
+    _check_seed(seed_threshold, threshold)
     if kind not in ("affinities", "distances"): raise ValueError(f"kind must be 'affinities' or 'distances', got {kind!r}")
     dims, vs = prediction.dims, prediction.voxel_size
     if kind == "affinities":
@@ -418,14 +485,23 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
     else:
         if not 0 <= channel < prediction.num_channels: raise ValueError(f"channel {channel} is not one of the {prediction.num_channels} channels")
         offsets, halo = [], vs
-    chunks = Coordinate(prediction.data.chunks[-dims:]) * vs
+    chunks, zero = Coordinate(prediction.data.chunks[-dims:]) * vs, Coordinate((0,) * dims)
     block = check_block_size(chunks if block_size is None else block_size, vs)
     roi = prediction.roi
     state = state_dir(output_container, dataset)
-    params = {"kind": kind, "neighborhood": [list(o) for o in offsets], "threshold": threshold, "channel": channel}
+    seeded = seed_threshold is not None
+    context = (block / vs // 2 * vs if context is None else Coordinate(context)) if seeded else zero
+    if seeded and (context.dims != dims or any(c < 0 or c % v for c, v in zip(context, vs))):
+        raise ValueError(f"context {tuple(context)} must be a multiple of the voxel size {tuple(vs)}, 0 or more, on each axis")
+    params = {"kind": kind, "neighborhood": [list(o) for o in offsets], "threshold": threshold, "seed_threshold": seed_threshold,
+              "channel": channel, "context": list(context)}
     manifest = {"task": "segment", "prediction": pred_id, **params, "min_size": min_size, "block_size": list(block)}
-    frag_ds = f"{dataset}_fragments"
-    prepare_state(state, manifest, overwrite, outputs=[Path(output_container) / dataset, Path(output_container) / frag_ds])
+    frag_ds, seeds_ds = f"{dataset}_fragments", f"{dataset}_seeds"
+    outputs = [Path(output_container) / ds for ds in (dataset, frag_ds, seeds_ds)] + [state_dir(output_container, seeds_ds)]
+    prepare_state(state, manifest, overwrite, outputs=outputs)
+    common = dict(num_workers=num_workers, progress=progress, worker_command=worker_command, max_restarts=max_restarts)
+    if seeded:  # the in-memory seeds: the components of the links above seed_threshold, this function without seeds
+        segment_blockwise(prediction, output_container, seeds_ds, kind, neighborhood, seed_threshold, None, channel, 0, block, **common)
     make = lambda ds: ZarrArray.create_from_array_identifier(LocalArrayIdentifier(output_container, ds), prediction.spatial_axes,
                                                              roi, None, vs, np.uint64, write_size=block)
     frags, seg = make(frag_ds), make(dataset)
@@ -433,14 +509,13 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
     if not graph.exists(): _graph_db(graph, dims, mode="w")
     spec = {"prediction": pred_id, **params, "fragments": [str(Path(output_container).resolve()), frag_ds],
             "segmentation": [str(Path(output_container).resolve()), dataset], "graph": str(graph.resolve()),
-            "roi": [list(roi.offset), list(roi.shape)], "voxel_size": list(vs), "block_size": list(block), "halo": list(halo)}
-    zero = Coordinate((0,) * dims)
-    common = dict(num_workers=num_workers, progress=progress, worker_command=worker_command, max_restarts=max_restarts)
+            "roi": [list(roi.offset), list(roi.shape)], "voxel_size": list(vs), "block_size": list(block), "halo": list(halo),
+            "seeds": [str(Path(output_container).resolve()), seeds_ds]}
     grid = dict(total_roi=roi, read_roi=Roi(zero, block), write_roi=Roi(zero, block))  # reads beyond the block are of finished tasks
     run_task("fragments", state, spec=spec | {"setup": "dacapo_nb.blockwise:fragments_block_setup"}, **grid, **common)
     run_task("edges", state, spec=spec | {"setup": "dacapo_nb.blockwise:edges_block_setup"}, **grid, **common)
     lut = state / "lut.npz"
-    if not lut.exists(): _global_step(graph, dims, min_size, lut)
+    if not lut.exists(): _global_step(graph, min_size, lut, seeded)
     run_task("relabel", state, spec=spec | {"setup": "dacapo_nb.blockwise:relabel_block_setup", "lut": str(lut.resolve())}, **grid, **common)
     return seg
 

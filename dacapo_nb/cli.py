@@ -46,6 +46,7 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     s.add_argument("prediction", help="container.zarr/dataset"); s.add_argument("out", help="container.zarr/dataset")
     s.add_argument("--kind", choices=["affinities", "distances"], default="affinities")
     s.add_argument("--threshold", type=float, default=0.5); s.add_argument("--min-size", type=int, default=0)
+    s.add_argument("--seed-threshold", type=float, default=None, help="seeds above it, grown by a watershed (>= --threshold)")
     s.add_argument("--block-size", type=int, nargs="+", default=None, help="world units (default: the prediction's chunks)")
     _common(s)
     e = sub.add_parser("evaluate", help="VOI and adapted Rand of a segmentation blockwise", formatter_class=fmt)
@@ -77,6 +78,7 @@ def segment_command(args) -> int:
     from dacapo_nb.blockwise import segment_blockwise
     container, dataset = _split(args.out)
     seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, threshold=args.threshold,
+                            seed_threshold=args.seed_threshold,
                             min_size=args.min_size, block_size=args.block_size, num_workers=args.workers,
                             overwrite=args.overwrite, worker_command=args.worker_command)
     print(f"dacapo-nb: wrote {args.out} {seg.roi}", file=sys.stderr)

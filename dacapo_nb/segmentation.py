@@ -43,9 +43,22 @@ def _relabel(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     new[np.flatnonzero(keep)[order]] = np.arange(1, keep.sum() + 1, dtype=np.uint64)
     return new[inverse].reshape(labels.shape)
 
+def _watershed(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+    "Seeds grown over `foreground` by a watershed on `elevation`; each basin keeps its seed's label."
+    return watershed(elevation, markers=seeds.astype(np.int64), mask=foreground)
+
 def _seeded(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray, min_size: int) -> np.ndarray:
     "Seeds grown over `foreground` by a watershed on `elevation`, then relabelled."
-    return _relabel(watershed(elevation, markers=seeds.astype(np.int64), mask=foreground), min_size)
+    return _relabel(_watershed(seeds, foreground, elevation), min_size)
+
+def _check_seed(seed_threshold: Optional[float], threshold: float) -> None:
+    "Refuse a `seed_threshold` under `threshold` (seeds must lie inside the foreground they grow over)."
+    if seed_threshold is not None and seed_threshold < threshold:
+        raise ValueError(f"seed_threshold {seed_threshold} must be >= threshold {threshold}")
+
+def _elevation(prediction: np.ndarray, kind: str, channel: int = 0) -> np.ndarray:
+    "What the seeded watershed floods: `1 - mean affinity` (affinities) or `-distance` (distances); low is inside."
+    return 1 - prediction.mean(0) if kind == "affinities" else -prediction[channel]
 
 # %% ../nbs/09_segmentation.ipynb #ea275245
 def instance_graph(affs: np.ndarray, # affinities `(len(offsets), *spatial)`, numpy
@@ -93,9 +106,9 @@ def affinities_to_segmentation(affs, # affinities `(len(neighborhood), *spatial)
         raise ValueError(f"affs of shape {affs.shape} do not fit the neighborhood {[tuple(o) for o in offsets]}: expected "
                          f"{len(offsets)} channels and {offsets[0].dims} spatial axes")
     if seed_threshold is None: return _relabel(_affinity_components(affs, offsets, threshold), min_size)
-    if seed_threshold < threshold: raise ValueError(f"seed_threshold {seed_threshold} must be >= threshold {threshold}")
+    _check_seed(seed_threshold, threshold)
     foreground = _affinity_components(affs, offsets, threshold) > 0
-    return _seeded(_affinity_components(affs, offsets, seed_threshold), foreground, 1 - affs.mean(0), min_size)
+    return _seeded(_affinity_components(affs, offsets, seed_threshold), foreground, _elevation(affs, "affinities"), min_size)
 
 # %% ../nbs/09_segmentation.ipynb #fdd81d78
 def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, positive inside, numpy
@@ -111,8 +124,8 @@ def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, pos
     d = distances[channel]
     inside = d > threshold
     if seed_threshold is None: return _relabel(ndimage.label(inside)[0], min_size)
-    if seed_threshold < threshold: raise ValueError(f"seed_threshold {seed_threshold} must be >= threshold {threshold}")
-    return _seeded(ndimage.label(d > seed_threshold)[0], inside, -d, min_size)
+    _check_seed(seed_threshold, threshold)
+    return _seeded(ndimage.label(d > seed_threshold)[0], inside, _elevation(distances, "distances", channel), min_size)
 
 # %% ../nbs/09_segmentation.ipynb #ceb67698
 def semantic_segmentation(prediction, # scores `(c, *spatial)`, one channel per class, numpy

@@ -111,3 +111,65 @@ def test_changed_layout_is_refused_before_any_worker(setup):
         segment_blockwise(out, tmp / "layout.zarr", block_size=(0, 20), progress=False)
     fresh = predict_blockwise(other, raw, tmp / "layout.zarr", block_shape=(52, 52), progress=False, overwrite=True)
     assert fresh.roi == out.roi
+
+
+def _cells(shape, n, seed=0):
+    "Voronoi cells of `n` random points, 0 on a one-voxel membrane between them."
+    from scipy.spatial import cKDTree
+    rng = np.random.default_rng(seed)
+    labels = cKDTree(rng.random((n, len(shape))) * shape).query(np.indices(shape).reshape(len(shape), -1).T)[1].reshape(shape) + 1
+    membrane = np.zeros(shape, bool)
+    for k in range(len(shape)):
+        lo, hi = [slice(None)] * len(shape), [slice(None)] * len(shape)
+        lo[k], hi[k] = slice(0, -1), slice(1, None)
+        membrane[tuple(lo)] |= labels[tuple(lo)] != labels[tuple(hi)]
+    return np.where(membrane, 0, labels).astype(np.uint64)
+
+
+def _seeded_predictions(labels, seed=0):
+    "Affinities stronger deeper inside, with noise and leaky links through membranes; signed distances through holes."
+    from scipy import ndimage
+    from dacapo_nb.tasks import compute_affinities, default_neighborhood
+    rng = np.random.default_rng(seed)
+    affs, _ = compute_affinities(labels, default_neighborhood(labels.ndim))
+    affs = affs * (0.55 + 0.45 * np.tanh(ndimage.distance_transform_edt(labels > 0) / 2.5)) + rng.normal(0, 0.03, affs.shape)
+    leak = (affs < 0.5) & (rng.random(affs.shape) < 0.002)
+    affs[leak] = rng.uniform(0.55, 0.85, leak.sum())                     # merges the unseeded components
+    inside = (labels > 0) | (rng.random(labels.shape) < 0.02)             # holes in the membranes: bridges
+    d = ndimage.distance_transform_edt(inside) - ndimage.distance_transform_edt(~inside)
+    dist = np.tanh(d[None] / 3) + rng.normal(0, 0.02, (1, *labels.shape))
+    return np.clip(affs, 0, 1).astype(np.float32), dist.astype(np.float32)
+
+
+# VOI between blockwise and in-memory seeded segmentations on this test volume (36^3, 40 cells, blocks of 16^3 that
+# cut most cells), default context (half a block, 8 voxels): affinities 0.0, distances 0.0. With 4 voxels of context:
+# 0.00026 and 0.0; with 2: affinities 0.019; with none (seeds grown inside each block only, then joined): 0.2 and 0.045
+# on 40^3. The bound is the tolerance; nbs/11_blockwise.ipynb's leaky 2D example reaches 0.0145 with 4 voxels.
+SEEDED_VOI_BOUND = 0.01
+
+
+@pytest.mark.parametrize("kind", ["affinities", "distances"])
+def test_seeded_blockwise_agrees_with_in_memory(tmp_path, kind):
+    from dacapo_nb.blockwise import segment_blockwise
+    from dacapo_nb.evaluation import evaluate
+    from dacapo_nb.segmentation import affinities_to_segmentation, distances_to_segmentation
+    shape = (36, 36, 36)
+    affs, dist = _seeded_predictions(_cells(shape, 40))
+    x, in_memory, threshold, seed_threshold = ((affs, affinities_to_segmentation, 0.5, 0.9) if kind == "affinities" else
+                                               (dist, distances_to_segmentation, 0.0, 0.5))
+    pred = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(tmp_path / "p.zarr", kind), ["c", "z", "y", "x"],
+                                                  Roi((0, 0, 0), shape), len(x), (1, 1, 1), np.float32)
+    pred[pred.roi] = x
+    run = lambda name, **kw: segment_blockwise(pred, tmp_path / "s.zarr", name, kind=kind, threshold=threshold, block_size=(16, 16, 16),
+                                               num_workers=2, progress=False, **kw)
+    expected = in_memory(x, threshold=threshold, seed_threshold=seed_threshold)
+    merged = in_memory(x, threshold=threshold).max()
+    assert expected.max() > merged, (expected.max(), merged)                # the seeds split cells the leaks merged
+    seeded = run("seeded", seed_threshold=seed_threshold)
+    seeds = ZarrArray.open_from_array_identifier(LocalArrayIdentifier(tmp_path / "s.zarr", "seeded_seeds"))
+    np.testing.assert_array_equal(seeds[seeds.roi], in_memory(x, threshold=seed_threshold))  # the unseeded path: exactly equal
+    voi = evaluate(seeded[seeded.roi], expected, ignore_label=None)["voi"]
+    assert voi <= SEEDED_VOI_BOUND, (kind, voi)
+    print(f"{kind}: VOI blockwise/in-memory {voi:.5f}, {int(expected.max())} segments")
+    with pytest.raises(ValueError, match=f"seed_threshold {threshold - 1} must be >= threshold {threshold}"):
+        run("bad", seed_threshold=threshold - 1)
