@@ -10,10 +10,8 @@ Prints the seconds of each and the volumes it takes to pay. Always exits 0.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 
@@ -50,8 +48,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-    sys.exit(0)
+    from _main import run_main
+    run_main(main)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import socket
-import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 
 
@@ -91,8 +89,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-    sys.exit(0)
+    from _main import run_main
+    run_main(main)

@@ -409,8 +409,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:  # never fail on a benchmark's own trouble (usage errors still exit 2 through argparse)
-        traceback.print_exc()
-    sys.exit(0)
+    from _main import run_main
+    run_main(main)
