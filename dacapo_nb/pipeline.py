@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 
 # %% auto #0
 __all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'raw_value_range', 'NormalizeRaw', 'normalize_raw', 'batch_seed',
-           'die_with_parent', 'PreCache', 'check_fields']
+           'die_with_parent', 'data_worker_threads', 'PreCache', 'check_fields']
 
 # %% ../nbs/02_pipeline.ipynb #909e4458
 def unwrap_pipeline_error(error: BaseException, # an error raised by a pipeline, wrapped or not
@@ -128,6 +128,11 @@ class _WorkerPool(ProducerPool):
         die_with_parent(self._watch_dog_pid)
         super()._run_worker(target)
 
+def data_worker_threads() -> None:
+    "Give this data worker process one torch thread and one BLAS thread: idle threads spin on the cores training needs."
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
 class PreCache(gp.PreCache):
     "gunpowder's `PreCache`, safe to build again after a teardown, with a seed per batch, and workers that yield the CPU to training and die with it."
 
@@ -170,8 +175,7 @@ class PreCache(gp.PreCache):
     def _run_worker(self):
         if self._worker_pid != os.getpid():  # this worker process's first batch
             self._worker_pid = os.getpid()
-            torch.set_num_threads(1)
-            threadpool_limits(1)  # numpy's BLAS too: its idle threads spin, taking cores from training
+            data_worker_threads()
             if self.niceness and hasattr(os, "nice"): os.nice(self.niceness)  # os.nice is POSIX-only
         with self._claims.get_lock():
             index = self._claims.value; self._claims.value += 1

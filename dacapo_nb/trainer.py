@@ -19,13 +19,12 @@ import numpy as np
 import torch
 import zarr
 from funlib.geometry import Coordinate, Roi
-from threadpoolctl import threadpool_limits
 
 from .arrays import LocalContainerIdentifier, NumpyArray, OnesArray, ZarrArray
 from .datasets import Dataset, check_dataset_values, mask_fraction
 from .augments import AugmentConfig
 from .filters import CheckLabels, DaCapoTargetFilter, RequireMasked
-from .pipeline import PreCache, UnwrapErrors, batch_seed, check_fields, normalize_raw, unwrap_pipeline_error
+from .pipeline import PreCache, UnwrapErrors, batch_seed, check_fields, data_worker_threads, normalize_raw, unwrap_pipeline_error
 from fastcore.basics import patch
 
 from .models import CompiledModel, autocast_dtype, place_model
@@ -424,7 +423,7 @@ class GunpowderIterableDataset(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank, worker = torch.distributed.get_rank() if distributed else 0, info.id if info is not None else 0
-        if info is not None: threadpool_limits(1)  # a DataLoader worker: numpy's BLAS in one thread, as in PreCache's workers
+        if info is not None: data_worker_threads()  # a DataLoader worker, as PreCache's workers
         trainer = GunpowderTrainer(self.config)
         in_size, out_size = self.sizes[trainer.raw_key.identifier], self.sizes[trainer.target_key.identifier]
         pipeline = trainer._sample_pipeline(self.datasets, self.task, in_size, out_size) + UnwrapErrors()
