@@ -17,8 +17,8 @@ from .arrays import Array
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 
 # %% auto #0
-__all__ = ['as_numpy', 'instance_graph', 'label_components', 'affinities_to_segmentation', 'distances_to_segmentation',
-           'semantic_segmentation']
+__all__ = ['as_numpy', 'relabel_by_first_voxel', 'grow_seeds', 'check_seed_threshold', 'watershed_elevation', 'instance_graph',
+           'label_components', 'affinities_to_segmentation', 'distances_to_segmentation', 'semantic_segmentation']
 
 # %% ../nbs/09_segmentation.ipynb #7306bc63
 def as_numpy(x, # array-like data; a dacapo_nb Array is refused, since it must be read at a ROI first
@@ -33,7 +33,9 @@ def as_numpy(x, # array-like data; a dacapo_nb Array is refused, since it must b
         raise ValueError(f"{what} must have {ndim} dimensions, got shape {x.shape}")
     return x
 
-def _relabel(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
+def relabel_by_first_voxel(labels: np.ndarray, # any integer labels; 0 is background
+                           min_size: int = 0, # objects with fewer voxels become 0
+                          ) -> np.ndarray: # uint64 labels 1, 2, ... numbered by each object's first voxel (C order)
     "Labels 1, 2, ... in order of first appearance; 0 and objects under `min_size` voxels become 0."
     flat = labels.ravel()
     ids, first, inverse, counts = np.unique(flat, return_index=True, return_inverse=True, return_counts=True)
@@ -43,20 +45,28 @@ def _relabel(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     new[np.flatnonzero(keep)[order]] = np.arange(1, keep.sum() + 1, dtype=np.uint64)
     return new[inverse].reshape(labels.shape)
 
-def _watershed(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+def grow_seeds(seeds: np.ndarray, # labelled seeds (0: none), spatial
+               foreground: np.ndarray, # the voxels the seeds may grow over (bool)
+               elevation: np.ndarray, # what the flood rises through: low first
+              ) -> np.ndarray: # each reached voxel with its seed's label; the rest 0
     "Seeds grown over `foreground` by a watershed on `elevation`; each basin keeps its seed's label."
     return watershed(elevation, markers=seeds.astype(np.int64), mask=foreground)
 
 def _seeded(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray, min_size: int) -> np.ndarray:
     "Seeds grown over `foreground` by a watershed on `elevation`, then relabelled."
-    return _relabel(_watershed(seeds, foreground, elevation), min_size)
+    return relabel_by_first_voxel(grow_seeds(seeds, foreground, elevation), min_size)
 
-def _check_seed(seed_threshold: Optional[float], threshold: float) -> None:
+def check_seed_threshold(seed_threshold: Optional[float], # the seeds' threshold, or None (no seeds)
+                         threshold: float, # the foreground's threshold
+                        ) -> None:
     "Refuse a `seed_threshold` under `threshold` (seeds must lie inside the foreground they grow over)."
     if seed_threshold is not None and seed_threshold < threshold:
         raise ValueError(f"seed_threshold {seed_threshold} must be >= threshold {threshold}")
 
-def _elevation(prediction: np.ndarray, kind: str, channel: int = 0) -> np.ndarray:
+def watershed_elevation(prediction: np.ndarray, # affinities `(offsets, *spatial)` or distances `(c, *spatial)`
+                        kind: str, # "affinities" or "distances"
+                        channel: int = 0, # the distance channel
+                       ) -> np.ndarray: # spatial
     "What the seeded watershed floods: `1 - mean affinity` (affinities) or `-distance` (distances); low is inside."
     return 1 - prediction.mean(0) if kind == "affinities" else -prediction[channel]
 
@@ -105,10 +115,10 @@ def affinities_to_segmentation(affs, # affinities `(len(neighborhood), *spatial)
     if len(offsets) != affs.shape[0] or offsets[0].dims != affs.ndim - 1:
         raise ValueError(f"affs of shape {affs.shape} do not fit the neighborhood {[tuple(o) for o in offsets]}: expected "
                          f"{len(offsets)} channels and {offsets[0].dims} spatial axes")
-    if seed_threshold is None: return _relabel(_affinity_components(affs, offsets, threshold), min_size)
-    _check_seed(seed_threshold, threshold)
+    if seed_threshold is None: return relabel_by_first_voxel(_affinity_components(affs, offsets, threshold), min_size)
+    check_seed_threshold(seed_threshold, threshold)
     foreground = _affinity_components(affs, offsets, threshold) > 0
-    return _seeded(_affinity_components(affs, offsets, seed_threshold), foreground, _elevation(affs, "affinities"), min_size)
+    return _seeded(_affinity_components(affs, offsets, seed_threshold), foreground, watershed_elevation(affs, "affinities"), min_size)
 
 # %% ../nbs/09_segmentation.ipynb #fdd81d78
 def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, positive inside, numpy
@@ -123,9 +133,9 @@ def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, pos
     if not 0 <= channel < distances.shape[0]: raise ValueError(f"channel {channel} is not one of the {distances.shape[0]} channels")
     d = distances[channel]
     inside = d > threshold
-    if seed_threshold is None: return _relabel(ndimage.label(inside)[0], min_size)
-    _check_seed(seed_threshold, threshold)
-    return _seeded(ndimage.label(d > seed_threshold)[0], inside, _elevation(distances, "distances", channel), min_size)
+    if seed_threshold is None: return relabel_by_first_voxel(ndimage.label(inside)[0], min_size)
+    check_seed_threshold(seed_threshold, threshold)
+    return _seeded(ndimage.label(d > seed_threshold)[0], inside, watershed_elevation(distances, "distances", channel), min_size)
 
 # %% ../nbs/09_segmentation.ipynb #ceb67698
 def semantic_segmentation(prediction, # scores `(c, *spatial)`, one channel per class, numpy
