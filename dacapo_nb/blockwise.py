@@ -28,7 +28,7 @@ from .pipeline import unwrap_pipeline_error
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 from .models import default_device, place_model
 from .inference import create_prediction_array, prediction_layout, prediction_pipeline
-from .segmentation import _check_seed, _elevation, _relabel, _watershed, instance_graph, label_components
+from .segmentation import check_seed_threshold, watershed_elevation, relabel_by_first_voxel, grow_seeds, instance_graph, label_components
 from .evaluation import contingency_table, merge_contingency, scores_from_contingency
 
 # %% auto #0
@@ -313,7 +313,7 @@ def _block_components(pred: ZarrArray, roi: Roi, g: _Blocks, spec: dict) -> tupl
     data, inner = pred[grown], g.slices(roi, grown)
     part, *_ = _links(data, spec, spec["threshold"])
     _, a, b, _ = _links(data[(slice(None),) + inner], spec, spec["threshold"])
-    local = _relabel(label_components(part[inner], a, b))
+    local = relabel_by_first_voxel(label_components(part[inner], a, b))
     return local, np.zeros(int(local.max()) + 1, np.int64)
 
 def _block_basins(pred: ZarrArray, # the prediction
@@ -328,12 +328,12 @@ def _block_basins(pred: ZarrArray, # the prediction
     grown = g.grown(ctx)                    # and its halo: which voxels have links
     data, inner = pred[grown], g.slices(ctx, grown)
     foreground = _links(data, spec, spec["threshold"])[0][inner]
-    elevation = _elevation(data[(slice(None),) + inner], spec["kind"], spec["channel"])
+    elevation = watershed_elevation(data[(slice(None),) + inner], spec["kind"], spec["channel"])
     cut = g.slices(roi, ctx)
-    basins = _watershed(seeds[ctx], foreground, elevation)[cut]
+    basins = grow_seeds(seeds[ctx], foreground, elevation)[cut]
     rest = ndimage.label(foreground[cut] & (basins == 0))[0]  # reached, if at all, through another block
     key = np.where(basins > 0, basins, -rest.astype(np.int64))
-    local = _relabel(key)
+    local = relabel_by_first_voxel(key)
     seed_of = np.zeros(int(local.max()) + 1, np.int64); seed_of[local.ravel()] = np.maximum(key.ravel(), 0)
     return local, seed_of
 
@@ -371,7 +371,7 @@ def edges_block_setup(spec: dict, worker_id: int) -> Callable:
         if spec["seed_threshold"] is None:
             _, a, b, link = _links(data, spec, spec["threshold"]); saddle = np.full(len(a), -np.inf)
         else:  # face neighbours: where the watershed passes from one fragment into the other
-            a, b, saddle = _face_pairs(-_elevation(data, spec["kind"], spec["channel"])); link = np.full(len(a), -np.inf)
+            a, b, saddle = _face_pairs(-watershed_elevation(data, spec["kind"], spec["channel"])); link = np.full(len(a), -np.inf)
         f = frags[grown].ravel()
         inside = np.zeros(grown.shape / g.vs, bool); inside[g.slices(roi, grown)] = True; inside = inside.ravel()
         keep = inside[a] & ~inside[b] & (f[a] != f[b]) & (f[a] > 0) & (f[b] > 0)  # leaving the block: each pair once
@@ -387,71 +387,120 @@ def edges_block_setup(spec: dict, worker_id: int) -> Callable:
     return process
 
 def relabel_block_setup(spec: dict, worker_id: int) -> Callable:
-    "Per block: fragments to their segment's label, through the lookup table of the global step."
-    frags, seg = _open(spec["fragments"]), _open(spec["segmentation"])
-    lut = np.load(spec["lut"]); src, dst = lut["fragments"], lut["segments"]
-    roi_all = Roi(*spec["roi"])
+    "Per block: fragments to their segment's label, through the block's slice of the global step's lookup table."
+    frags, seg, g = _open(spec["fragments"]), _open(spec["segmentation"]), _Blocks(spec)
+    offsets = np.load(Path(spec["lut"]) / "offsets.npy", mmap_mode="r")    # memory-mapped: a worker reads its block's
+    segments = np.load(Path(spec["lut"]) / "segments.npy", mmap_mode="r")  # slice, whatever the number of fragments
     def process(block):
-        roi = block.write_roi.intersect(roi_all)
-        f = frags[roi]
-        if not len(src): seg[roi] = np.zeros(f.shape, np.uint64); return
-        i = np.clip(np.searchsorted(src, f), 0, len(src) - 1)
-        seg[roi] = np.where((f > 0) & (src[i] == f), dst[i], 0).astype(np.uint64)
+        roi = block.write_roi.intersect(g.roi)
+        f, idx = frags[roi], g.index(roi)
+        table = np.concatenate([[0], segments[offsets[idx]:offsets[idx + 1]]]).astype(np.uint64)  # local id -> segment
+        local, inside = (f & np.uint64(0xFFFFFFFF)).astype(np.int64), f > 0
+        if np.any((f[inside] >> np.uint64(32)) != idx) or local.max(initial=0) >= len(table):
+            raise BlockwiseError(f"block {idx}: its fragments do not match the graph's {len(table) - 1} fragments of this "
+                                 "block (a damaged state: rerun with overwrite=True)")
+        seg[roi] = table[local]
     return process
 
+# %% ../nbs/11_blockwise.ipynb #8f8d9d50
+def _pieces(con, query: str, dtype, size: int = 1 << 14, params: tuple = ()):
+    "The rows of an SQL query as numpy arrays of at most `size` rows: a table read without holding it."
+    cursor = con.execute(query, params)
+    while rows := cursor.fetchmany(size): yield np.array(rows, dtype)
+
+class _Forest:
+    "Union-find over fragments 0..n-1 in numpy arrays: a few bytes per fragment, edges joined in pieces."
+    def __init__(self, n: int): # the number of fragments
+        self.parent = np.arange(n, dtype=np.int32 if n < 2 ** 31 else np.int64)
+        self.seeded = np.zeros(n, bool)  # at a root: whether its tree holds a seed
+    def roots(self, x: np.ndarray) -> np.ndarray:
+        "The root of each of `x`."
+        r = self.parent[x]
+        while not np.array_equal(up := self.parent[r], r): r = up
+        return r
+    def join(self, a: np.ndarray, # one end of each edge
+             b: np.ndarray, # the other end
+            ) -> None:
+        "Join the trees of a and b for every edge (connected components), whatever the edges' order."
+        from scipy import sparse
+        from scipy.sparse.csgraph import connected_components
+        if not len(a): return
+        nodes, inv = np.unique(np.concatenate([self.roots(a), self.roots(b)]), return_inverse=True)
+        k, inv = len(nodes), inv.ravel()
+        _, comp = connected_components(sparse.coo_array((np.ones(len(a), bool), (inv[:len(a)], inv[len(a):])), shape=(k, k)), directed=False)
+        first = np.full(comp.max() + 1, len(self.parent)); np.minimum.at(first, comp, nodes)  # nodes are roots: the least leads
+        self.parent[nodes] = first[comp]; np.logical_or.at(self.seeded, first[comp], self.seeded[nodes])
+    def grow(self, a: np.ndarray, # one end of each edge, edges in falling order of their pass
+             b: np.ndarray, # the other end
+            ) -> None:
+        "A seeded watershed over the graph: edge by edge, two trees join unless both hold a seed."
+        parent, seeded = memoryview(self.parent), memoryview(self.seeded)  # item access without numpy's overhead
+        def find(x):
+            while parent[x] != x: parent[x] = parent[parent[x]]; x = parent[x]
+            return x
+        for p, q in zip(a.tolist(), b.tolist()):
+            u, v = find(p), find(q)
+            if u != v and not (seeded[u] and seeded[v]): parent[v] = u; seeded[u] = seeded[u] or seeded[v]
+    def flatten(self) -> np.ndarray:
+        "Every fragment's root (the parents made roots)."
+        while not np.array_equal(up := self.parent[self.parent], self.parent): self.parent = up
+        return self.parent
+
 # %% ../nbs/11_blockwise.ipynb #6e5316f6
-def _grow(region: np.ndarray, # each fragment's region (0, 1, ...): fragments of one seed share one
-          seeded: np.ndarray, # whether each fragment holds a seed
-          a: np.ndarray, # the edges: one end's fragment index
-          b: np.ndarray, # the other end's
-          score: np.ndarray, # each edge's pass (higher: a lower ridge between the two)
-         ) -> tuple[np.ndarray, np.ndarray]: # (each fragment's region after growing, whether that region holds a seed)
-    "A seeded watershed over the fragment graph: edges by falling pass, a region without a seed joins the one across."
-    m = int(region.max()) + 1 if len(region) else 0
-    parent, has_seed = list(range(m)), np.zeros(m, bool)
-    np.logical_or.at(has_seed, region, seeded); has_seed = has_seed.tolist()
-    def find(x):
-        while parent[x] != x: parent[x] = parent[parent[x]]; x = parent[x]
-        return x
-    ra, rb = region[a].tolist(), region[b].tolist()
-    for i in np.argsort(-score, kind="stable").tolist():
-        u, v = find(ra[i]), find(rb[i])
-        if u != v and not (has_seed[u] and has_seed[v]): parent[v] = u; has_seed[u] = has_seed[u] or has_seed[v]
-    root = np.array([find(x) for x in range(m)], np.int64)
-    return root[region], np.array(has_seed, bool)[root[region]]
+def _fragment_offsets(con, # the fragment graph (sqlite3 connection)
+                      n_blocks: int, # the blocks of the grid
+                     ) -> np.ndarray: # (n_blocks + 1,): fragment `(b << 32) + i`, i = 1..n, is number offsets[b] + i - 1
+    "Where each block's fragments start in the numbering of all fragments (nodes in id order), checked against the graph."
+    counts = np.zeros(n_blocks, np.int64)
+    for b, n, top in con.execute("SELECT id >> 32, COUNT(*), MAX(id & 4294967295) FROM nodes GROUP BY id >> 32"):
+        if not 0 <= b < n_blocks or top != n:
+            raise BlockwiseError(f"the graph's fragments of block {b} are not 1..{n} of one of {n_blocks} blocks "
+                                 "(a damaged state: rerun with overwrite=True)")
+        counts[b] = n
+    return np.concatenate([[0], np.cumsum(counts)])
 
 def _global_step(graph: Path, # the fragment graph (SQLite)
                  min_size: int, # segments with fewer voxels are dropped
-                 lut: Path, # where the lookup table goes
-                 seeded: bool = False, # fragments of one seed are one segment; the rest join them by `_grow`
+                 lut: Path, # the folder the lookup table goes to (`offsets.npy`, `segments.npy`)
+                 n_blocks: int, # the blocks of the grid
+                 seeded: bool = False, # fragments of one seed are one segment; the rest join them by `_Forest.grow`
+                 piece: int = 1 << 14, # rows read at a time
                 ) -> int: # the number of segments
     "Segments from the fragment graph (its components, or seeded regions grown over it), numbered by first voxel; lookup table saved."
     import sqlite3
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
     con = sqlite3.connect(graph)
-    nodes = np.array(con.execute("SELECT id, size, first, seed FROM nodes ORDER BY id").fetchall(), np.int64).reshape(-1, 4)
-    rows = con.execute("SELECT u, v, saddle FROM edges").fetchall()
-    con.close()
-    ids = nodes[:, 0].astype(np.uint64)
-    uv = np.array([r[:2] for r in rows], np.int64).reshape(-1, 2).astype(np.uint64)
-    a, b = np.searchsorted(ids, uv[:, 0]), np.searchsorted(ids, uv[:, 1])
-    n, seed = len(ids), nodes[:, 3]
+    offsets = _fragment_offsets(con, n_blocks)
+    number = lambda ids: offsets[ids >> 32] + (ids & 0xFFFFFFFF) - 1
+    forest = _Forest(n := int(offsets[-1]))
     if not seeded:  # every stored edge is a link above the threshold
-        _, comp = connected_components(sparse.coo_array((np.ones(len(a), np.int8), (a, b)), shape=(n, n)), directed=False)
-        kept = np.ones(n, bool)
+        for e in _pieces(con, "SELECT u, v FROM edges", np.int64, piece): forest.join(number(e[:, 0]), number(e[:, 1]))
     else:
-        region = np.unique(np.where(seed > 0, seed, -1 - np.arange(n)), return_inverse=True)[1].ravel()
-        comp, kept = _grow(region, seed > 0, a, b, np.array([r[2] for r in rows], np.float64))
-    size, first = np.bincount(comp, nodes[:, 1].astype(np.float64)), np.full(comp.max() + 1 if n else 0, np.iinfo(np.int64).max)
-    np.minimum.at(first, comp, nodes[:, 2])
-    keep = (size >= max(min_size, 1)) & (np.bincount(comp, kept, minlength=len(size)) > 0)
-    label = np.zeros(len(size), np.uint64)
-    order = np.flatnonzero(keep)[np.argsort(first[keep], kind="stable")]
-    label[order] = np.arange(1, len(order) + 1, dtype=np.uint64)
-    tmp = lut.with_name(f".{lut.name}.tmp.npz")
-    np.savez(tmp, fragments=ids, segments=label[comp] if n else np.zeros(0, np.uint64)); os.replace(tmp, lut)
-    return len(order)
+        last = np.zeros((0, 2), np.int64)
+        for s in _pieces(con, "SELECT id, seed FROM nodes WHERE seed > 0 ORDER BY seed, id", np.int64, piece):
+            s = np.concatenate([last, s]); last = s[-1:]
+            forest.seeded[number(s[:, 0])] = True
+            same = s[1:, 1] == s[:-1, 1]  # fragments of one seed, in a row: one region
+            forest.join(number(s[:-1, 0][same]), number(s[1:, 0][same]))
+        for e in _pieces(con, "SELECT u, v FROM edges ORDER BY saddle DESC, u, v", np.int64, piece):
+            forest.grow(number(e[:, 0]), number(e[:, 1]))
+    root = forest.flatten()
+    # each segment's size and first voxel, summed by SQLite (on disk): no per-fragment sums held here
+    con.execute("CREATE TEMP TABLE parts (root INTEGER, size INTEGER, first INTEGER, seeded INTEGER)")
+    for k, p in zip(range(0, n, piece), _pieces(con, "SELECT size, first FROM nodes ORDER BY id", np.int64, piece)):
+        r = root[k:k + len(p)]
+        con.executemany("INSERT INTO parts VALUES (?, ?, ?, ?)", zip(r.tolist(), *p.T.tolist(), forest.seeded[r].tolist()))
+    label, count = np.zeros(n, root.dtype), 0  # a segment's label at its root (1, 2, ... by first voxel), 0: dropped
+    for s in _pieces(con, "SELECT root FROM parts GROUP BY root HAVING SUM(size) >= ? AND MAX(seeded) >= ? ORDER BY MIN(first)",
+                     np.int64, piece, (max(min_size, 1), int(seeded))):
+        label[s[:, 0]] = np.arange(count + 1, count + len(s) + 1); count += len(s)
+    con.close()
+    lut.mkdir(parents=True, exist_ok=True)
+    tmp = lut / ".segments.tmp.npy"
+    with open(tmp, "wb") as f:  # written in pieces: the table is never whole in memory
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint64)), "fortran_order": False, "shape": (n,)})
+        for k in range(0, n, piece): f.write(label[root[k:k + piece]].astype(np.uint64).tobytes())
+    np.save(lut / "offsets.npy", offsets); os.replace(tmp, lut / "segments.npy")  # segments.npy last: the step's done marker
+    return count
 
 # %% ../nbs/11_blockwise.ipynb #2e28d972
 def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *spatial)` or signed distances `(c, *spatial)`
@@ -473,7 +522,7 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
                      ) -> ZarrArray: # the segmentation, uint64, the labels of the in-memory function
     "`affinities_to_segmentation` / `distances_to_segmentation` blockwise: fragments, a graph, its components, relabelling."
     pred_id = _zarr_id(prediction, "prediction")
-    _check_seed(seed_threshold, threshold)
+    check_seed_threshold(seed_threshold, threshold)
     if kind not in ("affinities", "distances"): raise ValueError(f"kind must be 'affinities' or 'distances', got {kind!r}")
     dims, vs = prediction.dims, prediction.voxel_size
     if kind == "affinities":
@@ -514,8 +563,8 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
     grid = dict(total_roi=roi, read_roi=Roi(zero, block), write_roi=Roi(zero, block))  # reads beyond the block are of finished tasks
     run_task("fragments", state, spec=spec | {"setup": "dacapo_nb.blockwise:fragments_block_setup"}, **grid, **common)
     run_task("edges", state, spec=spec | {"setup": "dacapo_nb.blockwise:edges_block_setup"}, **grid, **common)
-    lut = state / "lut.npz"
-    if not lut.exists(): _global_step(graph, min_size, lut, seeded)
+    lut = state / "lookup"
+    if not (lut / "segments.npy").exists(): _global_step(graph, min_size, lut, math.prod(_Blocks(spec).grid), seeded)
     run_task("relabel", state, spec=spec | {"setup": "dacapo_nb.blockwise:relabel_block_setup", "lut": str(lut.resolve())}, **grid, **common)
     return seg
 
