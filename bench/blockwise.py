@@ -11,14 +11,17 @@ Run: PYTHONPATH=$PWD .venv/bin/python bench/blockwise.py --sizes 128 256 [--work
   stronger deeper inside, with noise and leaky links, 3 channels float32 in 64^3 chunks (the segmentation's blocks).
 --resume: a full `predict_blockwise` (1 worker) timed, then the same run in a child process killed with kill -9 of
   its process group (the parent and its workers) when half the blocks are logged, then the rerun timed.
-Peak memory: ru_maxrss of the measuring process (parent) and of its largest waited-for descendant (a worker).
+Peak memory: VmHWM (the peak resident set of the process's own memory) of the measuring process (parent) and of its
+largest descendant (a worker), read from /proc every 0.2 s while the run lasts. Not ru_maxrss for workers: Linux
+carries the parent's peak into a child's ru_maxrss through fork/vfork and exec, so a worker started after the
+parent's global step reported the parent's peak as its own (the 771 MiB 'worker' at 1024^3 of 2026-12-02).
 Each configuration runs in a fresh process.
 """
-import argparse, json, os, resource, signal, subprocess, sys, tempfile, textwrap, time
+import argparse, json, os, signal, subprocess, sys, tempfile, textwrap, time
 from pathlib import Path
 
 SCRIPT = textwrap.dedent("""
-    import json, resource, sys, time
+    import json, sys, time
     import numpy as np, torch
     from funlib.geometry import Roi
     from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
@@ -35,7 +38,7 @@ SCRIPT = textwrap.dedent("""
     def raw_array():
         raw = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(d + "/raw.zarr", f"raw{size}"), ["z", "y", "x"],
                                                      Roi((0, 0, 0), (size,) * 3), None, (1, 1, 1), np.uint8)
-        if not (raw.file_name / raw.dataset / "0.0.0").exists():
+        if raw.data.nchunks_initialized == 0:  # written once, by prepare (a chunk file name test missed and rewrote it each run)
             for z in range(0, size, 64): raw[Roi((z, 0, 0), (min(64, size - z), size, size))] = np.random.default_rng(z).integers(0, 255, (min(64, size - z), size, size), np.uint8)
         return raw
     def fixed_affinities():
@@ -62,6 +65,16 @@ SCRIPT = textwrap.dedent("""
         if source == "fixed": fixed_affinities()
         print(json.dumps({"mode": mode, "size": size})); sys.exit()
     raw = raw_array()
+    import psutil, threading
+    def vm_hwm(pid="self"):
+        try:
+            with open(f"/proc/{pid}/status") as f: return next(int(l.split()[1]) // 1024 for l in f if l.startswith("VmHWM"))
+        except (OSError, StopIteration): return 0
+    peaks, done = {}, threading.Event()
+    def watch():  # the workers' peaks, as long as the run lasts
+        while not done.wait(0.2):
+            for c in psutil.Process().children(recursive=True): peaks[c.pid] = max(peaks.get(c.pid, 0), vm_hwm(c.pid))
+    threading.Thread(target=watch, daemon=True).start()
     t = time.perf_counter()
     if mode == "predict":
         from dacapo_nb.inference import predict
@@ -86,9 +99,14 @@ SCRIPT = textwrap.dedent("""
         pred = prediction()
         affinities_to_segmentation(pred[pred.roi], seed_threshold=0.9 if mode == "segment_memory_seeded" else None)
     wall = time.perf_counter() - t
+    done.set()
+    extra = {}
+    if mode in ("segment", "segment_seeded"):  # what the global step holds: fragments and edges
+        import sqlite3
+        con = sqlite3.connect(f"{d}/seg.zarr/.blockwise/{mode}{tag}{source}/graph.db")
+        extra = {"fragments": con.execute("SELECT COUNT(*) FROM nodes").fetchone()[0], "edges": con.execute("SELECT COUNT(*) FROM edges").fetchone()[0]}
     print(json.dumps({"mode": mode, "size": size, "workers": workers, "model": model_kind, "prediction": source,
-                      "seconds": round(wall, 1), "parent_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                      "worker_MiB": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024}))
+                      "seconds": round(wall, 1), "parent_MiB": vm_hwm(), "worker_MiB": max(peaks.values(), default=0), **extra}))
 """)
 
 BLOCKWISE = ("blockwise", "segment", "segment_seeded")
