@@ -301,6 +301,17 @@ class _Blocks:
         b, e = (inner.begin - outer.begin) / self.vs, (inner.end - outer.begin) / self.vs
         return tuple(map(slice, b, e))
 
+def _fragment_ids(block: int, # the block's index in the grid
+                  local: np.ndarray, # fragments 1..n inside the block (0: none)
+                 ) -> np.ndarray: # uint64 ids unique in the volume, 0 where local is 0
+    "A fragment's id: its block's index in the high 32 bits, its number in the block in the low 32."
+    local = np.asarray(local).astype(np.uint64)
+    return np.where(local > 0, (np.uint64(block) << np.uint64(32)) + local, np.uint64(0))
+
+def _split_fragment_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "(block index, number in the block) of each fragment id, as `_fragment_ids` made it."
+    return ids >> 32, ids & 0xFFFFFFFF
+
 def _open_segment(spec: dict) -> tuple:
     "What a fragments or edges worker opens once: (prediction, fragments, block geometry, graph database)."
     torch.set_num_threads(1)
@@ -345,14 +356,14 @@ def fragments_block_setup(spec: dict, worker_id: int) -> Callable:
         roi = block.write_roi.intersect(g.roi)
         local, seed_of = _block_components(pred, roi, g, spec) if seeds is None else _block_basins(pred, seeds, roi, g, spec)
         idx = g.index(roi)
-        frags[roi] = np.where(local > 0, (np.uint64(idx) << np.uint64(32)) + local.astype(np.uint64), 0).astype(np.uint64)
+        frags[roi] = _fragment_ids(idx, local)
         ids, first, size = np.unique(local, return_index=True, return_counts=True)  # block C order: first = least global index
         ids, first, size = ids[ids > 0], first[ids > 0], size[ids > 0]
         coords = np.array(np.unravel_index(first, local.shape)).reshape(local.ndim, -1) + np.array((roi.begin - g.roi.begin) / g.vs)[:, None]
         flat = np.ravel_multi_index(tuple(coords), tuple(g.shape))
         positions = coords.T * np.array(g.vs) + np.array(g.roi.begin)
-        nodes = {(idx << 32) + int(i): {"position": tuple(int(p) for p in q), "size": int(s), "first": int(f), "seed": int(seed_of[i])}
-                 for i, f, s, q in zip(ids, flat, size, positions)}
+        nodes = {int(k): {"position": tuple(int(p) for p in q), "size": int(s), "first": int(f), "seed": int(seed_of[i])}
+                 for k, i, f, s, q in zip(_fragment_ids(idx, ids), ids, flat, size, positions)}
         db.cur.execute(f"DELETE FROM nodes WHERE id >= {idx << 32} AND id < {(idx + 1) << 32}")  # a block redone after a kill
         db.con.commit()
         if nodes:
@@ -394,12 +405,13 @@ def relabel_block_setup(spec: dict, worker_id: int) -> Callable:
     def process(block):
         roi = block.write_roi.intersect(g.roi)
         f, idx = frags[roi], g.index(roi)
-        table = np.concatenate([[0], segments[offsets[idx]:offsets[idx + 1]]]).astype(np.uint64)  # local id -> segment
-        local, inside = (f & np.uint64(0xFFFFFFFF)).astype(np.int64), f > 0
-        if np.any((f[inside] >> np.uint64(32)) != idx) or local.max(initial=0) >= len(table):
+        table = np.zeros(offsets[idx + 1] - offsets[idx] + 1, np.uint64)  # local id -> segment (0: background)
+        table[1:] = segments[offsets[idx]:offsets[idx + 1]]
+        (home, local), inside = _split_fragment_ids(f), f > 0
+        if np.any(home[inside] != idx) or local.max(initial=0) >= len(table):
             raise BlockwiseError(f"block {idx}: its fragments do not match the graph's {len(table) - 1} fragments of this "
                                  "block (a damaged state: rerun with overwrite=True)")
-        seg[roi] = table[local]
+        seg[roi] = table[local.astype(np.int64)]
     return process
 
 # %% ../nbs/11_blockwise.ipynb #8f8d9d50
@@ -452,7 +464,7 @@ def _fragment_offsets(con, # the fragment graph (sqlite3 connection)
                      ) -> np.ndarray: # (n_blocks + 1,): fragment `(b << 32) + i`, i = 1..n, is number offsets[b] + i - 1
     "Where each block's fragments start in the numbering of all fragments (nodes in id order), checked against the graph."
     counts = np.zeros(n_blocks, np.int64)
-    for b, n, top in con.execute("SELECT id >> 32, COUNT(*), MAX(id & 4294967295) FROM nodes GROUP BY id >> 32"):
+    for b, n, top in con.execute("SELECT id >> 32, COUNT(*), MAX(id & 4294967295) FROM nodes GROUP BY id >> 32"):  # `_split_fragment_ids` in SQL
         if not 0 <= b < n_blocks or top != n:
             raise BlockwiseError(f"the graph's fragments of block {b} are not 1..{n} of one of {n_blocks} blocks "
                                  "(a damaged state: rerun with overwrite=True)")
@@ -470,7 +482,8 @@ def _global_step(graph: Path, # the fragment graph (SQLite)
     import sqlite3
     con = sqlite3.connect(graph)
     offsets = _fragment_offsets(con, n_blocks)
-    number = lambda ids: offsets[ids >> 32] + (ids & 0xFFFFFFFF) - 1
+    def number(ids):  # a fragment's place in the numbering of all fragments
+        block, local = _split_fragment_ids(ids); return offsets[block] + local - 1
     forest = _Forest(n := int(offsets[-1]))
     if not seeded:  # every stored edge is a link above the threshold
         for e in _pieces(con, "SELECT u, v FROM edges", np.int64, piece): forest.join(number(e[:, 0]), number(e[:, 1]))
