@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import collections.abc
 import ctypes
+import mmap
 import multiprocessing
 import numbers
 import os
+import pickle
 import signal
 import sys
 import typing
+import weakref
 
 import gunpowder as gp
 import numpy as np
@@ -21,8 +24,8 @@ from gunpowder.producer_pool import ProducerPool
 from threadpoolctl import threadpool_limits
 
 # %% auto #0
-__all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'raw_value_range', 'NormalizeRaw', 'normalize_raw', 'batch_seed',
-           'die_with_parent', 'data_worker_threads', 'PreCache', 'check_fields']
+__all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'raw_value_range', 'NormalizeRaw', 'normalize_raw', 'SharedBatchSlots',
+           'batch_seed', 'die_with_parent', 'data_worker_threads', 'schedule_when_idle', 'PreCache', 'check_fields']
 
 # %% ../nbs/02_pipeline.ipynb #909e4458
 def unwrap_pipeline_error(error: BaseException, # an error raised by a pipeline, wrapped or not
@@ -98,6 +101,62 @@ def normalize_raw(raw_key: gp.ArrayKey, # the raw array to normalize
     return NormalizeRaw(raw_key, *raw_value_range(dtype, raw_range))
 
 
+# %% ../nbs/02_pipeline.ipynb #48f1b4b4
+class SharedBatchSlots:
+    "Slots of anonymous shared memory, mapped before the workers fork, that carry batches' arrays from a worker without copies on the way."
+    align = 64  # each array starts on a cache line
+
+    def __init__(self, count: int, # slots: batches that can be in shared memory at once
+                 size: int, # bytes of each slot (address space only, until a batch is written)
+                ):
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+            raise ValueError(f"count must be an integer >= 1, got {count!r}")
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < self.align:
+            raise ValueError(f"size must be an integer of at least {self.align} bytes, got {size!r}")
+        self.count, self.size = int(count), int(size) // self.align * self.align
+        self.memory = mmap.mmap(-1, self.count * self.size)  # MAP_SHARED | MAP_ANONYMOUS: forked children see the same pages
+        self.busy = multiprocessing.RawArray("b", self.count)  # 1 while a slot holds a batch not yet released
+        self._taking = multiprocessing.Lock()  # taken by workers only: a worker killed holding it cannot block training
+
+    def _take(self) -> int | None:
+        with self._taking:
+            for slot in range(self.count):
+                if not self.busy[slot]:
+                    self.busy[slot] = 1
+                    return slot
+        return None
+
+    def _release(self, slot: int) -> None:
+        self.busy[slot] = 0  # one byte, written after the last read of the slot; no lock (see `_taking`)
+
+    def pack(self, obj, # what a worker sends, e.g. `(index, batch)`
+            ): # `obj` itself when it has no array to share, does not fit or finds no free slot; else a small `_SlotMessage`
+        "In a worker: `obj`'s contiguous arrays copied into a free slot, and the rest pickled beside them."
+        buffers = []
+        header = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        views = [b.raw() for b in buffers]
+        starts = np.cumsum([0] + [-(-v.nbytes // self.align) * self.align for v in views])
+        if not views or starts[-1] > self.size: return obj
+        slot = self._take()
+        if slot is None: return obj
+        base = slot * self.size
+        for v, start in zip(views, starts): self.memory[base + start:base + start + v.nbytes] = v
+        return _SlotMessage(slot, header, [(int(s), v.nbytes) for v, s in zip(views, starts)])
+
+    def unpack(self, message, # what `pack` returned
+              ): # the object that was packed, its arrays on the slot's memory
+        "In the training process: the packed object, its arrays viewing the slot, which is freed when they are all gone."
+        if not isinstance(message, _SlotMessage): return message
+        whole = np.frombuffer(self.memory, np.uint8, count=self.size, offset=message.slot * self.size)
+        weakref.finalize(whole, self._release, message.slot)  # every array rebuilt below keeps `whole` alive
+        return pickle.loads(message.header, buffers=[whole[start:start + n] for start, n in message.buffers])
+
+class _SlotMessage(typing.NamedTuple):
+    slot: int  # which slot holds the arrays
+    header: bytes  # the pickle of everything but the arrays' data
+    buffers: list  # (start in the slot, bytes) of each array, in pickle's order
+
+
 # %% ../nbs/02_pipeline.ipynb #ac66b5db
 def batch_seed(seed: int, # the run's seed, an integer >= 0
                index: int, # the batch's number in the run, from 0
@@ -133,6 +192,13 @@ def data_worker_threads() -> None:
     torch.set_num_threads(1)
     threadpool_limits(1)
 
+def schedule_when_idle() -> bool: # whether this process is now in Linux's `SCHED_IDLE` class
+    "Move this process to Linux's `SCHED_IDLE` class: it runs only on a core that nothing else wants (no-op elsewhere)."
+    if not hasattr(os, "SCHED_IDLE"): return False  # Linux only
+    try: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError: return False  # a sandbox that forbids it: niceness alone still applies
+    return True
+
 class PreCache(gp.PreCache):
     "gunpowder's `PreCache`, safe to build again after a teardown, with a seed per batch, and workers that yield the CPU to training and die with it."
 
@@ -145,14 +211,20 @@ class PreCache(gp.PreCache):
     def __init__(self, cache_size: int = 50, # batches kept ready
                  num_workers: int = 20, # worker processes that make them
                  niceness: int = 19, # how far each worker lowers its priority: 0 (as training) to 19 (lowest)
+                 idle: bool = True, # also move the workers to Linux's `SCHED_IDLE` class: they run only on cores training leaves idle
+                 shared_memory: int = 1 << 30, # bytes of address space for batches in flight (`SharedBatchSlots`); 0: all through the pipe
                  seed: int | None = None, # the stream of batch seeds (None: a random one per start of the workers)
                 ):
         if not self.valid_niceness(niceness):
             raise ValueError(f"niceness must be an int from 0 (same priority as training) to 19 (lowest), got {niceness!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+        if not isinstance(idle, (bool, np.bool_)): raise ValueError(f"idle must be True or False, got {idle!r}")
+        if isinstance(shared_memory, bool) or not isinstance(shared_memory, numbers.Integral) or shared_memory < 0:
+            raise ValueError(f"shared_memory must be an integer number of bytes >= 0, got {shared_memory!r}")
         super().__init__(cache_size=cache_size, num_workers=num_workers)
-        self.niceness, self.seed, self._worker_pid = int(niceness), seed, None
+        self.niceness, self.idle, self.seed, self._worker_pid = int(niceness), bool(idle), seed, None
+        self.shared_memory, self._slots = int(shared_memory), None
         self.next_index = 0  # the number of the next batch served (a resumed trainer sets its iteration)
 
     def provide(self, request: gp.BatchRequest, # the request the workers repeat, each with its own seed
@@ -163,10 +235,11 @@ class PreCache(gp.PreCache):
             self.current_request, self._stash = request.copy(), {}
             self._stream = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
             self._claims = multiprocessing.Value("q", self.next_index)  # the next batch number a worker takes
+            self._slots = self._shared_slots()  # before the workers fork: they inherit the mapping
             self.workers = _WorkerPool([self._run_worker] * self.num_workers, queue_size=self.cache_size)
             self.workers.start()
         while self.next_index not in self._stash:  # workers finish out of order: keep the early ones
-            index, batch = self.workers.get()
+            index, batch = self._slots.unpack(self.workers.get()) if self._slots else self.workers.get()
             self._stash[index] = batch
         batch = self._stash.pop(self.next_index)
         self.next_index += 1
@@ -177,16 +250,27 @@ class PreCache(gp.PreCache):
             self._worker_pid = os.getpid()
             data_worker_threads()
             if self.niceness and hasattr(os, "nice"): os.nice(self.niceness)  # os.nice is POSIX-only
+            if self.idle: schedule_when_idle()
         with self._claims.get_lock():
             index = self._claims.value; self._claims.value += 1
         request = self.current_request.copy()
         request._random_seed = batch_seed(self._stream, index)
-        return index, self.get_upstream_provider().request_batch(request)
+        made = index, self.get_upstream_provider().request_batch(request)
+        return self._slots.pack(made) if self._slots else made
+
+    def _shared_slots(self) -> SharedBatchSlots | None:
+        "One slot for each batch that can be in flight: the queue's, one per worker and the one in use; None without room."
+        count = self.cache_size + self.num_workers + 1
+        if self.shared_memory // count < SharedBatchSlots.align: return None
+        method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]  # [0]: the default
+        if method != "fork": return None  # spawned workers would not inherit the mapping
+        try: return SharedBatchSlots(count, self.shared_memory // count)
+        except OSError: return None  # address space refused (a strict overcommit limit): the pipe still works
 
     def teardown(self):
         "Stop the workers, and forget them so that the pipeline can be built again."
         super().teardown()
-        self.workers, self.current_request = None, None
+        self.workers, self.current_request, self._slots = None, None, None  # arrays still in use keep their memory
 
 # %% ../nbs/02_pipeline.ipynb #0bafbd8d
 def _fits(value, hint) -> bool:

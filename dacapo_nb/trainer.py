@@ -90,6 +90,7 @@ class GunpowderTrainerConfig:
     batch_size: int = 2 # samples per batch
     num_data_fetchers: int = 2 # data worker processes (0: fetch in the training process)
     data_fetcher_niceness: int = 19 # how far the workers lower their priority (0..19), so the step keeps the cores
+    data_fetcher_idle: bool = True # the workers run in Linux's SCHED_IDLE class: only on cores the step leaves idle
     augments: list = field(default_factory=list) # `AugmentConfig`s, applied in order
     snapshot_interval: Optional[int] = None # write a snapshot every this many iterations (None: never)
     min_masked: float = 0.15 # the least fraction of a sample's output window inside the mask
@@ -299,7 +300,8 @@ def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, i
     p += gp.Stack(self.batch_size) + UnwrapErrors()
     if self.num_data_fetchers > 0:
         self._precache = PreCache(cache_size=2 * self.num_data_fetchers, num_workers=self.num_data_fetchers,
-                                  niceness=self.config.data_fetcher_niceness, seed=self._seed)
+                                  niceness=self.config.data_fetcher_niceness, idle=self.config.data_fetcher_idle,
+                                  seed=self._seed)
         p += self._precache
     if self.print_profiling:
         p += gp.PrintProfilingStats(every=self.print_profiling)

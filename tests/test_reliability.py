@@ -79,8 +79,13 @@ def wait_gone(pids, timeout=10.0):
     return alive(pids)
 
 
+def shm_files() -> set:
+    "The named shared-memory segments on this machine (Linux's /dev/shm)."
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
 def test_workers_die_with_a_killed_trainer(small, tmp_path):
-    "kill -9 of a process whose trainer has data workers leaves no worker behind."
+    "kill -9 of a process whose trainer has data workers leaves no worker and no shared-memory segment behind."
     script = tmp_path / "hold.py"
     script.write_text(
         "import sys, time, torch\n"
@@ -90,13 +95,17 @@ def test_workers_die_with_a_killed_trainer(small, tmp_path):
         f"data = make_synthetic_data({str(tmp_path / 'd.zarr')!r}, dims=2, shape=(192, 192))\n"
         "t = GunpowderTrainer(GunpowderTrainerConfig(batch_size=1, num_data_fetchers=2, data_fetcher_niceness=0))\n"
         "t.build_batch_provider([data], model, task)\n"
-        "with t:\n    t.next(); print('ready', flush=True); time.sleep(600)\n")
+        "with t:\n    raw = t.next()[0].data\n"
+        "    while raw.base is not None and not isinstance(raw.base, memoryview): raw = raw.base\n"
+        "    print('ready', type(raw.base.obj).__name__, flush=True); time.sleep(600)\n")
+    before = shm_files()
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout.readline().strip() == "ready"
+    assert proc.stdout.readline().strip() == "ready mmap"  # the batch came through the workers' shared memory
     below = descendants(proc.pid)
     assert len(below) >= 3, below  # the watch-dog and two workers
     proc.kill(); proc.wait()
     assert wait_gone(below) == [], below
+    assert shm_files() - before == set(), shm_files() - before  # anonymous memory: nothing named to leak
 
 
 # ---- the run directory: lock, checkpoint fallback, torn stats --------------------------------------------------------
