@@ -114,15 +114,14 @@ def bench_compile(model, task, x, y, w, args, precision: str, dtype) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # ours
 
-def bench_ours(args, data_path: Path) -> dict:
-    import numpy as np
+def setup_ours(args, data_path: Path):
+    "The bench's dataset, task, model and trainer config (seeded): what (a)-(c) and bench/fetcher_sched.py train on."
     import torch
     from dacapo_nb.datasets import make_synthetic_data
     from dacapo_nb.models import Model, UNet
     from dacapo_nb.tasks import affinities_task
     from dacapo_nb.augments import ElasticAugmentConfig, IntensityAugmentConfig, SimpleAugmentConfig
-    from dacapo_nb.trainer import GunpowderTrainer, GunpowderTrainerConfig
-    from dacapo_nb.models import autocast_dtype
+    from dacapo_nb.trainer import GunpowderTrainerConfig
 
     dataset = make_synthetic_data(data_path, dims=3, shape=DATA_SHAPE, voxel_size=VOXEL_SIZE, seed=0)
     task = affinities_task(3)
@@ -137,6 +136,52 @@ def bench_ours(args, data_path: Path) -> dict:
         IntensityAugmentConfig()]
     config = GunpowderTrainerConfig(batch_size=BATCH_SIZE, num_data_fetchers=args.fetchers, learning_rate=LEARNING_RATE,
                                     warmup_iterations=1000, augments=augments, seed=0, snapshot_interval=None)
+    return dataset, task, model, config
+
+
+def trainer_rate(config, dataset, model, task, warmup: int, count: int, **changes) -> tuple[float, float]:
+    "Iterations/s of our trainer (config with `changes`) over `count` iterations after `warmup`, and its mean wait for data."
+    from dacapo_nb.trainer import GunpowderTrainer, GunpowderTrainerConfig
+    trainer = GunpowderTrainer(GunpowderTrainerConfig(**{**vars(config), **changes}))
+    trainer.build_batch_provider([dataset], model, task)
+    optimizer = trainer.create_optimizer(model)
+    stamps, data_times = [], []
+    with trainer:
+        for stats in trainer.iterate(warmup + count, model, optimizer, "cpu"):
+            stamps.append(time.perf_counter())
+            data_times.append(stats.data_time)
+    # from the end of the last warm-up iteration to the end of the last one
+    return rate(count, stamps[-1] - stamps[warmup - 1]), sum(data_times[warmup:]) / max(len(data_times[warmup:]), 1)
+
+
+def in_memory_step(model, task, config, batch, dtype):
+    "One training step of `model` on one in-memory batch (raw, target, weight), as the trainer does it: the limit (c)."
+    import numpy as np
+    import torch
+    from dacapo_nb.trainer import GunpowderTrainer
+    x, y, w = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in batch)
+    trainer = GunpowderTrainer(config)
+    optimizer = trainer.create_optimizer(model)
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            prediction = model(x)
+        loss = task.loss.compute(prediction.float(), y, w)
+        loss.backward()
+        optimizer.step()
+        trainer.scheduler.step()
+        return float(loss.detach())
+    return step, (x, y, w)
+
+
+def bench_ours(args, data_path: Path) -> dict:
+    import torch
+    from dacapo_nb.trainer import GunpowderTrainer
+    from dacapo_nb.models import autocast_dtype
+
+    dataset, task, model, config = setup_ours(args, data_path)
     out = {"model": f"{tuple(model.input_shape)} -> {tuple(model.output_shape)}",
            "parameters": sum(p.numel() for p in model.parameters())}
     print(f"ours: model {out['model']}, {out['parameters']} parameters, {task.predictor.embedding_dims} output channels",
@@ -160,40 +205,17 @@ def bench_ours(args, data_path: Path) -> dict:
           f"core-s in the fetchers, {out['pipeline_parent_core_s']:.3f} in the training process", flush=True)
 
     # (b) full training through our trainer, (c) the same step on one in-memory batch (the limit), per precision
-    x, y, w = (torch.from_numpy(np.ascontiguousarray(a.data, dtype=np.float32)) for a in (raw, target, weight))
     for precision in args.precision:
         dtype = autocast_dtype("cpu", precision == "bf16")
         if precision == "bf16" and dtype is None:
             print("(b, c) bf16 skipped: this CPU has no bfloat16 units", flush=True)
             continue
-        cfg = GunpowderTrainerConfig(**{**vars(config), "mixed_precision": precision == "bf16"})
-        trainer = GunpowderTrainer(cfg)
-        trainer.build_batch_provider([dataset], model, task)
-        optimizer = trainer.create_optimizer(model)
-        stamps, data_times = [], []
-        with trainer:
-            for stats in trainer.iterate(args.train_warmup + args.train_iterations, model, optimizer, "cpu"):
-                stamps.append(time.perf_counter())
-                data_times.append(stats.data_time)
-        # from the end of the last warm-up iteration to the end of the last one
-        out[f"trainer_{precision}_iterations_per_s"] = rate(args.train_iterations, stamps[-1] - stamps[args.train_warmup - 1])
-        wait = sum(data_times[args.train_warmup:]) / max(len(data_times[args.train_warmup:]), 1)
+        out[f"trainer_{precision}_iterations_per_s"], wait = trainer_rate(
+            config, dataset, model, task, args.train_warmup, args.train_iterations, mixed_precision=precision == "bf16")
         print(f"(b) ours, trainer, {precision}: {fmt(out[f'trainer_{precision}_iterations_per_s'], 'iterations/s')}  "
               f"[mean wait for data {wait:.2f} s/iteration]", flush=True)
 
-        optimizer = trainer.create_optimizer(model)
-        model.train()
-
-        def step():
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
-                prediction = model(x)
-            loss = task.loss.compute(prediction.float(), y, w)
-            loss.backward()
-            optimizer.step()
-            trainer.scheduler.step()
-            return float(loss.detach())
-
+        step, (x, y, w) = in_memory_step(model, task, config, (raw.data, target.data, weight.data), dtype)
         cpu = time.process_time()
         out[f"in_memory_{precision}_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
         step_core_s = (time.process_time() - cpu) / (args.train_warmup + args.train_iterations)
@@ -224,8 +246,8 @@ def bench_ours(args, data_path: Path) -> dict:
     if "fp32" in args.precision:
         for p in model.parameters():
             p.data = p.data.contiguous()
-        optimizer = trainer.create_optimizer(model)  # fresh state in the same layout: torch's fast multi-tensor update
-        dtype = None
+        # fresh optimizer state in the same layout: torch's fast multi-tensor update
+        step, _ = in_memory_step(model, task, config, (raw.data, target.data, weight.data), None)
         out["in_memory_default_layout_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
         print(f"(c0) ours, in-memory tensors, torch's default layout: "
               f"{fmt(out['in_memory_default_layout_iterations_per_s'], 'iterations/s')}", flush=True)
