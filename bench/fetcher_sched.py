@@ -3,7 +3,8 @@
 The bench of bench/train.py (same data, model, augments, 2 fetchers at niceness 19). Settings compared:
   before: fetchers only niced, batches through the pipe (main before 2026-12-02)
   idle:   fetchers also in Linux's SCHED_IDLE class (`data_fetcher_idle=True`), batches through the pipe
-  shared: SCHED_IDLE and batches through shared memory (`PreCache(shared_memory=...)`): today's default
+  shared: SCHED_IDLE and batches through shared memory (`PreCache(shared_memory=...)`)
+  default: niced only, batches through shared memory: today's default (SCHED_IDLE is opt-in); not in the default run
 Each round measures (a) the pipeline's CPU per batch for each setting, then per precision the in-memory limit (c),
 the trainer (b) with each setting (their order rotates between rounds), and (c) again; (b)/(c) is taken against the
 mean step time of the two (c)s around it, so a machine that slows down within a round shows as a gap between them.
@@ -24,7 +25,7 @@ from pathlib import Path
 from train import descendants_cpu_seconds, fmt, in_memory_step, setup_ours, steps_per_s, trainer_rate
 
 SETTINGS = {"before": dict(idle=False, shared_memory=0), "idle": dict(idle=True, shared_memory=0),
-            "shared": dict(idle=True, shared_memory=1 << 30)}
+            "shared": dict(idle=True, shared_memory=1 << 30), "default": dict(idle=False, shared_memory=1 << 30)}
 
 
 def load_average() -> str:
@@ -69,7 +70,7 @@ def main() -> None:
     p.add_argument("--fetchers", type=int, default=2, help="data fetcher processes (num_data_fetchers)")
     p.add_argument("--augments", choices=("none", "elastic"), default="elastic", help="as bench/train.py")
     p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
-    p.add_argument("--settings", nargs="+", choices=tuple(SETTINGS), default=list(SETTINGS))
+    p.add_argument("--settings", nargs="+", choices=tuple(SETTINGS), default=["before", "idle", "shared"])
     p.add_argument("--dir", default=None, help="where to write the synthetic data (default: a temporary directory)")
     args = p.parse_args()
     if args.rounds < 1 or args.train_iterations < 1 or args.train_warmup < 1 or args.fetchers < 1:

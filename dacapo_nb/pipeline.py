@@ -211,7 +211,7 @@ class PreCache(gp.PreCache):
     def __init__(self, cache_size: int = 50, # batches kept ready
                  num_workers: int = 20, # worker processes that make them
                  niceness: int = 19, # how far each worker lowers its priority: 0 (as training) to 19 (lowest)
-                 idle: bool = True, # also move the workers to Linux's `SCHED_IDLE` class: they run only on cores training leaves idle
+                 idle: bool = False, # also move the workers to Linux's `SCHED_IDLE` class: they run only on cores training leaves idle
                  shared_memory: int = 1 << 30, # bytes of address space for batches in flight (`SharedBatchSlots`); 0: all through the pipe
                  seed: int | None = None, # the stream of batch seeds (None: a random one per start of the workers)
                 ):

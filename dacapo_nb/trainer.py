@@ -90,7 +90,7 @@ class GunpowderTrainerConfig:
     batch_size: int = 2 # samples per batch
     num_data_fetchers: int = 2 # data worker processes (0: fetch in the training process)
     data_fetcher_niceness: int = 19 # how far the workers lower their priority (0..19), so the step keeps the cores
-    data_fetcher_idle: bool = True # the workers run in Linux's SCHED_IDLE class: only on cores the step leaves idle
+    data_fetcher_idle: bool = False # the workers also run in Linux's SCHED_IDLE class: only on cores the step leaves idle
     augments: list = field(default_factory=list) # `AugmentConfig`s, applied in order
     snapshot_interval: Optional[int] = None # write a snapshot every this many iterations (None: never)
     min_masked: float = 0.15 # the least fraction of a sample's output window inside the mask
