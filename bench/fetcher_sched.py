@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from train import descendants_cpu_seconds, fmt, in_memory_step, setup_ours, steps_per_s, trainer_rate
+from train import fmt, in_memory_step, pipeline_rate, setup_ours, steps_per_s, trainer_rate
 
 SETTINGS = {"before": dict(idle=False, shared_memory=0), "idle": dict(idle=True, shared_memory=0),
             "shared": dict(idle=True, shared_memory=1 << 30), "default": dict(idle=False, shared_memory=1 << 30)}
@@ -46,20 +46,6 @@ def fetchers(idle: bool, shared_memory: int):
         yield
     finally:
         trainer_module.PreCache = PreCache
-
-
-def pipeline_core_s(config, dataset, model, task, warmup: int, count: int) -> tuple[float, float]:
-    "CPU seconds per batch of `trainer.next()` with fetchers: in the fetchers, and in this (the training) process."
-    from dacapo_nb.trainer import GunpowderTrainer
-    trainer = GunpowderTrainer(config)
-    trainer.build_batch_provider([dataset], model, task)
-    with trainer:
-        for _ in range(warmup):
-            trainer.next()
-        cpu, workers = time.process_time(), descendants_cpu_seconds()
-        for _ in range(count):
-            trainer.next()
-        return (descendants_cpu_seconds() - workers) / count, (time.process_time() - cpu) / count
 
 
 def main() -> None:
@@ -100,8 +86,9 @@ def main() -> None:
         order = args.settings[r % len(args.settings):] + args.settings[:r % len(args.settings)]
         for name in order:
             with fetchers(**SETTINGS[name]):
-                pipeline.setdefault(name, []).append(
-                    pipeline_core_s(config, dataset, model, task, args.train_warmup + 2, args.train_iterations))
+                _, fetcher_core_s, training_core_s, _ = pipeline_rate(config, dataset, model, task, args.train_warmup + 2,
+                                                                      args.train_iterations)
+                pipeline.setdefault(name, []).append((fetcher_core_s, training_core_s))
         print(f"round {r + 1} (a) core-s per batch, fetchers + training process: " + "; ".join(
             f"{name} {pipeline[name][-1][0]:.3f} + {pipeline[name][-1][1]:.3f}" for name in order), flush=True)
         for precision in args.precision:

@@ -176,9 +176,23 @@ def in_memory_step(model, task, config, batch, dtype):
     return step, (x, y, w)
 
 
+def pipeline_rate(config, dataset, model, task, warmup: int, count: int):
+    "Batches/s of `trainer.next()` over `count` batches after `warmup`, CPU seconds per batch in the fetchers and in this process, and the last batch."
+    from dacapo_nb.trainer import GunpowderTrainer
+    trainer = GunpowderTrainer(config)
+    trainer.build_batch_provider([dataset], model, task)
+    with trainer:
+        for _ in range(warmup):
+            batch = trainer.next()
+        start, cpu, workers = time.perf_counter(), time.process_time(), descendants_cpu_seconds()
+        for _ in range(count):
+            batch = trainer.next()
+        return (rate(count, time.perf_counter() - start), (descendants_cpu_seconds() - workers) / count,
+                (time.process_time() - cpu) / count, batch)
+
+
 def bench_ours(args, data_path: Path) -> dict:
     import torch
-    from dacapo_nb.trainer import GunpowderTrainer
     from dacapo_nb.models import autocast_dtype
 
     dataset, task, model, config = setup_ours(args, data_path)
@@ -188,17 +202,8 @@ def bench_ours(args, data_path: Path) -> dict:
           flush=True)
 
     # (a) data pipeline alone
-    trainer = GunpowderTrainer(config)
-    trainer.build_batch_provider([dataset], model, task)
-    with trainer:
-        for _ in range(args.warmup):
-            batch = trainer.next()
-        start, cpu, workers = time.perf_counter(), time.process_time(), descendants_cpu_seconds()
-        for _ in range(args.iterations):
-            batch = trainer.next()
-        out["pipeline_batches_per_s"] = rate(args.iterations, time.perf_counter() - start)
-        out["pipeline_worker_core_s"] = (descendants_cpu_seconds() - workers) / args.iterations
-        out["pipeline_parent_core_s"] = (time.process_time() - cpu) / args.iterations
+    out["pipeline_batches_per_s"], out["pipeline_worker_core_s"], out["pipeline_parent_core_s"], batch = pipeline_rate(
+        config, dataset, model, task, args.warmup, args.iterations)
     raw, gt, target, weight, mask = batch
     print(f"(a) ours, data pipeline: {fmt(out['pipeline_batches_per_s'], 'batches/s')}  "
           f"[raw {raw.data.shape}, target {target.data.shape}]; CPU per batch: {out['pipeline_worker_core_s']:.3f} "

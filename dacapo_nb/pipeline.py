@@ -261,10 +261,11 @@ class PreCache(gp.PreCache):
     def _shared_slots(self) -> SharedBatchSlots | None:
         "One slot for each batch that can be in flight: the queue's, one per worker and the one in use; None without room."
         count = self.cache_size + self.num_workers + 1
-        if self.shared_memory // count < SharedBatchSlots.align: return None
+        size = self.shared_memory // count
+        if size < SharedBatchSlots.align: return None
         method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]  # [0]: the default
         if method != "fork": return None  # spawned workers would not inherit the mapping
-        try: return SharedBatchSlots(count, self.shared_memory // count)
+        try: return SharedBatchSlots(count, size)
         except OSError: return None  # address space refused (a strict overcommit limit): the pipe still works
 
     def teardown(self):
