@@ -15,6 +15,7 @@ import pickle
 import signal
 import sys
 import typing
+import warnings
 import weakref
 
 import gunpowder as gp
@@ -173,10 +174,24 @@ def die_with_parent(parent_pid: int, # the pid of the process this one must not 
     if os.getppid() != parent_pid: os._exit(1)  # the parent died before the signal was armed
 
 class _WorkerPool(ProducerPool):
-    "gunpowder's `ProducerPool` whose watch-dog and workers die with the process that started them."
+    "gunpowder's `ProducerPool` whose watch-dog and workers die with the process that started them, and whose stop never hangs."
+    stop_timeout = 10.0  # seconds `stop` waits for the watch-dog to end its workers before it kills them all
+
     def __init__(self, callables, queue_size=10):
         self._parent_pid = os.getpid()
         super().__init__(callables, queue_size=queue_size)
+
+    def stop(self):
+        "Stop the workers; a watch-dog not done in `stop_timeout` seconds is killed, and its workers with it."
+        watch_dog = self._ProducerPool__watch_dog  # gunpowder's join has no timeout: a worker that never exits would hang us
+        if watch_dog is not None and watch_dog._popen is not None:
+            self._ProducerPool__stop.set()
+            watch_dog.join(self.stop_timeout)
+            if watch_dog.is_alive():
+                warnings.warn(f"data workers not stopped {self.stop_timeout:g} s after the request: killed", RuntimeWarning)
+                watch_dog.kill()  # SIGKILL; each worker gets one from the kernel as its parent dies (`die_with_parent`)
+                watch_dog.join()
+        super().stop()
 
     def _run_watch_dog(self, callables):
         die_with_parent(self._parent_pid)
