@@ -4,13 +4,14 @@ The bench of bench/train.py (same data, model, augments, 2 fetchers at niceness 
   before: fetchers only niced, batches through the pipe (main before 2026-12-02)
   idle:   fetchers also in Linux's SCHED_IDLE class (`data_fetcher_idle=True`), batches through the pipe
   shared: SCHED_IDLE and batches through shared memory (`PreCache(shared_memory=...)`)
-  default: niced only, batches through shared memory: today's default (SCHED_IDLE is opt-in); not in the default run
+  default: niced only, batches through shared memory: today's default (SCHED_IDLE is opt-in)
+The default run compares `default` and `shared`; name others with --settings.
 Each round measures (a) the pipeline's CPU per batch for each setting, then per precision the in-memory limit (c),
 the trainer (b) with each setting (their order rotates between rounds), and (c) again; (b)/(c) is taken against the
 mean step time of the two (c)s around it, so a machine that slows down within a round shows as a gap between them.
 Always exits 0 on timing: a benchmark reports.
 
-    python bench/fetcher_sched.py [--rounds 3 --train-iterations 12 --train-warmup 2 --precision fp32 bf16]
+    python bench/fetcher_sched.py [--rounds 3 --train-iterations 12 --train-warmup 2 --precision fp32 bf16 --threads N]
 """
 from __future__ import annotations
 
@@ -56,13 +57,17 @@ def main() -> None:
     p.add_argument("--fetchers", type=int, default=2, help="data fetcher processes (num_data_fetchers)")
     p.add_argument("--augments", choices=("none", "elastic"), default="elastic", help="as bench/train.py")
     p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
-    p.add_argument("--settings", nargs="+", choices=tuple(SETTINGS), default=["before", "idle", "shared"])
+    p.add_argument("--settings", nargs="+", choices=tuple(SETTINGS), default=["default", "shared"])
     p.add_argument("--dir", default=None, help="where to write the synthetic data (default: a temporary directory)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the step (default: torch's, one per core); fewer leave cores to the fetchers")
     args = p.parse_args()
     if args.rounds < 1 or args.train_iterations < 1 or args.train_warmup < 1 or args.fetchers < 1:
         p.error("--rounds, --train-iterations, --train-warmup and --fetchers must be >= 1")
+    if args.threads is not None and args.threads < 1: p.error("--threads must be >= 1")
 
     import torch
+    if args.threads is not None: torch.set_num_threads(args.threads)
     from dacapo_nb.models import autocast_dtype, place_model
     from dacapo_nb.trainer import GunpowderTrainer, GunpowderTrainerConfig
     print(f"{args.fetchers} fetchers, {args.rounds} rounds of {args.train_iterations} timed iterations "
