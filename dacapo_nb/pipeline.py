@@ -25,8 +25,8 @@ from gunpowder.producer_pool import ProducerPool
 from threadpoolctl import threadpool_limits
 
 # %% auto #0
-__all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'raw_value_range', 'NormalizeRaw', 'normalize_raw', 'SharedBatchSlots',
-           'batch_seed', 'die_with_parent', 'data_worker_threads', 'schedule_when_idle', 'PreCache', 'check_fields']
+__all__ = ['unwrap_pipeline_error', 'UnwrapErrors', 'check_fields', 'raw_value_range', 'NormalizeRaw', 'normalize_raw',
+           'SharedBatchSlots', 'batch_seed', 'die_with_parent', 'data_worker_threads', 'schedule_when_idle', 'PreCache']
 
 # %% ../nbs/02_pipeline.ipynb #909e4458
 def unwrap_pipeline_error(error: BaseException, # an error raised by a pipeline, wrapped or not
@@ -57,6 +57,45 @@ class UnwrapErrors(gp.BatchFilter):
             error = unwrap_pipeline_error(e)
             raise error.with_traceback(error.__traceback__) from None
 
+# %% ../nbs/02_pipeline.ipynb #0bafbd8d
+def _fits(value, hint) -> bool:
+    "Whether `value` has the type `hint` (a class, `Optional[...]`, `Sequence[...]`, `tuple`, `list`, `dict`)."
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union: return any(_fits(value, a) for a in args)
+    if hint is type(None): return value is None
+    if hint is typing.Any: return True
+    if hint is bool: return isinstance(value, (bool, np.bool_))
+    if hint is int: return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    if hint is float: return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value))
+    if origin in (list, tuple, collections.abc.Sequence) or hint in (list, tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)): return False
+        item = args[0] if args else None  # one type for every item
+        return item is None or all(_fits(v, item) for v in value)
+    if origin is dict or hint is dict: return isinstance(value, dict)
+    return isinstance(value, origin or hint) if isinstance(origin or hint, type) else True
+
+def _type_name(hint) -> str:
+    "`hint` in words, for an error message."
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        kept = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(kept) + (" or None" if type(None) in args else "")
+    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", list: "a list",
+             tuple: "a tuple or list", dict: "a dict"}
+    if hint in names: return names[hint]
+    if origin is not None and args: return f"a list or tuple of {_type_name(args[0]).removeprefix('an ').removeprefix('a ')}s"
+    return getattr(hint, "__name__", str(hint))
+
+def check_fields(config, # a dataclass instance, e.g. a trainer or augment config
+                ) -> None:
+    "A `ValueError` naming the first field of `config` whose value does not have its annotated type."
+    hints = typing.get_type_hints(type(config))
+    for name in config.__dataclass_fields__:
+        value = getattr(config, name)
+        if name in hints and not _fits(value, hints[name]):
+            raise ValueError(f"{type(config).__name__}: {name}={value!r} ({type(value).__name__}), expected {_type_name(hints[name])}")
+
+
 # %% ../nbs/02_pipeline.ipynb #8178ebad
 def raw_value_range(dtype, # raw's dtype as stored
                     raw_range=None, # (low, high) of the stored values; None: an integer dtype's range, or (0, 1) for floats
@@ -65,7 +104,7 @@ def raw_value_range(dtype, # raw's dtype as stored
     dtype = np.dtype(dtype)
     if raw_range is not None:
         if (not isinstance(raw_range, (tuple, list)) or len(raw_range) != 2
-                or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in raw_range)
+                or not all(_fits(v, float) for v in raw_range)
                 or not raw_range[0] < raw_range[1]):
             raise ValueError(f"raw_range must be (low, high), two finite numbers with low < high, got {raw_range!r}")
         return float(raw_range[0]), float(raw_range[1])
@@ -110,9 +149,9 @@ class SharedBatchSlots:
     def __init__(self, count: int, # slots: batches that can be in shared memory at once
                  size: int, # bytes of each slot (address space only, until a batch is written)
                 ):
-        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+        if not _fits(count, int) or count < 1:
             raise ValueError(f"count must be an integer >= 1, got {count!r}")
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < self.align:
+        if not _fits(size, int) or size < self.align:
             raise ValueError(f"size must be an integer of at least {self.align} bytes, got {size!r}")
         self.count, self.size = int(count), int(size) // self.align * self.align
         self.memory = mmap.mmap(-1, self.count * self.size)  # MAP_SHARED | MAP_ANONYMOUS: forked children see the same pages
@@ -221,7 +260,7 @@ class PreCache(gp.PreCache):
     def valid_niceness(niceness, # a candidate for `PreCache(niceness=...)`
                       ) -> bool: # whether `os.nice` takes it and it does not raise priority
         "Whether `niceness` is an integer (not a bool) from 0 to 19, as `os.nice` takes."
-        return not isinstance(niceness, bool) and isinstance(niceness, numbers.Integral) and 0 <= niceness <= 19
+        return _fits(niceness, int) and 0 <= niceness <= 19
 
     def __init__(self, cache_size: int = 50, # batches kept ready
                  num_workers: int = 20, # worker processes that make them
@@ -232,10 +271,10 @@ class PreCache(gp.PreCache):
                 ):
         if not self.valid_niceness(niceness):
             raise ValueError(f"niceness must be an int from 0 (same priority as training) to 19 (lowest), got {niceness!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        if seed is not None and (not _fits(seed, int) or seed < 0):
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
-        if not isinstance(idle, (bool, np.bool_)): raise ValueError(f"idle must be True or False, got {idle!r}")
-        if isinstance(shared_memory, bool) or not isinstance(shared_memory, numbers.Integral) or shared_memory < 0:
+        if not _fits(idle, bool): raise ValueError(f"idle must be True or False, got {idle!r}")
+        if not _fits(shared_memory, int) or shared_memory < 0:
             raise ValueError(f"shared_memory must be an integer number of bytes >= 0, got {shared_memory!r}")
         super().__init__(cache_size=cache_size, num_workers=num_workers)
         self.niceness, self.idle, self.seed, self._worker_pid = int(niceness), bool(idle), seed, None
@@ -287,42 +326,3 @@ class PreCache(gp.PreCache):
         "Stop the workers, and forget them so that the pipeline can be built again."
         super().teardown()
         self.workers, self.current_request, self._slots = None, None, None  # arrays still in use keep their memory
-
-# %% ../nbs/02_pipeline.ipynb #0bafbd8d
-def _fits(value, hint) -> bool:
-    "Whether `value` has the type `hint` (a class, `Optional[...]`, `Sequence[...]`, `tuple`, `list`, `dict`)."
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union: return any(_fits(value, a) for a in args)
-    if hint is type(None): return value is None
-    if hint is typing.Any: return True
-    if hint is bool: return isinstance(value, (bool, np.bool_))
-    if hint is int: return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-    if hint is float: return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value))
-    if origin in (list, tuple, collections.abc.Sequence) or hint in (list, tuple):
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)): return False
-        item = args[0] if args else None  # one type for every item
-        return item is None or all(_fits(v, item) for v in value)
-    if origin is dict or hint is dict: return isinstance(value, dict)
-    return isinstance(value, origin or hint) if isinstance(origin or hint, type) else True
-
-def _type_name(hint) -> str:
-    "`hint` in words, for an error message."
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Union:
-        kept = [_type_name(a) for a in args if a is not type(None)]
-        return " or ".join(kept) + (" or None" if type(None) in args else "")
-    names = {int: "an integer", float: "a finite number", bool: "True or False", str: "a string", list: "a list",
-             tuple: "a tuple or list", dict: "a dict"}
-    if hint in names: return names[hint]
-    if origin is not None and args: return f"a list or tuple of {_type_name(args[0]).removeprefix('an ').removeprefix('a ')}s"
-    return getattr(hint, "__name__", str(hint))
-
-def check_fields(config, # a dataclass instance, e.g. a trainer or augment config
-                ) -> None:
-    "A `ValueError` naming the first field of `config` whose value does not have its annotated type."
-    hints = typing.get_type_hints(type(config))
-    for name in config.__dataclass_fields__:
-        value = getattr(config, name)
-        if name in hints and not _fits(value, hints[name]):
-            raise ValueError(f"{type(config).__name__}: {name}={value!r} ({type(value).__name__}), expected {_type_name(hints[name])}")
-
