@@ -20,7 +20,7 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 from scipy import ndimage
 
-from .pipeline import raw_value_range
+from .pipeline import _fits, raw_value_range
 from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, ZarrArray, check_roi_on_grid, default_axes
 
 # %% auto #0
@@ -87,7 +87,7 @@ class Dataset:
         if gt is not None and np.dtype(gt.dtype).kind not in "iub":
             raise ValueError(f"dataset '{self.name}': gt must hold integer labels, got dtype {np.dtype(gt.dtype)}: "
                              "convert whole-number labels with .astype(np.uint64), or label a probability map first")
-        if self.ignore_label is not None and (isinstance(self.ignore_label, bool) or not isinstance(self.ignore_label, numbers.Integral)):
+        if self.ignore_label is not None and not _fits(self.ignore_label, int):
             raise ValueError(f"dataset '{self.name}': ignore_label must be None or an integer label, got {self.ignore_label!r}")
         if self.sample_points is not None:
             roi, what = (gt.roi, "gt") if gt is not None else (raw.roi, "raw")

@@ -24,7 +24,7 @@ from .arrays import LocalContainerIdentifier, NumpyArray, OnesArray, ZarrArray
 from .datasets import Dataset, check_dataset_values, mask_fraction
 from .augments import AugmentConfig
 from .filters import CheckLabels, DaCapoTargetFilter, RequireMasked
-from .pipeline import PreCache, UnwrapErrors, batch_seed, check_fields, data_worker_threads, normalize_raw, unwrap_pipeline_error
+from .pipeline import PreCache, UnwrapErrors, _fits, batch_seed, check_fields, data_worker_threads, normalize_raw, unwrap_pipeline_error
 from fastcore.basics import patch
 
 from .models import CompiledModel, autocast_dtype, place_model
@@ -404,7 +404,7 @@ class GunpowderIterableDataset(torch.utils.data.IterableDataset):
                  num_samples: Optional[int] = None, # samples each worker yields before it stops (None: without end)
                 ):
         if trainer._pipeline is None: raise RuntimeError("call trainer.build_batch_provider(datasets, model, task) first")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        if seed is not None and (not _fits(seed, int) or seed < 0):
             raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         if num_samples is not None and (not isinstance(num_samples, numbers.Integral) or num_samples < 1):
             raise ValueError(f"num_samples must be None or an integer >= 1, got {num_samples!r}")
