@@ -284,6 +284,7 @@ class AffinitiesPredictor(Predictor):
                  affs_weight_clipmin: float = 0.05, # lowest class fraction used for the affinity weights
                  affs_weight_clipmax: float = 0.95, # highest class fraction used for the affinity weights
                  background_as_object: bool = False, # whether two background voxels are affine
+                 balance_classes: bool = True, # weigh affine and non-affine voxels equally (False: every masked-in voxel weighs 1)
                 ):
         self.neighborhood = check_neighborhood(neighborhood)
         repeated = sorted({tuple(o) for o in self.neighborhood if self.neighborhood.count(o) > 1})
@@ -297,11 +298,14 @@ class AffinitiesPredictor(Predictor):
             raise ValueError(f"need 0 < affs_weight_clipmin <= affs_weight_clipmax < 1, got {affs_weight_clipmin}, {affs_weight_clipmax}")
         self.lsds, self.lsd_sigma = lsds, lsd_sigma
         self.affs_weight_clipmin, self.affs_weight_clipmax = affs_weight_clipmin, affs_weight_clipmax
-        self.background_as_object = background_as_object
+        if not isinstance(balance_classes, (bool, np.bool_)):
+            raise ValueError(f"balance_classes must be True or False, got {balance_classes!r}")
+        self.background_as_object, self.balance_classes = background_as_object, bool(balance_classes)
 
     def __repr__(self):
         return (f"AffinitiesPredictor(neighborhood={[tuple(o) for o in self.neighborhood]}, lsds={self.lsds}, "
-                f"lsd_sigma={self.lsd_sigma}, background_as_object={self.background_as_object})")
+                f"lsd_sigma={self.lsd_sigma}, background_as_object={self.background_as_object}, "
+                f"balance_classes={self.balance_classes})")
 
     @property
     def num_affinities(self) -> int:
@@ -364,8 +368,9 @@ class AffinitiesPredictor(Predictor):
             src, dst = partner_slices(o, m.shape)
             valid = np.zeros(m.shape, dtype=bool)
             valid[src] = m[src] & m[dst]  # 0 where x + o leaves the gt
-            weights[c], cc = balance_weights(aff_target[c], valid[crop], 2, counts[c],
-                                             self.affs_weight_clipmin, self.affs_weight_clipmax)
+            balanced, cc = balance_weights(aff_target[c], valid[crop], 2, counts[c],
+                                           self.affs_weight_clipmin, self.affs_weight_clipmax)
+            weights[c] = balanced if self.balance_classes else valid[crop]
             new_counts.append(cc)
         weights[self.num_affinities:] = m[crop]
         return self._weights_like(weights, target), new_counts
