@@ -13,8 +13,8 @@ import skimage.metrics
 from .segmentation import as_numpy
 
 # %% auto #0
-__all__ = ['variation_of_information', 'adapted_rand_error', 'dice', 'iou', 'contingency_table', 'merge_contingency',
-           'scores_from_contingency', 'evaluate']
+__all__ = ['IOU_THRESHOLDS', 'variation_of_information', 'adapted_rand_error', 'dice', 'iou', 'contingency_table',
+           'merge_contingency', 'scores_from_contingency', 'instance_scores', 'evaluate']
 
 # %% ../nbs/10_evaluation.ipynb #1aa30d0f
 def _shaped_like_gt(x: np.ndarray, gt: np.ndarray, what: str) -> np.ndarray:
@@ -111,7 +111,7 @@ def _entropy_terms(counts: np.ndarray) -> float:
 def scores_from_contingency(table: np.ndarray, # from `contingency_table` (or summed with `merge_contingency`)
                             ignore_label: Optional[int] = 0, # gt voxels with this label do not count in VOI and Rand
                            ) -> dict: # the scores of `evaluate`
-    "VOI, adapted Rand, foreground dice/IoU and object counts from a contingency table."
+    "VOI, adapted Rand, CREMI score, foreground dice/IoU, object counts and instance scores from a contingency table."
     table = np.asarray(table, np.int64).reshape(-1, 3)
     s, g, c = table[:, 0], table[:, 1], table[:, 2]
     both, p, q = int(c[(s != 0) & (g != 0)].sum()), int(c[s != 0].sum()), int(c[g != 0].sum())
@@ -131,7 +131,30 @@ def scores_from_contingency(table: np.ndarray, # from `contingency_table` (or su
     return {"voi_split": split, "voi_merge": merge, "voi": split + merge, "adapted_rand_error": are,
             "rand_precision": precision, "rand_recall": recall,
             "dice_foreground": 1.0 if p + q == 0 else 2 * both / (p + q), "iou_foreground": 1.0 if p + q == 0 else both / (p + q - both),
-            "num_segments": int(len(np.unique(table[table[:, 0] != 0, 0]))), "num_gt_objects": int(len(np.unique(table[table[:, 1] != 0, 1])))}
+            "cremi_score": float(np.sqrt((split + merge) * are)),
+            "num_segments": int(len(np.unique(table[table[:, 0] != 0, 0]))), "num_gt_objects": int(len(np.unique(table[table[:, 1] != 0, 1]))),
+            **instance_scores(table)}
+
+# %% ../nbs/10_evaluation.ipynb #9f18f49f
+IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))  # the thresholds of `mean_average_precision`
+
+def instance_scores(table: np.ndarray, # from `contingency_table` (or summed with `merge_contingency`)
+                    thresholds=IOU_THRESHOLDS, # IoU thresholds (each >= 0.5) averaged in `mean_average_precision`
+                   ) -> dict: # instance_precision, instance_recall, instance_f1 (IoU above 0.5), mean_average_precision
+    "Object-level scores: segments and gt objects matched where their IoU is above 0.5 (and each of `thresholds`)."
+    if min(thresholds) < 0.5: raise ValueError(f"IoU thresholds must be >= 0.5 (unique matches), got {min(thresholds)}")
+    table = np.asarray(table, np.int64).reshape(-1, 3)
+    s, g, c = table[:, 0], table[:, 1], table[:, 2].astype(np.float64)
+    seg_ids, si = np.unique(s, return_inverse=True); gt_ids, gi = np.unique(g, return_inverse=True)
+    seg_size, gt_size = np.bincount(si.ravel(), c), np.bincount(gi.ravel(), c)
+    pair = (s != 0) & (g != 0)
+    iou = c[pair] / (seg_size[si.ravel()[pair]] + gt_size[gi.ravel()[pair]] - c[pair])
+    n_seg, n_gt = int((seg_ids != 0).sum()), int((gt_ids != 0).sum())
+    ratio = lambda a, b: a / b if b else 1.0
+    tp = lambda t: int((iou > t).sum())
+    return {"instance_precision": ratio(tp(0.5), n_seg), "instance_recall": ratio(tp(0.5), n_gt),
+            "instance_f1": ratio(2 * tp(0.5), n_seg + n_gt),
+            "mean_average_precision": float(np.mean([ratio(tp(t), n_seg + n_gt - tp(t)) for t in thresholds]))}
 
 # %% ../nbs/10_evaluation.ipynb #82a742c9
 def evaluate(seg, # the segmentation: labels, numpy, gt's shape
@@ -139,6 +162,6 @@ def evaluate(seg, # the segmentation: labels, numpy, gt's shape
              mask=None, # only voxels where it is non-zero count; None is all
              ignore_label: Optional[int] = 0, # gt voxels with this label do not count; None counts every voxel
             ) -> dict: # score name: value
-    "VOI split/merge, adapted Rand error/precision/recall, foreground dice/IoU and object counts of `seg` against `gt`."
+    "VOI split/merge, adapted Rand, CREMI score, foreground dice/IoU, object counts and instance matches of `seg` against `gt`."
     return scores_from_contingency(contingency_table(seg, gt, mask), ignore_label)
 
