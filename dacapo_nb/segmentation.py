@@ -5,7 +5,10 @@
 # %% ../nbs/09_segmentation.ipynb #70d4474b
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,7 +21,8 @@ from .tasks import check_neighborhood, default_neighborhood, partner_slices
 
 # %% auto #0
 __all__ = ['as_numpy', 'relabel_by_first_voxel', 'grow_seeds', 'check_seed_threshold', 'watershed_elevation', 'instance_graph',
-           'label_components', 'affinities_to_segmentation', 'distances_to_segmentation', 'semantic_segmentation']
+           'label_components', 'checked_affinities', 'affinities_to_segmentation', 'mutex_watershed', 'agglomerate',
+           'distances_to_segmentation', 'semantic_segmentation']
 
 # %% ../nbs/09_segmentation.ipynb #7306bc63
 def as_numpy(x, # array-like data; a dacapo_nb Array is refused, since it must be read at a ROI first
@@ -98,6 +102,18 @@ def label_components(foreground: np.ndarray, # the voxels that take part (bool, 
     _, component = connected_components(graph, directed=False)
     return np.where(foreground.ravel(), component + 1, 0).reshape(foreground.shape)
 
+def checked_affinities(affs, # affinities `(len(neighborhood), *spatial)`, numpy
+                       neighborhood: Optional[Sequence[Sequence[int]]] = None, # one offset per channel; None is the default one
+                      ) -> tuple[np.ndarray, list]: # the affinities as numpy, and the checked offsets
+    "`affs` as numpy with its offsets, after checking that they fit each other."
+    affs = as_numpy(affs, "affs")
+    if affs.ndim < 2: raise ValueError(f"affs must be (channels, *spatial), got shape {affs.shape}")
+    offsets = check_neighborhood(default_neighborhood(affs.ndim - 1) if neighborhood is None else neighborhood)
+    if len(offsets) != affs.shape[0] or offsets[0].dims != affs.ndim - 1:
+        raise ValueError(f"affs of shape {affs.shape} do not fit the neighborhood {[tuple(o) for o in offsets]}: expected "
+                         f"{len(offsets)} channels and {offsets[0].dims} spatial axes")
+    return affs, offsets
+
 def _affinity_components(affs: np.ndarray, offsets, threshold: float) -> np.ndarray:
     "Connected components (1, 2, ...) of the graph of affinities above `threshold`; unlinked voxels 0."
     return label_components(*instance_graph(affs, offsets, threshold))
@@ -109,16 +125,49 @@ def affinities_to_segmentation(affs, # affinities `(len(neighborhood), *spatial)
                                min_size: int = 0, # objects with fewer voxels become background
                               ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
     "Instances from affinities `(len(neighborhood), *spatial)`: components of the affinities above `threshold`."
-    affs = as_numpy(affs, "affs")
-    if affs.ndim < 2: raise ValueError(f"affs must be (channels, *spatial), got shape {affs.shape}")
-    offsets = check_neighborhood(default_neighborhood(affs.ndim - 1) if neighborhood is None else neighborhood)
-    if len(offsets) != affs.shape[0] or offsets[0].dims != affs.ndim - 1:
-        raise ValueError(f"affs of shape {affs.shape} do not fit the neighborhood {[tuple(o) for o in offsets]}: expected "
-                         f"{len(offsets)} channels and {offsets[0].dims} spatial axes")
+    affs, offsets = checked_affinities(affs, neighborhood)
     if seed_threshold is None: return relabel_by_first_voxel(_affinity_components(affs, offsets, threshold), min_size)
     check_seed_threshold(seed_threshold, threshold)
     foreground = _affinity_components(affs, offsets, threshold) > 0
     return _seeded(_affinity_components(affs, offsets, seed_threshold), foreground, watershed_elevation(affs, "affinities"), min_size)
+
+# %% ../nbs/09_segmentation.ipynb #ee94f47d
+def mutex_watershed(affs, # affinities `(len(neighborhood), *spatial)`, numpy
+                    neighborhood: Optional[Sequence[Sequence[int]]] = None, # one offset per channel; None is the default one
+                    threshold: float = 0.5, # affinities above it attract, below it repel
+                    min_size: int = 0, # objects with fewer voxels become background
+                   ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
+    "Instances by the mutex watershed (`mwatershed`): edges from the most certain, attractive above `threshold`."
+    affs, offsets = checked_affinities(affs, neighborhood)
+    import mwatershed
+    labels = mwatershed.agglom(np.ascontiguousarray(affs, np.float64) - threshold, [list(o) for o in offsets])
+    return relabel_by_first_voxel(labels, min_size)
+
+# %% ../nbs/09_segmentation.ipynb #1211b79a
+@contextlib.contextmanager
+def _quiet_stdout():
+    "Silence what C++ code prints on file descriptor 1 (waterz reports every step there)."
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1); yield
+    finally:
+        os.dup2(saved, 1); os.close(saved); os.close(devnull)
+
+def agglomerate(affs, # affinities `(dims, *spatial)` for the unit offsets along each axis (the default neighborhood), numpy
+                threshold: float = 0.5, # neighbouring fragments merge while the mean affinity between them is above it
+                min_size: int = 0, # objects with fewer voxels become background
+               ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
+    "Instances by mean-affinity agglomeration (`waterz`) of watershed fragments, in 2D or 3D."
+    affs, offsets = checked_affinities(affs, None)
+    if affs.ndim - 1 not in (2, 3): raise ValueError(f"agglomerate works on 2D or 3D affinities, got shape {affs.shape}")
+    import waterz
+    if affs.ndim == 3: affs = np.concatenate([np.zeros_like(affs[:1]), affs])[:, None]  # 2D as one section of 3D
+    # waterz's affinity of x along an axis links x with x - 1; ours links x with x + 1
+    shifted = np.zeros(affs.shape, np.float32)
+    for d in range(3): shifted[(d,) + (slice(None),) * d + (slice(1, None),)] = affs[(d,) + (slice(None),) * d + (slice(None, -1),)]
+    with _quiet_stdout(): labels = next(waterz.agglomerate(shifted, [1 - threshold]))
+    return relabel_by_first_voxel(labels.reshape(shifted.shape[1:])[0] if len(offsets[0]) == 2 else labels, min_size)
 
 # %% ../nbs/09_segmentation.ipynb #fdd81d78
 def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, positive inside, numpy
