@@ -45,8 +45,13 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     s = sub.add_parser("segment", help="segment affinities or distances blockwise", formatter_class=fmt)
     s.add_argument("prediction", help="container.zarr/dataset"); s.add_argument("out", help="container.zarr/dataset")
     s.add_argument("--kind", choices=["affinities", "distances"], default="affinities")
-    s.add_argument("--threshold", type=float, default=0.5); s.add_argument("--min-size", type=int, default=0)
-    s.add_argument("--seed-threshold", type=float, default=None, help="seeds above it, grown by a watershed (>= --threshold)")
+    s.add_argument("--run", type=Path, default=None, help="a run directory: its validation's best post-processing is the default")
+    s.add_argument("--method", choices=["components", "agglomerate", "mutex"], default=None,
+                   help="affinities: components (blockwise), or agglomeration / mutex watershed (in memory; default: the run's, else components)")
+    s.add_argument("--threshold", type=float, default=None, help="links above it join voxels (default: the run's, else 0.5)")
+    s.add_argument("--min-size", type=int, default=None, help="segments with fewer voxels become background (default: the run's, else 0)")
+    s.add_argument("--seed-threshold", type=float, default=None,
+                   help="seeds above it, grown by a watershed (>= --threshold; default: the run's, else none)")
     s.add_argument("--block-size", type=int, nargs="+", default=None, help="world units (default: the prediction's chunks)")
     _common(s)
     e = sub.add_parser("evaluate", help="VOI and adapted Rand of a segmentation blockwise", formatter_class=fmt)
@@ -73,13 +78,35 @@ def predict_command(args) -> int:
     print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
     return 0
 
+def _segment_in_memory(args, method: str, parameters: dict) -> int:
+    "`dacapo-nb segment` with agglomeration or the mutex watershed: the whole prediction in memory (no blockwise version yet)."
+    from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
+    from dacapo_nb.validation import AFFINITY_METHODS
+    prediction = _zarr(args.prediction)
+    print(f"dacapo-nb: {method} runs in memory ({prediction.roi.shape / prediction.voxel_size} voxels); only components run blockwise",
+          file=sys.stderr)
+    container, dataset = _split(args.out)
+    if (Path(container) / dataset / ".zarray").exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists: pass --overwrite to replace it")
+    seg = AFFINITY_METHODS[method](prediction[prediction.roi], **parameters)
+    out = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(container, dataset), prediction.spatial_axes, prediction.roi,
+                                                 None, prediction.voxel_size, "uint64", overwrite=True)
+    out[out.roi] = seg
+    print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
+    return 0
+
 def segment_command(args) -> int:
     "Run `dacapo-nb segment`."
     from dacapo_nb.blockwise import segment_blockwise
+    from dacapo_nb.runs import segment_parameters
+    parameters, source = segment_parameters(args.kind, args.run, method=args.method, threshold=args.threshold,
+                                            seed_threshold=args.seed_threshold, min_size=args.min_size)
+    print(f"dacapo-nb: segmenting with {parameters}: {source}", file=sys.stderr)
     container, dataset = _split(args.out)
-    seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, threshold=args.threshold,
-                            seed_threshold=args.seed_threshold,
-                            min_size=args.min_size, block_size=args.block_size, num_workers=args.workers,
+    method = parameters.pop("method", "components")
+    if method != "components": return _segment_in_memory(args, method, parameters)
+    seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, **parameters, block_size=args.block_size,
+                            num_workers=args.workers,
                             overwrite=args.overwrite, worker_command=args.worker_command)
     print(f"dacapo-nb: wrote {args.out} {seg.roi}", file=sys.stderr)
     return 0

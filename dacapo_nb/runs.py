@@ -16,11 +16,11 @@ import torch
 from matplotlib.figure import Figure
 
 from .training import load_checkpoint, read_jsonl
-from .validation import best_validation, criterion_better
+from .validation import DEFAULT_POST_PROCESSING, best_validation, criterion_better
 
 # %% auto #0
-__all__ = ['read_run', 'find_runs', 'BestModel', 'load_best', 'differing_settings', 'iterations_per_second', 'validation_curve',
-           'draw_runs', 'plot_runs', 'RunComparison', 'compare_runs']
+__all__ = ['read_run', 'find_runs', 'BestModel', 'load_best', 'segment_parameters', 'differing_settings', 'iterations_per_second',
+           'validation_curve', 'draw_runs', 'plot_runs', 'RunComparison', 'compare_runs']
 
 # %% ../nbs/16_runs.ipynb #53204967
 def read_run(run_dir, # a run directory
@@ -61,6 +61,26 @@ def load_best(run_dir, # a run directory that validated
     if not path.exists(): raise FileNotFoundError(f"the checkpoint of iteration {best['iteration']} ({path}) is gone: pruning keeps only the run's own best")
     load_checkpoint(path, model)
     return BestModel(model, best["iteration"], best["parameters"], best["criterion"], best["score"], best["datasets"])
+
+# %% ../nbs/16_runs.ipynb #9a2eb2fa
+def segment_parameters(kind: str = "affinities", # the prediction's kind: "affinities" or "distances"
+                       run_dir=None, # a run directory whose validation chose the post-processing (None: none)
+                       **given, # parameters given explicitly (threshold, seed_threshold, min_size); None values are not given
+                      ) -> tuple[dict, str]: # the parameters, and a sentence saying where they came from
+    "Post-processing parameters: the given ones, else the run's validated choice (best.json), else `DEFAULT_POST_PROCESSING`."
+    if kind not in DEFAULT_POST_PROCESSING: raise ValueError(f"kind must be one of {sorted(DEFAULT_POST_PROCESSING)}, got {kind!r}")
+    given = {k: v for k, v in given.items() if v is not None}
+    best = read_run(run_dir)["best"] if run_dir is not None else None
+    if best is not None:
+        base, source = best["parameters"], (f"validated in {run_dir} (best {best['criterion']} {best['score']:.4g} at "
+                                             f"iteration {best['iteration']})")
+    else:
+        base, source = DEFAULT_POST_PROCESSING[kind], "dacapo_nb's defaults" + (f" ({run_dir} did not validate)" if run_dir else "")
+    if given.get("method", base.get("method", "components")) != base.get("method", "components"):
+        base, source = {}, f"the defaults of method {given['method']}"   # the base's parameters are another method's
+    parameters = {**base, **given}
+    if given: source += f", with {', '.join(f'{k}={v}' for k, v in given.items())} given"
+    return parameters, source
 
 # %% ../nbs/16_runs.ipynb #24f90ed4
 def _flatten(value, prefix: str = "") -> dict:

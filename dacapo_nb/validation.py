@@ -17,19 +17,32 @@ import numpy as np
 from .datasets import Dataset
 from .evaluation import dice, evaluate, iou
 from .inference import predict
-from .segmentation import affinities_to_segmentation, distances_to_segmentation, semantic_segmentation
+from .segmentation import affinities_to_segmentation, agglomerate, distances_to_segmentation, mutex_watershed, semantic_segmentation
+from .tasks import default_neighborhood
 
 # %% auto #0
-__all__ = ['CRITERIA', 'parameter_sweep', 'post_process', 'score', 'validate', 'default_criterion', 'criterion_better',
+__all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS', 'SEED_THRESHOLDS', 'MIN_SIZES', 'CRITERIA',
+           'parameter_sweep', 'post_process', 'score', 'validate', 'default_criterion', 'criterion_better',
            'parameters_key', 'best_validation']
 
 # %% ../nbs/13_validation.ipynb #b7aa8376
+# what `dacapo-nb segment` does without a run's validated choice, per kind of prediction (see bench/README.md, quality)
+DEFAULT_POST_PROCESSING = {"affinities": {"threshold": 0.5}, "distances": {"threshold": 0.0}, "probabilities": {"threshold": 0.5}}
+AFFINITY_METHODS = {"components": affinities_to_segmentation, "agglomerate": agglomerate, "mutex": mutex_watershed}
+AFFINITY_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)  # predictions on real EM land anywhere in there (ISBI 2012: best at 0.1-0.3)
+SEED_THRESHOLDS = (0.8, 0.9, 0.95)  # seeds of the seeded watershed, tried with the three lowest thresholds
+MIN_SIZES = (0, 20, 100)  # voxels: fragments below it become background
+
 def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
                    ) -> list[dict]: # parameter sets, each the keyword arguments of one post-processing
     "The default post-processing parameters tried at each validation of `task`."
     kind = task.predictor.output_array_type.kind
     if kind == "affinities":
-        return [{"threshold": t, "seed_threshold": s} for t, s in itertools.product((0.5, 0.7), (0.8, 0.95))]
+        plain = [{"threshold": t} for t in AFFINITY_THRESHOLDS]
+        seeded = [{"threshold": t, "seed_threshold": s} for t, s in itertools.product(AFFINITY_THRESHOLDS[:3], SEED_THRESHOLDS)]
+        merged = [{"method": m, "threshold": t} for m in ("agglomerate", "mutex") for t in AFFINITY_THRESHOLDS[1:4]]
+        if task.predictor.neighborhood != default_neighborhood(task.predictor.dims): merged = merged[3:]  # waterz: unit offsets only
+        return [{**p, "min_size": m} for p, m in itertools.product(plain + seeded + merged, MIN_SIZES)]
     if kind == "distances": return [{"threshold": t} for t in (-0.2, 0.0, 0.2)]
     if kind == "probabilities": return [{"threshold": t} for t in (0.3, 0.5, 0.7)]
     raise ValueError(f"no parameter sweep for predictions of kind {kind!r}: expected affinities, distances or probabilities")
@@ -38,13 +51,17 @@ def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
 def post_process(prediction, # the prediction `(channels, *spatial)`, numpy
                  task, # the `Task` that made it
                  parameters: dict, # one parameter set (see `parameter_sweep`)
-                 min_size: int = 0, # instances with fewer voxels become background
+                 min_size: int = 0, # instances with fewer voxels become background (a `min_size` in `parameters` wins)
                 ) -> np.ndarray: # labels `(*spatial)`: instances, or 1 + class (0: none)
     "A segmentation of `prediction` with one parameter set: instances from affinities or one distance channel, else classes."
     predictor, kind = task.predictor, task.predictor.output_array_type.kind
+    instances = {"min_size": min_size, **parameters}
     if kind == "affinities":
-        return affinities_to_segmentation(prediction[:predictor.num_affinities], predictor.neighborhood, min_size=min_size, **parameters)
-    if kind == "distances" and prediction.shape[0] == 1: return distances_to_segmentation(prediction, min_size=min_size, **parameters)
+        method = instances.pop("method", "components")
+        if method not in AFFINITY_METHODS: raise ValueError(f"method must be one of {sorted(AFFINITY_METHODS)}, got {method!r}")
+        neighborhood = {} if method == "agglomerate" else {"neighborhood": predictor.neighborhood}
+        return AFFINITY_METHODS[method](prediction[:predictor.num_affinities], **neighborhood, **instances)
+    if kind == "distances" and prediction.shape[0] == 1: return distances_to_segmentation(prediction, **instances)
     return semantic_segmentation(prediction, **parameters)
 
 # %% ../nbs/13_validation.ipynb #f61e5673
@@ -105,7 +122,8 @@ def validate(model, # a dacapo_nb Model
     return rows
 
 # %% ../nbs/13_validation.ipynb #db900969
-CRITERIA = {"voi": "min", "voi_split": "min", "voi_merge": "min", "adapted_rand_error": "min",
+CRITERIA = {"voi": "min", "voi_split": "min", "voi_merge": "min", "adapted_rand_error": "min", "cremi_score": "min",
+            "instance_precision": "max", "instance_recall": "max", "instance_f1": "max", "mean_average_precision": "max",
             "rand_precision": "max", "rand_recall": "max", "dice_foreground": "max", "iou_foreground": "max",
             "dice": "max", "iou": "max"}
 

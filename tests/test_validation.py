@@ -166,3 +166,49 @@ def test_compare_runs_on_two_real_runs(two_runs):
     best = load_best(large, fresh_model())
     state = torch.load(large / "checkpoints" / f"iteration_{best.iteration:08d}.pt", weights_only=False)["model"]
     assert all(torch.equal(v, state[k]) for k, v in best.model.state_dict().items())
+
+
+def test_segment_uses_the_runs_validated_post_processing(two_runs, data, tmp_path, capsys):
+    "`dacapo-nb segment --run RUN` segments with the parameters validation chose (best.json) and says so."
+    from dacapo_nb.cli import main
+    from dacapo_nb.inference import predict
+    from dacapo_nb.segmentation import affinities_to_segmentation
+    import zarr
+    run = two_runs[1]
+    best = json.loads((run / "best.json").read_text())
+    assert set(best["parameters"]) >= {"threshold", "min_size"}, best
+    model = fresh_model()
+    load_checkpoint(run / best["checkpoint"], model)
+    affs = predict(model, data[1].raw, tmp_path / "pred.zarr", "affs", device="cpu", progress=False)
+    assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/seg"), "--run", str(run)]) == 0
+    said = capsys.readouterr().err
+    assert f"segmenting with {best['parameters']}: validated in {run} (best voi" in said, said
+    seg = zarr.open(str(tmp_path / "seg.zarr/seg"), mode="r")[:]
+    expected = affinities_to_segmentation(affs[affs.roi], **best["parameters"])
+    assert (seg > 0).sum() == (expected > 0).sum() and len(set(seg.ravel())) == len(set(expected.ravel())), \
+        ((seg > 0).sum(), (expected > 0).sum(), len(set(seg.ravel())), len(set(expected.ravel())))
+    # a value given on the command line wins over the run's
+    assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg2.zarr/seg"), "--run", str(run),
+                 "--min-size", "5"]) == 0
+    said = capsys.readouterr().err
+    assert f"segmenting with {({**best['parameters'], 'min_size': 5})}" in said and "min_size=5 given" in said, said
+
+
+def test_segment_with_agglomeration_and_mutex_watershed(two_runs, data, tmp_path, capsys):
+    "`dacapo-nb segment --method agglomerate|mutex` segments in memory, equal to the Python functions, and keeps what exists."
+    from dacapo_nb.cli import main
+    from dacapo_nb.inference import predict
+    from dacapo_nb.segmentation import agglomerate, mutex_watershed
+    import numpy as np, zarr
+    model = fresh_model()
+    affs = predict(model, data[1].raw, tmp_path / "pred.zarr", "affs", device="cpu", progress=False)
+    for method, function in (("agglomerate", agglomerate), ("mutex", mutex_watershed)):
+        out = tmp_path / "seg.zarr" / method
+        assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(out), "--method", method, "--threshold", "0.5",
+                     "--min-size", "3"]) == 0
+        said = capsys.readouterr().err
+        assert f"segmenting with {({'method': method, 'threshold': 0.5, 'min_size': 3})}: the defaults of method {method}" in said, said
+        assert "runs in memory" in said, said
+        np.testing.assert_array_equal(zarr.open(str(out), mode="r")[:], function(affs[affs.roi], threshold=0.5, min_size=3))
+        assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(out), "--method", method]) == 2   # exists, no --overwrite
+        assert f"{out} exists: pass --overwrite to replace it" in capsys.readouterr().err
