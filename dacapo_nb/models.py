@@ -164,8 +164,10 @@ class UNet(nn.Module):
                  eval_shape_increase=None, # how much larger the prediction input is (None: 8 x the total down-sampling)
                  batch_norm: bool = False, # batch norm after each convolution
                  constant_upsample: bool = False, # nearest-neighbour up-sampling instead of transposed convolutions
+                 init: str = "torch", # convolution weights: "torch" (torch's default) or "kaiming" (He normal, for ReLU)
                 ):
         super().__init__()
+        if init not in ("torch", "kaiming"): raise ValueError(f"init must be 'torch' or 'kaiming', got {init!r}")
         shape, down, crop, up = _geometry(input_shape, downsample_factors, kernel_size, num_convs, upsample_factors)
         if shape.dims not in _LAYERS: raise ValueError(f"UNet supports 2D and 3D input shapes, got {tuple(shape)} ({shape.dims}D)")
         for name, v in dict(fmaps_in=fmaps_in, fmaps=fmaps, fmap_inc_factor=fmap_inc_factor).items():
@@ -187,7 +189,7 @@ class UNet(nn.Module):
         self.init_kwargs = dict(input_shape=list(shape), fmaps_in=int(fmaps_in), fmaps=int(fmaps), fmap_inc_factor=int(fmap_inc_factor),
                                 downsample_factors=[list(d) for d in down], kernel_size=list(self.kernel_size), num_convs=num_convs,
                                 upsample_factors=[list(u) for u in up], eval_shape_increase=list(inc), batch_norm=bool(batch_norm),
-                                constant_upsample=bool(constant_upsample))  # JSON-able: UNet(**init_kwargs) builds it again
+                                constant_upsample=bool(constant_upsample), init=init)  # JSON-able: UNet(**init_kwargs) builds it again
 
         _, Pool, ConvT, _ = _LAYERS[self.dims]
         f = [fmaps * fmap_inc_factor ** l for l in range(len(down) + 1)]
@@ -199,6 +201,9 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(upsampler(f[l + 1], down[l]) for l in range(len(down)))
         self.up_conv = nn.ModuleList(conv(f[l] + f[l + 1], f[l]) for l in range(len(down)))
         self.out_up = nn.ModuleList(nn.Sequential(upsampler(fmaps, u), conv(fmaps, fmaps)) for u in up)
+        if init == "kaiming":  # every convolution here is followed by a ReLU
+            for m in self.modules():
+                if isinstance(m, nn.modules.conv._ConvNd): nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
     def output_shape_for(self,
                          input_shape, # any input shape (voxels)
