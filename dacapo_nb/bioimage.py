@@ -14,7 +14,8 @@ import torch
 
 from .arrays import Array
 from .models import Model, UNet
-from .tasks import AffinitiesPredictor, DistancePredictor, OneHotPredictor, channel_softmax
+from .tasks import AffinitiesPredictor, DistancePredictor, OneHotPredictor, channel_softmax, default_neighborhood
+from .validation import AFFINITY_METHODS, DEFAULT_POST_PROCESSING
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'model_from_kwargs', 'model_kwargs', 'default_post_processing', 'export_bioimageio']
@@ -46,11 +47,15 @@ def model_kwargs(model: Model, # a dacapo_nb `Model` over a `UNet`
 # %% ../nbs/20_bioimage.ipynb #a7140fd2
 def default_post_processing(task, # the task the model was trained for
                            ) -> dict:
-    "The dacapo_nb function (and parameters) that turns `task`'s prediction into a segmentation."
+    "The dacapo_nb function (and parameters) that turns `task`'s prediction into a segmentation: `DEFAULT_POST_PROCESSING`'s."
     p = task.predictor
     if isinstance(p, AffinitiesPredictor):
-        return {"function": "dacapo_nb.segmentation.affinities_to_segmentation",
-                "parameters": {"neighborhood": [list(o) for o in p.neighborhood], "threshold": 0.5, "seed_threshold": 0.9}}
+        parameters = dict(DEFAULT_POST_PROCESSING["affinities"])
+        method = parameters.pop("method", "components")
+        if method == "agglomerate" and p.neighborhood != default_neighborhood(p.dims): method = "components"  # waterz: unit offsets only
+        if method != "agglomerate": parameters = {"neighborhood": [list(o) for o in p.neighborhood], **parameters}
+        function = AFFINITY_METHODS[method]
+        return {"function": f"{function.__module__}.{function.__name__}", "parameters": parameters}
     if isinstance(p, DistancePredictor): return {"function": "dacapo_nb.segmentation.distances_to_segmentation", "parameters": {"threshold": 0.0}}
     if isinstance(p, OneHotPredictor): return {"function": "dacapo_nb.segmentation.semantic_segmentation", "parameters": {"threshold": 0.5}}
     raise ValueError(f"no post-processing known for the predictor {type(p).__name__}: pass post_processing=...")

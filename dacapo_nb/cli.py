@@ -6,16 +6,17 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 # %% auto #0
-__all__ = ['BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'add_blockwise_parsers', 'predict_command', 'segment_command',
-           'evaluate_command', 'add_validation_arguments', 'add_runs_parser', 'validation_arguments', 'report_best',
-           'runs', 'build_parser', 'check_train_args', 'open_zarr_path', 'check_device', 'launch_ranks', 'join_ranks',
-           'train', 'main']
+__all__ = ['IN_MEMORY_SEGMENT_VOXELS', 'BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'add_blockwise_parsers', 'predict_command',
+           'segment_command', 'evaluate_command', 'add_validation_arguments', 'add_runs_parser', 'validation_arguments',
+           'report_best', 'runs', 'build_parser', 'check_train_args', 'open_zarr_path', 'check_device', 'launch_ranks',
+           'join_ranks', 'train', 'main']
 
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
@@ -47,8 +48,9 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     s.add_argument("--kind", choices=["affinities", "distances"], default="affinities")
     s.add_argument("--run", type=Path, default=None, help="a run directory: its validation's best post-processing is the default")
     s.add_argument("--method", choices=["components", "agglomerate", "mutex"], default=None,
-                   help="affinities: components (blockwise), or agglomeration / mutex watershed (in memory; default: the run's, else components)")
-    s.add_argument("--threshold", type=float, default=None, help="links above it join voxels (default: the run's, else 0.5)")
+                   help="affinities: components (blockwise), agglomeration or the mutex watershed (both in memory, up to 512^3 "
+                        "voxels); default: the run's, else agglomerate at --threshold 0.3 (components with --seed-threshold)")
+    s.add_argument("--threshold", type=float, default=None, help="links (or mean affinities) above it join (default: the run's, else 0.3)")
     s.add_argument("--min-size", type=int, default=None, help="segments with fewer voxels become background (default: the run's, else 0)")
     s.add_argument("--seed-threshold", type=float, default=None,
                    help="seeds above it, grown by a watershed (>= --threshold; default: the run's, else none)")
@@ -78,11 +80,17 @@ def predict_command(args) -> int:
     print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
     return 0
 
+IN_MEMORY_SEGMENT_VOXELS = 512 ** 3  # agglomeration holds the affinities and a few labels per voxel: about 10 GB here
+
 def _segment_in_memory(args, method: str, parameters: dict) -> int:
     "`dacapo-nb segment` with agglomeration or the mutex watershed: the whole prediction in memory (no blockwise version yet)."
     from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
     from dacapo_nb.validation import AFFINITY_METHODS
     prediction = _zarr(args.prediction)
+    voxels = math.prod(prediction.roi.shape / prediction.voxel_size)
+    if voxels > IN_MEMORY_SEGMENT_VOXELS:
+        raise ValueError(f"{args.prediction} has {voxels} voxels, more than the {IN_MEMORY_SEGMENT_VOXELS} that {method} segments "
+                         "in memory: pass --method components (blockwise, with --seed-threshold for a seeded watershed)")
     print(f"dacapo-nb: {method} runs in memory ({prediction.roi.shape / prediction.voxel_size} voxels); only components run blockwise",
           file=sys.stderr)
     container, dataset = _split(args.out)
@@ -99,7 +107,8 @@ def segment_command(args) -> int:
     "Run `dacapo-nb segment`."
     from dacapo_nb.blockwise import segment_blockwise
     from dacapo_nb.runs import segment_parameters
-    parameters, source = segment_parameters(args.kind, args.run, method=args.method, threshold=args.threshold,
+    method = args.method or ("components" if args.seed_threshold is not None else None)  # seeds are the components' own
+    parameters, source = segment_parameters(args.kind, args.run, method=method, threshold=args.threshold,
                                             seed_threshold=args.seed_threshold, min_size=args.min_size)
     print(f"dacapo-nb: segmenting with {parameters}: {source}", file=sys.stderr)
     container, dataset = _split(args.out)

@@ -21,16 +21,20 @@ from .segmentation import affinities_to_segmentation, agglomerate, distances_to_
 from .tasks import default_neighborhood
 
 # %% auto #0
-__all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS', 'SEED_THRESHOLDS', 'MIN_SIZES', 'CRITERIA',
-           'parameter_sweep', 'post_process', 'score', 'validate', 'default_criterion', 'criterion_better',
-           'parameters_key', 'best_validation']
+__all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS', 'SEED_THRESHOLDS', 'AGGLOMERATION_THRESHOLDS',
+           'MIN_SIZES', 'CRITERIA', 'parameter_sweep', 'post_process', 'score', 'validate', 'default_criterion',
+           'criterion_better', 'parameters_key', 'best_validation']
 
 # %% ../nbs/13_validation.ipynb #b7aa8376
-# what `dacapo-nb segment` does without a run's validated choice, per kind of prediction (see bench/README.md, quality)
-DEFAULT_POST_PROCESSING = {"affinities": {"threshold": 0.5}, "distances": {"threshold": 0.0}, "probabilities": {"threshold": 0.5}}
+# what `dacapo-nb segment` does without a run's validated choice, per kind of prediction: on real EM (ISBI 2012)
+# agglomeration at 0.3 lands near the validated choice, where components at 0.5 merge through leaky membranes
+# (bench/README.md, quality)
+DEFAULT_POST_PROCESSING = {"affinities": {"method": "agglomerate", "threshold": 0.3, "min_size": 0},
+                           "distances": {"threshold": 0.0}, "probabilities": {"threshold": 0.5}}
 AFFINITY_METHODS = {"components": affinities_to_segmentation, "agglomerate": agglomerate, "mutex": mutex_watershed}
 AFFINITY_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)  # predictions on real EM land anywhere in there (ISBI 2012: best at 0.1-0.3)
-SEED_THRESHOLDS = (0.8, 0.9, 0.95)  # seeds of the seeded watershed, tried with the three lowest thresholds
+SEED_THRESHOLDS = (0.8, 0.9, 0.95)
+AGGLOMERATION_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # the best moves with how sure a model is (ISBI 2012: 0.2-0.5)  # seeds of the seeded watershed, tried with the three lowest thresholds
 MIN_SIZES = (0, 20, 100)  # voxels: fragments below it become background
 
 def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
@@ -40,8 +44,9 @@ def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
     if kind == "affinities":
         plain = [{"threshold": t} for t in AFFINITY_THRESHOLDS]
         seeded = [{"threshold": t, "seed_threshold": s} for t, s in itertools.product(AFFINITY_THRESHOLDS[:3], SEED_THRESHOLDS)]
-        merged = [{"method": m, "threshold": t} for m in ("agglomerate", "mutex") for t in AFFINITY_THRESHOLDS[1:4]]
-        if task.predictor.neighborhood != default_neighborhood(task.predictor.dims): merged = merged[3:]  # waterz: unit offsets only
+        merged = [{"method": "mutex", "threshold": t} for t in AFFINITY_THRESHOLDS[1:4]]
+        if task.predictor.neighborhood == default_neighborhood(task.predictor.dims):  # waterz: unit offsets only
+            merged += [{"method": "agglomerate", "threshold": t} for t in AGGLOMERATION_THRESHOLDS]
         return [{**p, "min_size": m} for p, m in itertools.product(plain + seeded + merged, MIN_SIZES)]
     if kind == "distances": return [{"threshold": t} for t in (-0.2, 0.0, 0.2)]
     if kind == "probabilities": return [{"threshold": t} for t in (0.3, 0.5, 0.7)]

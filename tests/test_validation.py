@@ -13,7 +13,7 @@ from dacapo_nb.runs import compare_runs, iterations_per_second, load_best, read_
 from dacapo_nb.tasks import affinities_task
 from dacapo_nb.trainer import GunpowderTrainerConfig
 from dacapo_nb.training import load_checkpoint, run_training
-from dacapo_nb.validation import best_validation, parameter_sweep, validate
+from dacapo_nb.validation import best_validation, parameter_sweep, post_process, validate
 
 TASK = affinities_task(2)
 CONFIG = GunpowderTrainerConfig(batch_size=1, num_data_fetchers=0, learning_rate=5e-3, warmup_iterations=2, seed=0)
@@ -184,7 +184,7 @@ def test_segment_uses_the_runs_validated_post_processing(two_runs, data, tmp_pat
     said = capsys.readouterr().err
     assert f"segmenting with {best['parameters']}: validated in {run} (best voi" in said, said
     seg = zarr.open(str(tmp_path / "seg.zarr/seg"), mode="r")[:]
-    expected = affinities_to_segmentation(affs[affs.roi], **best["parameters"])
+    expected = post_process(affs[affs.roi], TASK, best["parameters"])
     assert (seg > 0).sum() == (expected > 0).sum() and len(set(seg.ravel())) == len(set(expected.ravel())), \
         ((seg > 0).sum(), (expected > 0).sum(), len(set(seg.ravel())), len(set(expected.ravel())))
     # a value given on the command line wins over the run's
@@ -207,8 +207,30 @@ def test_segment_with_agglomeration_and_mutex_watershed(two_runs, data, tmp_path
         assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(out), "--method", method, "--threshold", "0.5",
                      "--min-size", "3"]) == 0
         said = capsys.readouterr().err
-        assert f"segmenting with {({'method': method, 'threshold': 0.5, 'min_size': 3})}: the defaults of method {method}" in said, said
+        assert f"segmenting with {({'method': method, 'threshold': 0.5, 'min_size': 3})}: " in said, said
+        assert "with method=" + method + ", threshold=0.5, min_size=3 given" in said, said
         assert "runs in memory" in said, said
         np.testing.assert_array_equal(zarr.open(str(out), mode="r")[:], function(affs[affs.roi], threshold=0.5, min_size=3))
         assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(out), "--method", method]) == 2   # exists, no --overwrite
         assert f"{out} exists: pass --overwrite to replace it" in capsys.readouterr().err
+
+
+def test_segment_defaults_and_seeds(data, tmp_path, capsys):
+    "`dacapo-nb segment` without a run: agglomeration at 0.3 (DEFAULT_POST_PROCESSING); --seed-threshold means components."
+    from dacapo_nb.cli import main
+    from dacapo_nb.inference import predict
+    from dacapo_nb.segmentation import affinities_to_segmentation, agglomerate
+    from dacapo_nb.validation import DEFAULT_POST_PROCESSING
+    import numpy as np, zarr
+    affs = predict(fresh_model(), data[1].raw, tmp_path / "pred.zarr", "affs", device="cpu", progress=False)
+    assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/default")]) == 0
+    said = capsys.readouterr().err
+    assert f"segmenting with {DEFAULT_POST_PROCESSING['affinities']}: dacapo_nb's defaults" in said, said
+    np.testing.assert_array_equal(zarr.open(str(tmp_path / "seg.zarr/default"), mode="r")[:], agglomerate(affs[affs.roi], threshold=0.3))
+    assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/seeded"), "--threshold", "0.5",
+                 "--seed-threshold", "0.9"]) == 0
+    said = capsys.readouterr().err
+    assert "segmenting with {'method': 'components', 'threshold': 0.5, 'seed_threshold': 0.9}" in said, said
+    seeded = zarr.open(str(tmp_path / "seg.zarr/seeded"), mode="r")[:]
+    expected = affinities_to_segmentation(affs[affs.roi], threshold=0.5, seed_threshold=0.9)
+    assert (seeded > 0).sum() == (expected > 0).sum(), ((seeded > 0).sum(), (expected > 0).sum())
