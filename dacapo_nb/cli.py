@@ -56,7 +56,9 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
 
 # %% ../nbs/19_cli.ipynb #840c24e9
 def _split(path: str) -> tuple[str, str]:
-    container, _, dataset = str(path).partition(".zarr/")
+    "The container and dataset of an output given as `container.zarr/dataset`; a clear error for anything else."
+    container, sep, dataset = str(path).partition(".zarr/")
+    if not sep or not dataset.strip("/"): raise ValueError(f"expected an output as container.zarr/dataset, got {path!r}")
     return container + ".zarr", dataset
 
 def predict_command(args) -> int:
