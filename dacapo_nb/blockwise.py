@@ -29,6 +29,7 @@ from .pipeline import unwrap_pipeline_error
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 from .models import default_device, place_model
 from .inference import create_prediction_array, prediction_layout, prediction_pipeline
+from .datasets import check_raw_range
 from .segmentation import check_seed_threshold, watershed_elevation, relabel_by_first_voxel, grow_seeds, instance_graph, label_components
 from .evaluation import contingency_table, merge_contingency, scores_from_contingency
 
@@ -249,7 +250,7 @@ def predict_block_setup(spec: dict, # the worker's spec, written by `predict_blo
     raw, out = _open(spec["raw"]), _open(spec["output"])
     layout = prediction_layout(model, raw, Roi(*spec["output_roi"]), spec["block_shape"])
     place_model(model.eval(), device)
-    pipeline, key = prediction_pipeline(model, raw, out, layout, device)
+    pipeline, key = prediction_pipeline(model, raw, out, layout, device, raw_range=spec.get("raw_range"))
     gp.build(pipeline).__enter__()  # built once, for the worker's life
     def process(block):
         request = gp.BatchRequest(); request[key] = gp.ArraySpec(roi=block.write_roi)
@@ -271,6 +272,7 @@ def predict_blockwise(model, # a dacapo_nb Model (its classes importable), or th
                       overwrite: bool = False, # start fresh instead of resuming (or refusing another run's state)
                       worker_command: Optional[str] = None, # a command prefix that starts each worker (e.g. `srun -n 1`)
                       max_restarts: int = 3, # worker deaths tolerated before the run fails
+                      raw_range=None, # (low, high) of raw's stored values, as the training Dataset's `raw_range` (None: by dtype)
                       worker_setup: str = "dacapo_nb.blockwise:predict_block_setup", # `module:function` making the per-block function
                      ) -> ZarrArray: # the prediction, as `predict` writes it
     "`predict` in daisy worker processes, block by block, resumable: the same output, voxel for voxel."
@@ -278,20 +280,22 @@ def predict_blockwise(model, # a dacapo_nb Model (its classes importable), or th
     check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     raw_id = _zarr_id(raw_array, "raw_array")
     layout = prediction_layout(model, raw_array, output_roi, block_shape)  # refuses a bad block or ROI before any worker
+    check_raw_range(raw_array, raw_range)
     _check_importable(model)
     in_shape = Coordinate(layout.input_size / layout.raw_voxel_size)
     device = default_device(device)
     state = state_dir(output_container, dataset)
     output = Path(output_container) / dataset
     manifest = {"task": "predict", "raw": raw_id, "model": model_digest(model), "output_roi": str(layout.output_roi),
-                "block_shape": list(in_shape), "output_block": list(layout.output_size)}
+                "block_shape": list(in_shape), "output_block": list(layout.output_size),
+                **({"raw_range": list(raw_range)} if raw_range is not None else {})}  # a run of before keeps its manifest
     make = functools.partial(create_prediction_array, model, raw_array, layout, output_container, dataset, attrs=job_stamp(manifest))
     if check_state(state, manifest, overwrite, [output]): make(check_only=True)  # a resume: only into this run's dataset
     with output_lock(output_container, dataset):
         prepare_state(state, manifest, overwrite, outputs=[output])
         out = make()
         _save_model(model, state / "model.pt")
-        spec = {"setup": worker_setup, "model": str((state / "model.pt").resolve()), "raw": raw_id,
+        spec = {"setup": worker_setup, "model": str((state / "model.pt").resolve()), "raw": raw_id, "raw_range": raw_range,
                 "output": [str(Path(output_container).resolve()), dataset], "device": str(device),
                 "threads": max(1, (os.cpu_count() or 1) // num_workers), "block_shape": list(in_shape),
                 "output_roi": [list(layout.output_roi.offset), list(layout.output_roi.shape)]}

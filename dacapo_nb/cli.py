@@ -41,6 +41,7 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     p.add_argument("--run", type=Path, default=None, help="run directory whose newest checkpoint gives the weights")
     p.add_argument("--block-shape", type=int, nargs="+", default=None, help="input block in raw voxels")
     p.add_argument("--device", default=None)
+    p.add_argument("--raw-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="raw values that become 0 and 1, as in training (default: by raw's dtype)")
     _common(p)
     s = sub.add_parser("segment", help="segment affinities or distances blockwise", formatter_class=fmt)
     s.add_argument("prediction", help="container.zarr/dataset"); s.add_argument("out", help="container.zarr/dataset")
@@ -71,7 +72,7 @@ def predict_command(args) -> int:
         raise FileNotFoundError(f"no checkpoint in {Path(args.run) / 'checkpoints'}")
     container, dataset = _split(args.out)
     out = predict_blockwise(model, _zarr(args.raw), container, dataset, block_shape=args.block_shape, num_workers=args.workers,
-                            device=args.device, overwrite=args.overwrite, worker_command=args.worker_command)
+                            device=args.device, overwrite=args.overwrite, worker_command=args.worker_command, raw_range=args.raw_range)
     print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
     return 0
 

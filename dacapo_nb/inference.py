@@ -20,6 +20,7 @@ from .arrays import Array, LocalArrayIdentifier, ZarrArray, check_roi_on_grid
 from .pipeline import normalize_raw, unwrap_pipeline_error
 from .models import autocast_dtype, default_device, place_model
 from .sources import DaCapoArraySource
+from .datasets import check_raw_range
 
 # %% auto #0
 __all__ = ['PredictBlocks', 'WriteBlocks', 'PredictionLayout', 'prediction_layout', 'create_prediction_array',
@@ -214,6 +215,7 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
            ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
     layout = prediction_layout(model, raw_array, output_roi, block_shape, activation)
+    check_raw_range(raw_array, raw_range)
     device = default_device(device)
     if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     if num_workers > 1 and device.type != "cpu":

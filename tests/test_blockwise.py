@@ -289,3 +289,22 @@ def test_bad_arguments_are_refused_before_anything_is_written(setup, tmp_path):
         assert result.returncode == 2 and message in result.stderr, (command, result.stderr)
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _files(tmp_path) == before
+
+
+def test_twelve_bit_raw_needs_its_range_and_workers_use_it(setup, tmp_path):
+    "uint16 raw holding 12 bits: refused without raw_range (nothing written); with it, the workers scale as predict does."
+    tmp, model, raw, expected = setup
+    u12 = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(tmp_path / "raw.zarr", "u12"), ["y", "x"], raw.roi, None,
+                                                 (1, 1), np.uint16)
+    u12[u12.roi] = (raw[raw.roi] * 4095).round().astype(np.uint16)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError) as e:
+        predict_blockwise(model, u12, tmp_path / "o.zarr", block_shape=BLOCK, progress=False)
+    assert "raw is uint16 but holds only values 0 to 409" in str(e.value) and "pass raw_range=(0, 409" in str(e.value), str(e.value)
+    result = _cli("predict", tmp / "model.pt", tmp_path / "raw.zarr/u12", tmp_path / "o.zarr/p", "--block-shape", *BLOCK)
+    assert result.returncode == 2 and "raw is uint16 but holds only values" in result.stderr, result.stderr
+    assert _files(tmp_path) == before
+    out = predict_blockwise(model, u12, tmp_path / "o.zarr", block_shape=BLOCK, num_workers=2, progress=False, raw_range=(0, 4095))
+    single = predict(model, u12, tmp_path / "single.zarr", block_shape=BLOCK, progress=False, raw_range=(0, 4095))
+    np.testing.assert_array_equal(out[out.roi], single[single.roi])
+    assert np.abs(out[out.roi] - expected).max() < 0.01, np.abs(out[out.roi] - expected).max()  # ~ the float raw's prediction
