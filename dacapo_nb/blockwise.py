@@ -27,7 +27,7 @@ from funlib.geometry import Coordinate, Roi
 from .arrays import Array, LocalArrayIdentifier, RunDirectoryLock, ZarrArray
 from .pipeline import unwrap_pipeline_error
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
-from .models import default_device, place_model
+from .models import available_device, default_device, place_model
 from .inference import create_prediction_array, prediction_layout, prediction_pipeline
 from .datasets import check_raw_range
 from .segmentation import check_seed_threshold, watershed_elevation, relabel_by_first_voxel, grow_seeds, instance_graph, label_components
@@ -283,7 +283,7 @@ def predict_blockwise(model, # a dacapo_nb Model (its classes importable), or th
     check_raw_range(raw_array, raw_range)
     _check_importable(model)
     in_shape = Coordinate(layout.input_size / layout.raw_voxel_size)
-    device = default_device(device)
+    device = default_device(device) if worker_command else available_device(device)  # a cluster's workers may have what this machine lacks
     state = state_dir(output_container, dataset)
     output = Path(output_container) / dataset
     manifest = {"task": "predict", "raw": raw_id, "model": model_digest(model), "output_roi": str(layout.output_roi),

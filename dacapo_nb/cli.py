@@ -232,19 +232,8 @@ def open_zarr_path(spec: str, # a zarr dataset as `container.zarr/dataset`, e.g.
 def check_device(device: str | None, # the --device value, or None for the default
                 ):
     "`device` as a `torch.device` that exists on this machine; a one-line error that says what to use instead."
-    import torch
-    from dacapo_nb.models import default_device
-    try: chosen = default_device(device)
-    except RuntimeError: raise ValueError(f"--device {device} is not a torch device: use cpu, cuda or cuda:N") from None
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ValueError(f"--device {device}: {why} (torch {torch.__version__}); use --device cpu")
-        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)")
-    if chosen.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
-    return chosen
+    from dacapo_nb.models import available_device
+    return available_device(device, "--device {}")
 
 # %% ../nbs/19_cli.ipynb #7c62081e
 def launch_ranks(nproc: int, # the number of processes

@@ -18,7 +18,7 @@ from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, ZarrArray, check_roi_on_grid
 from .pipeline import normalize_raw, unwrap_pipeline_error
-from .models import autocast_dtype, default_device, place_model
+from .models import autocast_dtype, available_device, place_model
 from .sources import DaCapoArraySource
 from .datasets import check_raw_range
 
@@ -216,7 +216,7 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
     layout = prediction_layout(model, raw_array, output_roi, block_shape, activation)
     check_raw_range(raw_array, raw_range)
-    device = default_device(device)
+    device = available_device(device)
     if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     if num_workers > 1 and device.type != "cpu":
         raise ValueError(f"num_workers={num_workers} runs the model in forked processes, which {device.type} does not allow: "

@@ -21,7 +21,8 @@ import torch
 
 from .arrays import LocalContainerIdentifier
 from .datasets import Dataset
-from .models import default_device, place_model
+from .models import available_device, place_model
+from .pipeline import _fits
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
 from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
 
@@ -287,13 +288,13 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                  validation_sweep: Optional[Sequence[dict]] = None, # post-processing parameter sets (None: `parameter_sweep`)
                 ) -> Iterator[TrainingIterationStats]:
     "Train in `run_dir` until `iterations`, yielding each iteration's statistics; resumes from the newest intact checkpoint."
-    if iterations < 0: raise ValueError(f"iterations must be >= 0, got {iterations}")
-    if checkpoint_interval is not None and checkpoint_interval < 1:
-        raise ValueError(f"checkpoint_interval must be None or >= 1, got {checkpoint_interval}")
+    if not _fits(iterations, int) or iterations < 0: raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    if checkpoint_interval is not None and (not _fits(checkpoint_interval, int) or checkpoint_interval < 1):
+        raise ValueError(f"checkpoint_interval must be None or an integer >= 1, got {checkpoint_interval!r}")
     run_dir = Path(run_dir)
     validation = RunValidation(run_dir, task, validation_datasets, validation_interval, validation_criterion, validation_sweep) \
         if validation_datasets or validation_interval is not None else None
-    device = default_device(device)
+    device = available_device(device)  # a device this machine has, before anything is written
     trainer = trainer or GunpowderTrainer(trainer_config)
     rank, world = distributed_rank()
     writer = rank == 0  # in a multi-process run, rank 0 alone writes the run directory
