@@ -72,6 +72,10 @@ class Dataset:
                                  "do not divide: along each axis one must be a multiple of the other")
             if not raw.roi.intersects(gt.roi):
                 raise ValueError(f"dataset '{self.name}': raw ROI {raw.roi} and gt ROI {gt.roi} do not intersect")
+            if not raw.roi.contains(gt.roi):
+                bare = 1 - raw.roi.intersect(gt.roi).size / gt.roi.size
+                warnings.warn(f"dataset '{self.name}': gt ROI {gt.roi} reaches beyond raw ROI {raw.roi}: {bare:.1%} of the gt "
+                              "has no image under it, where training sees zero padding; crop gt to raw's ROI if that is not meant")
         if mask is not None:
             if gt is None:
                 raise ValueError(f"dataset '{self.name}' has a mask but no gt: a mask says where gt is valid")
