@@ -25,7 +25,7 @@ import torch
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, RunDirectoryLock, ZarrArray
-from .pipeline import unwrap_pipeline_error
+from .pipeline import _fits, unwrap_pipeline_error
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 from .models import available_device, default_device, place_model
 from .inference import create_prediction_array, prediction_layout, prediction_pipeline
@@ -151,16 +151,14 @@ def _observer(progress, task: str):
     if callable(progress): return _CallbackObserver(task, progress)
     raise ValueError(f"progress must be True, False or a callable(done, total), got {progress!r}")
 
-def _count(value) -> bool: return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
 def check_run_args(num_workers, # worker processes: an integer >= 1
                    progress=True, # True, False or a callable(done, total)
                    max_restarts=3, # worker deaths tolerated: an integer >= 0
                    worker_command=None, # None or a command prefix (a string)
                   ) -> None:
     "Refuse, naming the value, a bad argument that every blockwise run takes; called before anything is written."
-    if not _count(num_workers) or num_workers < 1: raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
-    if not _count(max_restarts) or max_restarts < 0: raise ValueError(f"max_restarts must be an integer >= 0, got {max_restarts!r}")
+    if not _fits(num_workers, int) or num_workers < 1: raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
+    if not _fits(max_restarts, int) or max_restarts < 0: raise ValueError(f"max_restarts must be an integer >= 0, got {max_restarts!r}")
     if worker_command is not None and not isinstance(worker_command, str):
         raise ValueError(f"worker_command must be None or a command prefix such as 'srun -n 1', got {worker_command!r}")
     _observer(progress, "")
@@ -595,7 +593,7 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
     check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     pred_id = _zarr_id(prediction, "prediction")
     check_seed_threshold(seed_threshold, threshold)
-    if not _count(min_size) or min_size < 0: raise ValueError(f"min_size must be an integer >= 0, got {min_size!r}")
+    if not _fits(min_size, int) or min_size < 0: raise ValueError(f"min_size must be an integer >= 0, got {min_size!r}")
     if kind not in ("affinities", "distances"): raise ValueError(f"kind must be 'affinities' or 'distances', got {kind!r}")
     dims, vs = prediction.dims, prediction.voxel_size
     if kind == "affinities":
