@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,10 +19,14 @@ import zarr
 from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 
+try: import fcntl
+except ImportError: fcntl = None  # not on Windows: folders there are not locked
+
 # %% auto #0
 __all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_on_grid', 'Array', 'check_axes', 'default_axes',
            'axes_from_metadata', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier', 'ZarrArrayConfig',
-           'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'OnesArrayConfig', 'OnesArray']
+           'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'RunDirectoryLock', 'OnesArrayConfig',
+           'OnesArray']
 
 # %% ../nbs/00_arrays.ipynb #6981f8e1
 NON_SPATIAL_AXES = ("b", "c")
@@ -587,8 +592,12 @@ def create_from_array_identifier(cls: ZarrArray,
                                  write_size: Optional[Coordinate] = None, # chunk shape in world units; `None`: at most 64^3 or 256^2 voxels
                                  name: Optional[str] = None, # name of the returned array; the dataset path by default
                                  overwrite: bool = False, # replace an existing dataset that differs
-                                ) -> ZarrArray: # the new (or reused) array
+                                 attrs: Optional[dict] = None, # more metadata, written with the new dataset; a reused one must carry it
+                                 check_only: bool = False, # only refuse what creating would refuse, writing nothing (returns None)
+                                ) -> Optional[ZarrArray]: # the new (or reused) array
     "Create a dataset (or reuse an identical one), its parent groups and its metadata (ours and OME-NGFF 0.4)."
+    if num_channels is not None and (isinstance(num_channels, bool) or not isinstance(num_channels, numbers.Integral) or num_channels < 1):
+        raise ValueError(f"num_channels must be None (no channel axis) or an integer >= 1, got {num_channels!r}")
     voxel_size = Coordinate(voxel_size)
     roi = check_roi_on_grid(Roi(roi.offset, roi.shape), voxel_size, "ROI")
     axes = [a for a in axes if a != "c"]
@@ -605,26 +614,58 @@ def create_from_array_identifier(cls: ZarrArray,
     chunks = ((num_channels,) if num_channels is not None else ()) + spatial_chunks
     container, dataset = Path(array_identifier.container), array_identifier.dataset.strip("/")
     _check_zarr_v2(container, dataset)
-    zarr.open_group(str(container), mode="a")  # make sure the container is a zarr group
-    if (container / dataset / ".zarray").exists() and not overwrite:
+    attrs, reuse = dict(attrs or {}), (container / dataset / ".zarray").exists() and not overwrite
+    if reuse:
         existing = zarr.open_array(str(container / dataset), mode="r")
         same = (existing.shape == shape and existing.dtype == np.dtype(dtype)
                 and Coordinate(existing.attrs.get("voxel_size", voxel_size)) == voxel_size
-                and Coordinate(existing.attrs.get("offset", roi.offset)) == roi.offset)
+                and Coordinate(existing.attrs.get("offset", roi.offset)) == roi.offset
+                and all(existing.attrs.get(k) == v for k, v in attrs.items()))
         if not same:
+            extra = lambda values: "".join(f", {k} {values.get(k)!r}" for k in attrs)
             raise FileExistsError(
                 f"{array_identifier} exists with shape {existing.shape}, dtype {existing.dtype}, offset "
-                f"{existing.attrs.get('offset')}, voxel size {existing.attrs.get('voxel_size')}; asked for shape "
-                f"{shape}, dtype {np.dtype(dtype)}, offset {roi.offset}, voxel size {voxel_size}: pass overwrite=True "
+                f"{existing.attrs.get('offset')}, voxel size {existing.attrs.get('voxel_size')}{extra(existing.attrs)}; asked for shape "
+                f"{shape}, dtype {np.dtype(dtype)}, offset {roi.offset}, voxel size {voxel_size}{extra(attrs)}: pass overwrite=True "
                 "to replace it")
-    else:  # through the store, so that zarr writes the groups above the array too
+    if check_only: return None
+    zarr.open_group(str(container), mode="a")  # make sure the container is a zarr group
+    if not reuse:  # through the store, so that zarr writes the groups above the array too
         created = zarr.open_array(store=str(container), path=dataset, mode="w", shape=shape, chunks=chunks, dtype=dtype,
                                   dimension_separator="/")  # chunks in nested folders, as OME-NGFF 0.4 requires
         created.attrs.update({"axes": axes, "axis_names": _axis_names(axes), "offset": list(roi.offset),
-                              "voxel_size": list(voxel_size), "resolution": list(voxel_size)})
+                              "voxel_size": list(voxel_size), "resolution": list(voxel_size), **attrs})
     _put_ngff(container, dataset, axes, voxel_size, roi.offset)  # also repairs the groups of containers written before
     return cls(ZarrArrayConfig(name or array_identifier.dataset, array_identifier.container,
                                array_identifier.dataset, mode=mode))
+
+# %% ../nbs/00_arrays.ipynb #d7629248
+class RunDirectoryLock:
+    "Holds `run_dir/.lock` while a process works there (an OS file lock: it dies with its process, so no lock is ever stale)."
+    def __init__(self,
+                 run_dir: Path, # the folder (or dataset) that one process at a time works in, named in the refusal
+                 doing: str = "trains there", # what the holder does there, for the refusal
+                 advice: str = "stop it first, or train into another run directory", # what to do instead, for the refusal
+                 lock_file: Optional[Path] = None, # where the lock lives; None: `run_dir/.lock`
+                ):
+        self.what, self.doing, self.advice = Path(run_dir), doing, advice
+        self.path, self._file = Path(lock_file) if lock_file is not None else Path(run_dir) / ".lock", None
+
+    def __enter__(self) -> "RunDirectoryLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")
+        if fcntl is not None:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0); holder = f.read().strip() or "another process"
+                f.close()
+                raise RuntimeError(f"{self.what} is in use: {holder} {self.doing}; {self.advice}") from None
+        f.seek(0); f.truncate(); f.write(f"process {os.getpid()}"); f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None: self._file.close(); self._file = None  # closing releases the lock
 
 # %% ../nbs/00_arrays.ipynb #4011f07d
 @dataclass

@@ -5,6 +5,7 @@
 # %% ../nbs/11_blockwise.ipynb #d659eee8
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -23,18 +24,20 @@ import numpy as np
 import torch
 from funlib.geometry import Coordinate, Roi
 
-from .arrays import Array, LocalArrayIdentifier, ZarrArray
-from .pipeline import unwrap_pipeline_error
+from .arrays import Array, LocalArrayIdentifier, RunDirectoryLock, ZarrArray
+from .pipeline import _fits, unwrap_pipeline_error
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
-from .models import default_device, place_model
+from .models import available_device, default_device, place_model
 from .inference import create_prediction_array, prediction_layout, prediction_pipeline
+from .datasets import check_raw_range
 from .segmentation import check_seed_threshold, watershed_elevation, relabel_by_first_voxel, grow_seeds, instance_graph, label_components
 from .evaluation import contingency_table, merge_contingency, scores_from_contingency
 
 # %% auto #0
-__all__ = ['BlockwiseError', 'state_dir', 'prepare_state', 'serve_blocks', 'run_task', 'check_block_size', 'model_digest',
-           'predict_block_setup', 'predict_blockwise', 'fragments_block_setup', 'edges_block_setup',
-           'relabel_block_setup', 'segment_blockwise', 'contingency_block_setup', 'evaluate_blockwise']
+__all__ = ['BlockwiseError', 'state_dir', 'output_lock', 'job_stamp', 'check_state', 'prepare_state', 'serve_blocks',
+           'check_run_args', 'run_task', 'check_block_size', 'model_digest', 'predict_block_setup', 'predict_blockwise',
+           'fragments_block_setup', 'edges_block_setup', 'relabel_block_setup', 'segment_blockwise',
+           'contingency_block_setup', 'evaluate_blockwise']
 
 # %% ../nbs/11_blockwise.ipynb #70a18488
 class BlockwiseError(RuntimeError):
@@ -44,33 +47,62 @@ def state_dir(container, # the output's zarr container
               dataset: str, # the output's dataset
              ) -> Path:
     "Where a blockwise run writing `container/dataset` keeps its state."
-    return Path(container) / ".blockwise" / dataset
+    if not isinstance(dataset, str) or not dataset.strip("/"):
+        raise ValueError(f"dataset must name a dataset inside the container {container}, got {dataset!r}")
+    return Path(container) / ".blockwise" / dataset.strip("/")
+
+def output_lock(container, # the output's zarr container
+                dataset: str, # the dataset (or state) one blockwise run at a time writes
+               ) -> RunDirectoryLock:
+    "The lock a blockwise run holds while it writes `container/dataset` (its file in `container/.blockwise/.locks`)."
+    return RunDirectoryLock(Path(container) / dataset, "writes it", "stop it first, or write to another dataset",
+                            lock_file=Path(container) / ".blockwise" / ".locks" / f"{dataset.strip('/')}.lock")
+
+def job_stamp(manifest: dict, # JSON-able description of the run
+             ) -> dict: # metadata for the run's outputs: a digest of the manifest
+    "What a blockwise run writes into the metadata of each dataset it makes: it resumes only into datasets that carry it."
+    return {"blockwise_job": hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]}
 
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text); os.replace(tmp, path)
 
-def prepare_state(state: Path, # the state folder
-                  manifest: dict, # JSON-able description of the run
-                  overwrite: bool = False, # start fresh (removing the state and `outputs`) instead of resuming
-                  outputs=(), # paths a fresh start removes too
-                 ) -> bool: # whether the run resumes an earlier one
-    "Make `state` for the run `manifest`; refuse a state made for another run unless `overwrite`."
+def check_state(state: Path, # the state folder
+                manifest: dict, # JSON-able description of the run
+                overwrite: bool = False, # start fresh, replacing the state and `outputs`: nothing is refused
+                outputs=(), # paths the run writes (and a fresh start removes)
+               ) -> bool: # whether the run resumes an earlier one
+    "Whether `manifest` resumes the run in `state`; refuses, writing nothing, another run's state and outputs no run here wrote."
     state, file = Path(state), Path(state) / "manifest.json"
-    manifest = json.loads(json.dumps(manifest))
     old = json.loads(file.read_text()) if file.exists() else None
-    if old is not None and old != manifest and not overwrite:
+    if overwrite: return False
+    manifest = json.loads(json.dumps(manifest))
+    if old is not None and old != manifest:
         changed = sorted(k for k in set(old) | set(manifest) if old.get(k) != manifest.get(k))
         raise ValueError(f"{state} holds a run with other {', '.join(changed)} "
                          f"(was {[old.get(k) for k in changed]}, now {[manifest.get(k) for k in changed]}): "
                          "pass overwrite=True to start fresh, or write to another dataset")
-    fresh = overwrite or old is None
-    if fresh:
+    if old is None:  # a fresh start: whatever is there is not this run's
+        for o in map(Path, outputs):
+            if o.exists():
+                raise FileExistsError(f"{o} exists already and no blockwise run in {state} wrote it: pass overwrite=True "
+                                      "to replace it, or choose another dataset name")
+    return old is not None
+
+def prepare_state(state: Path, # the state folder
+                  manifest: dict, # JSON-able description of the run
+                  overwrite: bool = False, # start fresh (removing the state and `outputs`) instead of resuming
+                  outputs=(), # paths the run writes; a fresh start removes them (only with `overwrite`: else it refuses them)
+                 ) -> bool: # whether the run resumes an earlier one
+    "Make `state` for the run `manifest` after `check_state`'s refusals (call it under the output's lock)."
+    state = Path(state)
+    resume = check_state(state, manifest, overwrite, outputs)
+    if not resume:
         if state.exists(): shutil.rmtree(state)
         for o in outputs: shutil.rmtree(o, ignore_errors=True)
     (state / "errors").mkdir(parents=True, exist_ok=True)
-    _write_atomically(file, json.dumps(manifest, indent=1))
-    return not fresh
+    _write_atomically(state / "manifest.json", json.dumps(json.loads(json.dumps(manifest)), indent=1))
+    return resume
 
 # %% ../nbs/11_blockwise.ipynb #48352d7e
 def serve_blocks(spec_file: str, # the task's spec (JSON): task, state, setup and its parameters
@@ -119,6 +151,18 @@ def _observer(progress, task: str):
     if callable(progress): return _CallbackObserver(task, progress)
     raise ValueError(f"progress must be True, False or a callable(done, total), got {progress!r}")
 
+def check_run_args(num_workers, # worker processes: an integer >= 1
+                   progress=True, # True, False or a callable(done, total)
+                   max_restarts=3, # worker deaths tolerated: an integer >= 0
+                   worker_command=None, # None or a command prefix (a string)
+                  ) -> None:
+    "Refuse, naming the value, a bad argument that every blockwise run takes; called before anything is written."
+    if not _fits(num_workers, int) or num_workers < 1: raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
+    if not _fits(max_restarts, int) or max_restarts < 0: raise ValueError(f"max_restarts must be an integer >= 0, got {max_restarts!r}")
+    if worker_command is not None and not isinstance(worker_command, str):
+        raise ValueError(f"worker_command must be None or a command prefix such as 'srun -n 1', got {worker_command!r}")
+    _observer(progress, "")
+
 def run_task(task: str, # the task's name (also the name of its log and done markers)
              state: Path, # the run's state folder (from `prepare_state`)
              total_roi: Roi, # everything the blocks read, world units
@@ -132,7 +176,7 @@ def run_task(task: str, # the task's name (also the name of its log and done mar
             ) -> int: # the number of blocks
     "Run one daisy task with done markers in `state`; raise `BlockwiseError` with the failing block's ROI and traceback."
     import daisy, daisy.logging
-    if not isinstance(num_workers, int) or num_workers < 1: raise ValueError(f"num_workers must be an int >= 1, got {num_workers!r}")
+    check_run_args(num_workers, progress, max_restarts, worker_command)
     state = Path(state)
     spec_file = state / f"{task}.json"
     _write_atomically(spec_file, json.dumps({**spec, "task": task, "state": str(state.resolve())}, indent=1))
@@ -181,11 +225,15 @@ def model_digest(model) -> str:
         h.update(k.encode()); h.update(str(tuple(v.shape)).encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
-def _save_model(model, path: Path) -> None:
+def _check_importable(model) -> None:
+    "Refuse a model that workers could not load: one of its classes is defined in `__main__`."
     for m in model.modules():
         if type(m).__module__ == "__main__":
             raise ValueError(f"the model's {type(m).__name__} is defined in a notebook or script (__main__): workers "
                              "cannot load it; define it in a module that the workers can import")
+
+def _save_model(model, path: Path) -> None:
+    _check_importable(model)
     tmp = path.with_name(f".{path.name}.tmp"); torch.save(model, tmp); os.replace(tmp, path)
 
 def predict_block_setup(spec: dict, # the worker's spec, written by `predict_blockwise`
@@ -200,7 +248,7 @@ def predict_block_setup(spec: dict, # the worker's spec, written by `predict_blo
     raw, out = _open(spec["raw"]), _open(spec["output"])
     layout = prediction_layout(model, raw, Roi(*spec["output_roi"]), spec["block_shape"])
     place_model(model.eval(), device)
-    pipeline, key = prediction_pipeline(model, raw, out, layout, device)
+    pipeline, key = prediction_pipeline(model, raw, out, layout, device, raw_range=spec.get("raw_range"))
     gp.build(pipeline).__enter__()  # built once, for the worker's life
     def process(block):
         request = gp.BatchRequest(); request[key] = gp.ArraySpec(roi=block.write_roi)
@@ -222,28 +270,36 @@ def predict_blockwise(model, # a dacapo_nb Model (its classes importable), or th
                       overwrite: bool = False, # start fresh instead of resuming (or refusing another run's state)
                       worker_command: Optional[str] = None, # a command prefix that starts each worker (e.g. `srun -n 1`)
                       max_restarts: int = 3, # worker deaths tolerated before the run fails
+                      raw_range=None, # (low, high) of raw's stored values, as the training Dataset's `raw_range` (None: by dtype)
                       worker_setup: str = "dacapo_nb.blockwise:predict_block_setup", # `module:function` making the per-block function
                      ) -> ZarrArray: # the prediction, as `predict` writes it
     "`predict` in daisy worker processes, block by block, resumable: the same output, voxel for voxel."
     if isinstance(model, (str, Path)): model = torch.load(model, map_location="cpu", weights_only=False)
+    check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     raw_id = _zarr_id(raw_array, "raw_array")
-    layout = prediction_layout(model, raw_array, output_roi, block_shape)  # refuses a bad block before any worker
+    layout = prediction_layout(model, raw_array, output_roi, block_shape)  # refuses a bad block or ROI before any worker
+    check_raw_range(raw_array, raw_range)
+    _check_importable(model)
     in_shape = Coordinate(layout.input_size / layout.raw_voxel_size)
-    device = default_device(device)
+    device = default_device(device) if worker_command else available_device(device)  # a cluster's workers may have what this machine lacks
     state = state_dir(output_container, dataset)
     output = Path(output_container) / dataset
     manifest = {"task": "predict", "raw": raw_id, "model": model_digest(model), "output_roi": str(layout.output_roi),
-                "block_shape": list(in_shape), "output_block": list(layout.output_size)}
-    prepare_state(state, manifest, overwrite, outputs=[output])
-    out = create_prediction_array(model, raw_array, layout, output_container, dataset)
-    _save_model(model, state / "model.pt")
-    spec = {"setup": worker_setup, "model": str((state / "model.pt").resolve()), "raw": raw_id,
-            "output": [str(Path(output_container).resolve()), dataset], "device": str(device),
-            "threads": max(1, (os.cpu_count() or 1) // num_workers), "block_shape": list(in_shape),
-            "output_roi": [list(layout.output_roi.offset), list(layout.output_roi.shape)]}
-    c = layout.context
-    run_task("predict", state, layout.output_roi.grow(c, c), Roi((0,) * c.dims, layout.input_size),
-             Roi(c, layout.output_size), spec, num_workers, progress, worker_command, max_restarts)
+                "block_shape": list(in_shape), "output_block": list(layout.output_size),
+                **({"raw_range": list(raw_range)} if raw_range is not None else {})}  # a run of before keeps its manifest
+    make = functools.partial(create_prediction_array, model, raw_array, layout, output_container, dataset, attrs=job_stamp(manifest))
+    if check_state(state, manifest, overwrite, [output]): make(check_only=True)  # a resume: only into this run's dataset
+    with output_lock(output_container, dataset):
+        prepare_state(state, manifest, overwrite, outputs=[output])
+        out = make()
+        _save_model(model, state / "model.pt")
+        spec = {"setup": worker_setup, "model": str((state / "model.pt").resolve()), "raw": raw_id, "raw_range": raw_range,
+                "output": [str(Path(output_container).resolve()), dataset], "device": str(device),
+                "threads": max(1, (os.cpu_count() or 1) // num_workers), "block_shape": list(in_shape),
+                "output_roi": [list(layout.output_roi.offset), list(layout.output_roi.shape)]}
+        c = layout.context
+        run_task("predict", state, layout.output_roi.grow(c, c), Roi((0,) * c.dims, layout.input_size),
+                 Roi(c, layout.output_size), spec, num_workers, progress, worker_command, max_restarts)
     return out
 
 # %% ../nbs/11_blockwise.ipynb #8833a11b
@@ -534,8 +590,10 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
                       max_restarts: int = 3, # worker deaths tolerated per task before the run fails
                      ) -> ZarrArray: # the segmentation, uint64, the labels of the in-memory function
     "`affinities_to_segmentation` / `distances_to_segmentation` blockwise: fragments, a graph, its components, relabelling."
+    check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     pred_id = _zarr_id(prediction, "prediction")
     check_seed_threshold(seed_threshold, threshold)
+    if not _fits(min_size, int) or min_size < 0: raise ValueError(f"min_size must be an integer >= 0, got {min_size!r}")
     if kind not in ("affinities", "distances"): raise ValueError(f"kind must be 'affinities' or 'distances', got {kind!r}")
     dims, vs = prediction.dims, prediction.voxel_size
     if kind == "affinities":
@@ -558,27 +616,33 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
     params = {"kind": kind, "neighborhood": [list(o) for o in offsets], "threshold": threshold, "seed_threshold": seed_threshold,
               "channel": channel, "context": list(context)}
     manifest = {"task": "segment", "prediction": pred_id, **params, "min_size": min_size, "block_size": list(block)}
+    dataset = dataset.strip("/")
     frag_ds, seeds_ds = f"{dataset}_fragments", f"{dataset}_seeds"
-    outputs = [Path(output_container) / ds for ds in (dataset, frag_ds, seeds_ds)] + [state_dir(output_container, seeds_ds)]
-    prepare_state(state, manifest, overwrite, outputs=outputs)
+    outputs = [Path(output_container) / ds for ds in (dataset, frag_ds, seeds_ds, f"{seeds_ds}_fragments")] + [state_dir(output_container, seeds_ds)]
+    make = lambda ds, check_only=False: ZarrArray.create_from_array_identifier(
+        LocalArrayIdentifier(output_container, ds), prediction.spatial_axes, roi, None, vs, np.uint64, write_size=block,
+        attrs=job_stamp(manifest), check_only=check_only)
+    if check_state(state, manifest, overwrite, outputs):  # a resume: only into this run's datasets
+        for ds in (frag_ds, dataset): make(ds, check_only=True)
     common = dict(num_workers=num_workers, progress=progress, worker_command=worker_command, max_restarts=max_restarts)
-    if seeded:  # the in-memory seeds: the components of the links above seed_threshold, this function without seeds
-        segment_blockwise(prediction, output_container, seeds_ds, kind, neighborhood, seed_threshold, None, channel, 0, block, **common)
-    make = lambda ds: ZarrArray.create_from_array_identifier(LocalArrayIdentifier(output_container, ds), prediction.spatial_axes,
-                                                             roi, None, vs, np.uint64, write_size=block)
-    frags, seg = make(frag_ds), make(dataset)
-    graph = state / "graph.db"
-    if not graph.exists(): _graph_db(graph, dims, mode="w")
-    spec = {"prediction": pred_id, **params, "fragments": [str(Path(output_container).resolve()), frag_ds],
-            "segmentation": [str(Path(output_container).resolve()), dataset], "graph": str(graph.resolve()),
-            "roi": [list(roi.offset), list(roi.shape)], "voxel_size": list(vs), "block_size": list(block), "halo": list(halo),
-            "seeds": [str(Path(output_container).resolve()), seeds_ds]}
-    grid = dict(total_roi=roi, read_roi=Roi(zero, block), write_roi=Roi(zero, block))  # reads beyond the block are of finished tasks
-    run_task("fragments", state, spec=spec | {"setup": "dacapo_nb.blockwise:fragments_block_setup"}, **grid, **common)
-    run_task("edges", state, spec=spec | {"setup": "dacapo_nb.blockwise:edges_block_setup"}, **grid, **common)
-    lut = state / "lookup"
-    if not (lut / "segments.npy").exists(): _global_step(graph, min_size, lut, math.prod(_Blocks(spec).grid), seeded)
-    run_task("relabel", state, spec=spec | {"setup": "dacapo_nb.blockwise:relabel_block_setup", "lut": str(lut.resolve())}, **grid, **common)
+    with contextlib.ExitStack() as held:  # the seeds' run locks its own datasets
+        for ds in (dataset, frag_ds): held.enter_context(output_lock(output_container, ds))
+        prepare_state(state, manifest, overwrite, outputs=outputs)
+        if seeded:  # the in-memory seeds: the components of the links above seed_threshold, this function without seeds
+            segment_blockwise(prediction, output_container, seeds_ds, kind, neighborhood, seed_threshold, None, channel, 0, block, **common)
+        frags, seg = make(frag_ds), make(dataset)
+        graph = state / "graph.db"
+        if not graph.exists(): _graph_db(graph, dims, mode="w")
+        spec = {"prediction": pred_id, **params, "fragments": [str(Path(output_container).resolve()), frag_ds],
+                "segmentation": [str(Path(output_container).resolve()), dataset], "graph": str(graph.resolve()),
+                "roi": [list(roi.offset), list(roi.shape)], "voxel_size": list(vs), "block_size": list(block), "halo": list(halo),
+                "seeds": [str(Path(output_container).resolve()), seeds_ds]}
+        grid = dict(total_roi=roi, read_roi=Roi(zero, block), write_roi=Roi(zero, block))  # reads beyond the block are of finished tasks
+        run_task("fragments", state, spec=spec | {"setup": "dacapo_nb.blockwise:fragments_block_setup"}, **grid, **common)
+        run_task("edges", state, spec=spec | {"setup": "dacapo_nb.blockwise:edges_block_setup"}, **grid, **common)
+        lut = state / "lookup"
+        if not (lut / "segments.npy").exists(): _global_step(graph, min_size, lut, math.prod(_Blocks(spec).grid), seeded)
+        run_task("relabel", state, spec=spec | {"setup": "dacapo_nb.blockwise:relabel_block_setup", "lut": str(lut.resolve())}, **grid, **common)
     return seg
 
 # %% ../nbs/11_blockwise.ipynb #990ebda1
@@ -605,18 +669,22 @@ def evaluate_blockwise(seg: ZarrArray, # the segmentation
                        max_restarts: int = 3, # worker deaths tolerated before the run fails
                       ) -> dict: # the scores of `evaluate`, over the ROI seg and gt share
     "`evaluate` blockwise: contingency tables per block, summed, scored; also saved as `scores.json` in the state."
+    check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     ids = {"seg": _zarr_id(seg, "seg"), "gt": _zarr_id(gt, "gt"), "mask": _zarr_id(mask, "mask") if mask is not None else None}
     if gt.voxel_size != seg.voxel_size: raise ValueError(f"gt's voxel size {gt.voxel_size} differs from seg's {seg.voxel_size}")
     roi = seg.roi.intersect(gt.roi) if mask is None else seg.roi.intersect(gt.roi).intersect(mask.roi)
     if roi.empty: raise ValueError(f"seg {seg.roi} and gt {gt.roi} (and the mask) share no voxel")
     block = check_block_size(Coordinate(seg.data.chunks[-seg.dims:]) * seg.voxel_size if block_size is None else block_size, seg.voxel_size)
     state = state_dir(seg.file_name, f"{seg.dataset}.evaluate")
-    prepare_state(state, {"task": "evaluate", **ids, "roi": str(roi), "block_size": list(block)}, overwrite)
-    (state / "tables").mkdir(exist_ok=True)
+    manifest = {"task": "evaluate", **ids, "roi": str(roi), "block_size": list(block)}
+    check_state(state, manifest, overwrite)
     zero = Coordinate((0,) * seg.dims)
-    n = run_task("evaluate", state, roi, Roi(zero, block), Roi(zero, block),
-                 {"setup": "dacapo_nb.blockwise:contingency_block_setup", **ids, "roi": [list(roi.offset), list(roi.shape)]},
-                 num_workers, progress, worker_command, max_restarts)
+    with output_lock(seg.file_name, f"{seg.dataset}.evaluate"):  # its state: one evaluation of seg at a time
+        prepare_state(state, manifest, overwrite)
+        (state / "tables").mkdir(exist_ok=True)
+        n = run_task("evaluate", state, roi, Roi(zero, block), Roi(zero, block),
+                     {"setup": "dacapo_nb.blockwise:contingency_block_setup", **ids, "roi": [list(roi.offset), list(roi.shape)]},
+                     num_workers, progress, worker_command, max_restarts)
     tables = sorted((state / "tables").glob("[0-9]*.npy"))
     if len(tables) != n: raise BlockwiseError(f"evaluate: {len(tables)} block tables in {state / 'tables'}, expected {n}")
     scores = scores_from_contingency(merge_contingency([np.load(t) for t in tables]), ignore_label)

@@ -42,6 +42,7 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     p.add_argument("--run", type=Path, default=None, help="run directory whose newest checkpoint gives the weights")
     p.add_argument("--block-shape", type=int, nargs="+", default=None, help="input block in raw voxels")
     p.add_argument("--device", default=None)
+    p.add_argument("--raw-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="raw values that become 0 and 1, as in training (default: by raw's dtype)")
     _common(p)
     s = sub.add_parser("segment", help="segment affinities or distances blockwise", formatter_class=fmt)
     s.add_argument("prediction", help="container.zarr/dataset"); s.add_argument("out", help="container.zarr/dataset")
@@ -63,7 +64,9 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
 
 # %% ../nbs/19_cli.ipynb #840c24e9
 def _split(path: str) -> tuple[str, str]:
-    container, _, dataset = str(path).partition(".zarr/")
+    "The container and dataset of an output given as `container.zarr/dataset`; a clear error for anything else."
+    container, sep, dataset = str(path).partition(".zarr/")
+    if not sep or not dataset.strip("/"): raise ValueError(f"expected an output as container.zarr/dataset, got {path!r}")
     return container + ".zarr", dataset
 
 def predict_command(args) -> int:
@@ -76,7 +79,7 @@ def predict_command(args) -> int:
         raise FileNotFoundError(f"no checkpoint in {Path(args.run) / 'checkpoints'}")
     container, dataset = _split(args.out)
     out = predict_blockwise(model, _zarr(args.raw), container, dataset, block_shape=args.block_shape, num_workers=args.workers,
-                            device=args.device, overwrite=args.overwrite, worker_command=args.worker_command)
+                            device=args.device, overwrite=args.overwrite, worker_command=args.worker_command, raw_range=args.raw_range)
     print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
     return 0
 
@@ -265,19 +268,8 @@ def open_zarr_path(spec: str, # a zarr dataset as `container.zarr/dataset`, e.g.
 def check_device(device: str | None, # the --device value, or None for the default
                 ):
     "`device` as a `torch.device` that exists on this machine; a one-line error that says what to use instead."
-    import torch
-    from dacapo_nb.models import default_device
-    try: chosen = default_device(device)
-    except RuntimeError: raise ValueError(f"--device {device} is not a torch device: use cpu, cuda or cuda:N") from None
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ValueError(f"--device {device}: {why} (torch {torch.__version__}); use --device cpu")
-        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)")
-    if chosen.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
-    return chosen
+    from dacapo_nb.models import available_device
+    return available_device(device, "--device {}")
 
 # %% ../nbs/19_cli.ipynb #7c62081e
 def launch_ranks(nproc: int, # the number of processes

@@ -24,7 +24,7 @@ from .pipeline import _fits, raw_value_range
 from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, ZarrArray, check_roi_on_grid, default_axes
 
 # %% auto #0
-__all__ = ['Dataset', 'mask_fraction', 'check_dataset_values', 'make_synthetic_data']
+__all__ = ['Dataset', 'mask_fraction', 'check_raw_range', 'check_dataset_values', 'make_synthetic_data']
 
 # %% ../nbs/07_datasets.ipynb #0d532738
 def _voxel_sizes_divide(a: Coordinate, b: Coordinate) -> bool:
@@ -72,6 +72,10 @@ class Dataset:
                                  "do not divide: along each axis one must be a multiple of the other")
             if not raw.roi.intersects(gt.roi):
                 raise ValueError(f"dataset '{self.name}': raw ROI {raw.roi} and gt ROI {gt.roi} do not intersect")
+            if not raw.roi.contains(gt.roi):
+                bare = 1 - raw.roi.intersect(gt.roi).size / gt.roi.size
+                warnings.warn(f"dataset '{self.name}': gt ROI {gt.roi} reaches beyond raw ROI {raw.roi}: {bare:.1%} of the gt "
+                              "has no image under it, where training sees zero padding; crop gt to raw's ROI if that is not meant")
         if mask is not None:
             if gt is None:
                 raise ValueError(f"dataset '{self.name}' has a mask but no gt: a mask says where gt is valid")
@@ -122,6 +126,36 @@ def mask_fraction(dataset: Dataset, # the dataset whose mask is looked at
     return float(np.count_nonzero(sample)) / sample.size
 
 
+# %% ../nbs/07_datasets.ipynb #91adecba
+def _chunk_sample(array: Array, # the array to sample
+                  max_chunks: int, # the most chunks read
+                 ) -> tuple[np.ndarray, int]: # (the values read, the number of chunks)
+    "Whole chunks (64 voxels a side for in-memory arrays) spread evenly over `array`: a sample whose cost does not grow with it."
+    chunks = getattr(array.data, "chunks", None)
+    chunk = Coordinate(chunks[-array.dims:] if chunks else (64,) * array.dims) * array.voxel_size
+    grid = Coordinate(-(-s // c) for s, c in zip(array.roi.shape, chunk))
+    picks = np.unique(np.linspace(0, math.prod(grid) - 1, min(max_chunks, math.prod(grid))).round().astype(int))
+    rois = [Roi(array.roi.begin + Coordinate(np.unravel_index(i, tuple(grid))) * chunk, chunk).intersect(array.roi) for i in picks]
+    return np.concatenate([array[r].ravel() for r in rois]), len(rois)
+
+def check_raw_range(raw: Array, # the raw image
+                    raw_range=None, # the `raw_range` given; None scales by the dtype's range
+                    sample: Optional[np.ndarray] = None, # values of raw read already; None reads `max_chunks` chunks
+                    max_chunks: int = 8, # the most chunks read
+                   ) -> None:
+    "Refuse integer raw wider than 8 bits, without `raw_range`, whose values span less than half its dtype's range."
+    dtype = np.dtype(raw.dtype)
+    raw_value_range(dtype, raw_range)  # a bad raw_range or a dtype that is no number: refused by name
+    if raw_range is not None or dtype.kind not in "iu" or dtype.itemsize == 1: return
+    where = f"a sample of {sample.size} voxels" if sample is not None else None
+    if sample is None: sample, n = _chunk_sample(raw, max_chunks); where = f"{n} chunks ({sample.size} voxels)"
+    seen, (low, high) = (int(sample.min()), int(sample.max())), raw_value_range(dtype)
+    if seen[1] - seen[0] >= (high - low) / 2: return
+    scaled = tuple((s - low) / (high - low) for s in seen)
+    raise ValueError(f"raw is {dtype} but holds only values {seen[0]} to {seen[1]} in {where}: scaled by the dtype's range "
+                     f"[{low:g}, {high:g}] they become [{scaled[0]:.3g}, {scaled[1]:.3g}], not [0, 1]; pass raw_range=({seen[0]}, "
+                     f"{max(seen[1], seen[0] + 1)}), or the range your detector records (12 bits: (0, 4095)), in training and in prediction alike")
+
 # %% ../nbs/07_datasets.ipynb #a0a3cc69
 def check_dataset_values(dataset: Dataset, # the dataset to look at
                          max_voxels: int = 1_000_000, # the most voxels read of raw and of gt
@@ -129,6 +163,8 @@ def check_dataset_values(dataset: Dataset, # the dataset to look at
     "Refuse non-finite or out-of-range raw and negative labels in a strided sample of `dataset`; warn when its labels are empty."
     raw, gt, name = dataset.raw, dataset.gt, dataset.name
     sample = _subsample(raw, raw.roi, max_voxels)
+    try: check_raw_range(raw, dataset.raw_range, sample)
+    except ValueError as e: raise ValueError(f"dataset '{name}': {e}") from None
     if sample.dtype.kind == "f":
         if not np.isfinite(sample).all():
             raise ValueError(f"dataset '{name}': raw holds {int((~np.isfinite(sample)).sum())} non-finite values (NaN or "

@@ -18,8 +18,9 @@ from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, ZarrArray, check_roi_on_grid
 from .pipeline import normalize_raw, unwrap_pipeline_error
-from .models import autocast_dtype, default_device, place_model
+from .models import autocast_dtype, available_device, place_model
 from .sources import DaCapoArraySource
+from .datasets import check_raw_range
 
 # %% auto #0
 __all__ = ['PredictBlocks', 'WriteBlocks', 'PredictionLayout', 'prediction_layout', 'create_prediction_array',
@@ -141,6 +142,7 @@ def prediction_layout(model, # a dacapo_nb Model: its `eval_input_shape` (or `in
                          f"{activation} would apply a second one")
     in_shape = Coordinate(block_shape if block_shape is not None else getattr(model, "eval_input_shape", model.input_shape))
     if in_shape.dims != model.dims: raise ValueError(f"block_shape {tuple(in_shape)} has {in_shape.dims} axes, the model {model.dims}")
+    if any(s < 1 for s in in_shape): raise ValueError(f"block_shape {tuple(in_shape)} must be at least one voxel on each axis")
     out_shape = Coordinate(model.compute_output_shape(in_shape))
     raw_vs = raw_array.voxel_size
     out_vs = Coordinate(model.scale(raw_vs))
@@ -149,10 +151,14 @@ def prediction_layout(model, # a dacapo_nb Model: its `eval_input_shape` (or `in
     if (in_size - out_size) % 2 != Coordinate((0,) * model.dims) or context % raw_vs != Coordinate((0,) * model.dims):
         raise ValueError(f"the network's context {tuple(in_size - out_size)} (input {tuple(in_size)} minus output "
                          f"{tuple(out_size)}, world units) is not twice whole raw voxels {tuple(raw_vs)}: choose another block_shape")
+    if output_roi is not None and not isinstance(output_roi, Roi): raise ValueError(f"output_roi must be a funlib Roi, got {output_roi!r}")
     output_roi = raw_array.roi.snap_to_grid(out_vs, mode="shrink") if output_roi is None else output_roi
     output_roi = check_roi_on_grid(output_roi, out_vs, "output_roi")
     check_roi_on_grid(output_roi.grow(context, context), raw_vs, "output_roi grown by the network's context")
     if output_roi.empty: raise ValueError(f"output_roi {output_roi} is empty")
+    if not raw_array.roi.contains(output_roi):  # outside raw there is only the zero padding to predict from
+        raise ValueError(f"output_roi {output_roi} reaches beyond raw's ROI {raw_array.roi}: predict inside raw "
+                         f"(the part inside is {raw_array.roi.intersect(output_roi).snap_to_grid(out_vs, mode='shrink')})")
     return PredictionLayout(context, raw_vs, out_vs, in_size, out_size, output_roi)
 
 # %% ../nbs/08_inference.ipynb #b442c8ba
@@ -162,11 +168,14 @@ def create_prediction_array(model, # the model: its output channels
                             output_container, # path of the zarr container
                             dataset: str, # the dataset's name inside it
                             overwrite: bool = False, # replace an existing dataset that differs (a blockwise rerun reuses its own)
-                           ) -> ZarrArray: # channels first, float32, chunks of one output block
+                            attrs: Optional[dict] = None, # more metadata; a reused dataset must carry it (a blockwise run's stamp)
+                            check_only: bool = False, # only refuse what creating would refuse, writing nothing
+                           ) -> Optional[ZarrArray]: # channels first, float32, chunks of one output block
     "The zarr array a prediction is written into: one chunk per output block, so no two blocks write one chunk."
     return ZarrArray.create_from_array_identifier(LocalArrayIdentifier(output_container, dataset), ["c", *raw_array.spatial_axes],
                                                   layout.output_roi, model.num_out_channels, layout.voxel_size, np.float32,
-                                                  mode="a", write_size=layout.output_size, overwrite=overwrite)
+                                                  mode="a", write_size=layout.output_size, overwrite=overwrite, attrs=attrs,
+                                                  check_only=check_only)
 
 def prediction_pipeline(model, # the model, in eval mode on `device`
                         raw_array: Array, # the raw volume
@@ -206,7 +215,8 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
            ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
     layout = prediction_layout(model, raw_array, output_roi, block_shape, activation)
-    device = default_device(device)
+    check_raw_range(raw_array, raw_range)
+    device = available_device(device)
     if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     if num_workers > 1 and device.type != "cpu":
         raise ValueError(f"num_workers={num_workers} runs the model in forked processes, which {device.type} does not allow: "

@@ -17,7 +17,8 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['DEFAULT_INPUT_SHAPES', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet', 'Model', 'unet_for',
-           'model_for', 'default_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype', 'CompiledModel']
+           'model_for', 'default_device', 'available_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype',
+           'CompiledModel']
 
 # %% ../nbs/06_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -343,6 +344,24 @@ def default_device(device=None, # a device or its name; None: pick one
                   ) -> torch.device:
     "`device` as a `torch.device`; `None` means CUDA where there is a GPU, else the CPU."
     return torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+# %% ../nbs/06_models.ipynb #1ad3bcde
+def available_device(device=None, # a device or its name; None: CUDA where there is a GPU, else the CPU
+                     form: str = "device={!r}", # how the caller names the argument in messages ("--device {}" on the command line)
+                    ) -> torch.device:
+    "`default_device(device)`, refusing a device that this machine does not have in a line that says what to use instead."
+    name, cpu = form.format(device), form.format("cpu")
+    try: chosen = default_device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"{name} is not a torch device: use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"{name}: {why} (torch {torch.__version__}); use {cpu}")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}: there are only {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}: MPS is not available here; use {cpu}")
+    return chosen
 
 # %% ../nbs/06_models.ipynb #3c6a2193
 def place_model(model: nn.Module, # the model, moved in place

@@ -19,18 +19,16 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-try: import fcntl
-except ImportError: fcntl = None  # not on Windows: runs there are not locked
-
 from .arrays import LocalContainerIdentifier
 from .datasets import Dataset
-from .models import default_device, place_model
+from .models import available_device, place_model
+from .pipeline import _fits
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
 from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
 
 # %% auto #0
 __all__ = ['describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'resume_checkpoint',
-           'RunDirectoryLock', 'read_jsonl', 'RunValidation', 'distributed_rank', 'rank_seed', 'run_training']
+           'read_jsonl', 'RunValidation', 'distributed_rank', 'rank_seed', 'run_training']
 
 # %% ../nbs/14_training.ipynb #d893ad68
 def describe(obj, # a config, task, model, array or any value
@@ -129,25 +127,7 @@ def resume_checkpoint(directory: Path, # the run's checkpoints folder
     return 0
 
 # %% ../nbs/14_training.ipynb #ae133d2e
-class RunDirectoryLock:
-    "Holds `run_dir/.lock` while a run trains there (an OS file lock: it dies with its process, so no lock is ever stale)."
-    def __init__(self, run_dir: Path): self.path, self._file = Path(run_dir) / ".lock", None
-
-    def __enter__(self) -> "RunDirectoryLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
-        if fcntl is not None:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0); holder = f.read().strip() or "another process"
-                f.close()
-                raise RuntimeError(f"{self.path.parent} is in use: {holder} trains there; stop it first, or train into another run directory") from None
-        f.seek(0); f.truncate(); f.write(f"process {os.getpid()}"); f.flush()
-        self._file = f
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._file is not None: self._file.close(); self._file = None  # closing releases the lock
+from .arrays import RunDirectoryLock  # lives in arrays, below blockwise, whose outputs take it too; `dacapo_nb.training.RunDirectoryLock` stays
 
 # %% ../nbs/14_training.ipynb #5f2ccb7a
 def _differences(old, new, where: str = "") -> list[str]:
@@ -308,13 +288,13 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                  validation_sweep: Optional[Sequence[dict]] = None, # post-processing parameter sets (None: `parameter_sweep`)
                 ) -> Iterator[TrainingIterationStats]:
     "Train in `run_dir` until `iterations`, yielding each iteration's statistics; resumes from the newest intact checkpoint."
-    if iterations < 0: raise ValueError(f"iterations must be >= 0, got {iterations}")
-    if checkpoint_interval is not None and checkpoint_interval < 1:
-        raise ValueError(f"checkpoint_interval must be None or >= 1, got {checkpoint_interval}")
+    if not _fits(iterations, int) or iterations < 0: raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    if checkpoint_interval is not None and (not _fits(checkpoint_interval, int) or checkpoint_interval < 1):
+        raise ValueError(f"checkpoint_interval must be None or an integer >= 1, got {checkpoint_interval!r}")
     run_dir = Path(run_dir)
     validation = RunValidation(run_dir, task, validation_datasets, validation_interval, validation_criterion, validation_sweep) \
         if validation_datasets or validation_interval is not None else None
-    device = default_device(device)
+    device = available_device(device)  # a device this machine has, before anything is written
     trainer = trainer or GunpowderTrainer(trainer_config)
     rank, world = distributed_rank()
     writer = rank == 0  # in a multi-process run, rank 0 alone writes the run directory

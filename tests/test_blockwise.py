@@ -173,3 +173,138 @@ def test_seeded_blockwise_agrees_with_in_memory(tmp_path, kind):
     print(f"{kind}: VOI blockwise/in-memory {voi:.5f}, {int(expected.max())} segments")
     with pytest.raises(ValueError, match=f"seed_threshold {threshold - 1} must be >= threshold {threshold}"):
         run("bad", seed_threshold=threshold - 1)
+
+
+# ---- nothing lost: the user's own datasets, one run per output, bad arguments ----------------------------------------
+
+CLI = str(Path(sys.executable).parent / "dacapo-nb")
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def _files(folder: Path) -> dict:
+    "Every file under `folder` with its size and modification time: what a refused call must leave as it was."
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _own_array(container: Path, dataset: str, shape, dtype, voxel_size=(1, 1)) -> ZarrArray:
+    "The user's own dataset, with values no run writes."
+    arr = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(container, dataset), ["y", "x"],
+                                                 Roi((0, 0), tuple(s * v for s, v in zip(shape, voxel_size))), None, voxel_size, dtype)
+    arr[arr.roi] = np.full(shape, 7, dtype)
+    return arr
+
+
+def test_the_users_own_dataset_survives_predict_and_segment(setup):
+    "Without overwrite, no blockwise call (Python or CLI) replaces a dataset it did not write, whatever its geometry."
+    from dacapo_nb.blockwise import segment_blockwise
+    tmp, model, raw, expected = setup
+    own = tmp / "own.zarr"
+    same = _own_array(own, "same", (96, 100), np.float32)                      # the geometry predict would write, but not its run's
+    other = _own_array(own, "other", (10, 20), np.uint8, voxel_size=(2, 2))   # another shape, dtype and voxel size
+    pred = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(own, "pred"), ["c", "y", "x"], Roi((0, 0), (96, 100)), 2,
+                                                  (1, 1), np.float32)
+    pred[pred.roi] = expected
+    _own_array(own, "seg_fragments", (96, 100), np.uint64)                    # where a segmentation "seg" puts its fragments
+    before = _files(own)
+    for name in ("same", "other"):
+        with pytest.raises(FileExistsError) as e:
+            predict_blockwise(model, raw, own, name, block_shape=BLOCK, progress=False)
+        assert f"{own / name} exists already and no blockwise run" in str(e.value) and "overwrite=True" in str(e.value), str(e.value)
+        with pytest.raises(FileExistsError, match=f"{own / name} exists already"):
+            segment_blockwise(pred, own, name, block_size=(32, 32), progress=False)
+    with pytest.raises(FileExistsError, match=f"{own / 'seg_fragments'} exists already"):
+        segment_blockwise(pred, own, "seg", block_size=(32, 32), progress=False)
+    for command, name in ((["predict", tmp / "model.pt", tmp / "raw.zarr/raw", own / "same"], "same"),
+                          (["segment", own / "pred", own / "other"], "other"), (["segment", own / "pred", own / "seg"], "seg_fragments")):
+        result = _cli(*command)
+        assert result.returncode == 2 and f"{own / name} exists already and no blockwise run" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert _files(own) == before, set(_files(own).items()) ^ set(before.items())  # nothing written, nothing removed
+    np.testing.assert_array_equal(same[same.roi], np.full((96, 100), 7, np.float32))
+    np.testing.assert_array_equal(other[other.roi], np.full((10, 20), 7, np.uint8))
+    out = predict_blockwise(model, raw, own, "same", block_shape=BLOCK, num_workers=2, progress=False, overwrite=True)
+    np.testing.assert_array_equal(out[out.roi], expected)                      # overwrite=True replaces it
+
+
+def test_a_second_run_into_one_output_is_refused_and_a_killed_runs_lock_taken_over(setup):
+    tmp, model, raw, expected = setup
+    state = state_dir(tmp / "busy.zarr", "prediction")
+    parent = _run_script(tmp, "busy.zarr")
+    try:
+        _wait_for(lambda: len(_blocks_done(state)) >= 1)
+        with pytest.raises(RuntimeError) as e:
+            predict_blockwise(model, raw, tmp / "busy.zarr", block_shape=BLOCK, progress=False)
+        assert f"busy.zarr/prediction is in use: process {parent.pid} writes it; stop it first" in str(e.value), str(e.value)
+        result = _cli("predict", tmp / "model.pt", tmp / "raw.zarr/raw", tmp / "busy.zarr/prediction", "--block-shape", *BLOCK)
+        assert result.returncode == 2 and f"is in use: process {parent.pid} writes it" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL); parent.wait()                # kill -9: the lock file stays, its lock dies
+    assert (tmp / "busy.zarr" / ".blockwise" / ".locks" / "prediction.lock").read_text() == f"process {parent.pid}"
+    out = predict_blockwise(model, raw, tmp / "busy.zarr", block_shape=BLOCK, num_workers=2, progress=False)
+    np.testing.assert_array_equal(out[out.roi], expected)                   # taken over and resumed
+    assert (tmp / "busy.zarr" / ".blockwise" / ".locks" / "prediction.lock").read_text() == f"process {os.getpid()}"
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(setup, tmp_path):
+    "Python and CLI, predict, segment and evaluate: each bad value named, the output folder unchanged."
+    from dacapo_nb.blockwise import evaluate_blockwise, segment_blockwise
+    tmp, model, raw, expected = setup
+    out = tmp_path / "o.zarr"
+    pred = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(out, "pred"), ["c", "y", "x"], raw.roi, 2, (1, 1), np.float32)
+    pred[pred.roi] = expected
+    seg = _own_array(out, "seg", (96, 100), np.uint64)
+    before = _files(tmp_path)
+    predict = lambda **kw: predict_blockwise(model, raw, out, **{"dataset": "p", "block_shape": BLOCK, "progress": False, **kw})
+    segment = lambda **kw: segment_blockwise(pred, out, **{"dataset": "s", "block_size": (32, 32), "progress": False, **kw})
+    for call, bad, message in (
+            (predict, dict(num_workers=0), "num_workers must be an integer >= 1, got 0"),
+            (predict, dict(num_workers=-1), "num_workers must be an integer >= 1, got -1"),
+            (predict, dict(num_workers=1.5), "got 1.5"),
+            (predict, dict(max_restarts=-1), "max_restarts must be an integer >= 0, got -1"),
+            (predict, dict(block_shape=(0, 48)), "block_shape (0, 48) must be at least one voxel"),
+            (predict, dict(output_roi=Roi((0, 0), (96, 128))), "output_roi [0:96, 0:128] (96, 128) reaches beyond raw's ROI [0:96, 0:100] (96, 100)"),
+            (predict, dict(output_roi=Roi((5000, 5000), (28, 32))), "output_roi [5000:5028, 5000:5032] (28, 32) reaches beyond raw's ROI"),
+            (predict, dict(dataset="/"), "dataset must name a dataset inside the container"),
+            (segment, dict(num_workers=0), "num_workers must be an integer >= 1, got 0"),
+            (segment, dict(min_size=-3), "min_size must be an integer >= 0, got -3"),
+            (segment, dict(block_size=(0, 32)), "block_size (0, 32) must be a positive multiple"),
+            (segment, dict(block_size=(32, 32, 32)), "block_size (32, 32, 32) must be a positive multiple"),
+            (lambda **kw: evaluate_blockwise(seg, seg, progress=False, **kw), dict(num_workers=0), "num_workers must be an integer >= 1, got 0"),
+            (lambda **kw: evaluate_blockwise(seg, seg, progress=False, **kw), dict(block_size=(-32, 32)), "block_size (-32, 32) must be a positive multiple")):
+        with pytest.raises(ValueError) as e: call(**bad)
+        assert message in str(e.value), (bad, str(e.value))
+    assert _files(tmp_path) == before
+    for command, message in ((["predict", tmp / "model.pt", tmp / "raw.zarr/raw", out / "p", "--workers", "0"], "num_workers must be an integer >= 1, got 0"),
+                             (["predict", tmp / "model.pt", tmp / "raw.zarr/raw", out / "p", "--block-shape", "0", "48"], "block_shape (0, 48)"),
+                             (["predict", tmp / "model.pt", tmp / "raw.zarr/raw", out], "expected an output as container.zarr/dataset"),
+                             (["segment", out / "pred", out / "s", "--workers", "-1"], "got -1"),
+                             (["segment", out / "pred", out / "s", "--min-size", "-1"], "min_size must be an integer >= 0, got -1"),
+                             (["evaluate", out / "seg", out / "seg", "--block-size", "0", "32"], "block_size (0, 32)")):
+        result = _cli(*command)
+        assert result.returncode == 2 and message in result.stderr, (command, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert _files(tmp_path) == before
+
+
+def test_twelve_bit_raw_needs_its_range_and_workers_use_it(setup, tmp_path):
+    "uint16 raw holding 12 bits: refused without raw_range (nothing written); with it, the workers scale as predict does."
+    tmp, model, raw, expected = setup
+    u12 = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(tmp_path / "raw.zarr", "u12"), ["y", "x"], raw.roi, None,
+                                                 (1, 1), np.uint16)
+    u12[u12.roi] = (raw[raw.roi] * 4095).round().astype(np.uint16)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError) as e:
+        predict_blockwise(model, u12, tmp_path / "o.zarr", block_shape=BLOCK, progress=False)
+    assert "raw is uint16 but holds only values 0 to 409" in str(e.value) and "pass raw_range=(0, 409" in str(e.value), str(e.value)
+    result = _cli("predict", tmp / "model.pt", tmp_path / "raw.zarr/u12", tmp_path / "o.zarr/p", "--block-shape", *BLOCK)
+    assert result.returncode == 2 and "raw is uint16 but holds only values" in result.stderr, result.stderr
+    assert _files(tmp_path) == before
+    out = predict_blockwise(model, u12, tmp_path / "o.zarr", block_shape=BLOCK, num_workers=2, progress=False, raw_range=(0, 4095))
+    single = predict(model, u12, tmp_path / "single.zarr", block_shape=BLOCK, progress=False, raw_range=(0, 4095))
+    np.testing.assert_array_equal(out[out.roi], single[single.roi])
+    assert np.abs(out[out.roi] - expected).max() < 0.01, np.abs(out[out.roi] - expected).max()  # ~ the float raw's prediction

@@ -173,6 +173,37 @@ def test_bad_input_is_refused_early(name):
     with pytest.raises(ValueError) as caught: make(Dataset, _array(np.zeros((64, 64), np.uint8)))
     assert message in str(caught.value), str(caught.value)
 
+def test_issue_29_values_are_named(small, tmp_path):
+    "Round three: each of these errors names its bad value, before anything is written."
+    from funlib.geometry import Roi
+    from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
+    from dacapo_nb.training import run_training
+    dataset, task, model = small
+    config = GunpowderTrainerConfig(batch_size=1, num_data_fetchers=0)
+    with pytest.raises(ValueError, match="iterations must be an integer >= 0, got '10'"):
+        next(run_training(tmp_path / "run", model, task, [dataset], config, iterations="10"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device='cuda': (this torch is built without CUDA|no CUDA GPU is visible)"):
+            next(run_training(tmp_path / "run", model, task, [dataset], config, iterations=10, device="cuda"))
+    with pytest.raises(ValueError, match="num_channels must be None \\(no channel axis\\) or an integer >= 1, got 0"):
+        ZarrArray.create_from_array_identifier(LocalArrayIdentifier(tmp_path / "o.zarr", "x"), ["c", "y", "x"], Roi((0, 0), (8, 8)), 0, (1, 1), np.uint8)
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+def test_gt_beyond_raw_is_warned_about():
+    from funlib.geometry import Roi
+    from dacapo_nb.arrays import NumpyArray
+    from dacapo_nb.datasets import Dataset
+    with pytest.warns(UserWarning, match=r"gt ROI \[256:768, 0:512\] \(512, 512\) reaches beyond raw ROI \[0:512, 0:512\] \(512, 512\): 50.0% of the gt has no image"):
+        Dataset("d", _array(np.zeros((64, 64), np.uint8)),
+                NumpyArray.from_np_array(np.ones((64, 64), np.uint32), Roi((256, 0), (512, 512)), (8, 8), ["y", "x"]))
+
+def test_twelve_bit_raw_is_refused_without_its_range():
+    from dacapo_nb.datasets import Dataset
+    raw12 = _array((np.arange(64 * 64) % 4096).astype(np.uint16).reshape(64, 64))
+    with pytest.raises(ValueError, match=r"dataset 'd': raw is uint16 but holds only values 0 to 4095 .* pass raw_range=\(0, 4095\)"):
+        _check(Dataset("d", raw12, _array(np.ones((64, 64), np.uint32))))
+    _check(Dataset("d", raw12, _array(np.ones((64, 64), np.uint32)), raw_range=(0, 4095)))
+
 def test_empty_labels_are_warned_about():
     from dacapo_nb.datasets import Dataset
     with pytest.warns(UserWarning, match="gt is all background"):
