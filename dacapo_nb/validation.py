@@ -114,7 +114,7 @@ def validate(model, # a dacapo_nb Model
     if roi.empty: raise ValueError(f"validation dataset '{dataset.name}': its gt ROI {dataset.gt.roi} and raw ROI {dataset.raw.roi} share no output voxel")
     start = time.perf_counter()
     prediction = predict(model, dataset.raw, output_container, dataset.name, output_roi=roi, device=device,
-                         progress=False, overwrite=True)
+                         progress=False, overwrite=True, raw_range=dataset.raw_range)  # the scale training used
     data = prediction[roi]
     gt, mask = dataset.gt[roi], dataset.mask[roi] if dataset.mask is not None else None
     predict_seconds = time.perf_counter() - start
