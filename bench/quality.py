@@ -7,7 +7,9 @@ augments; the same number of iterations. Each trained model predicts the validat
 - `default`: what `segment` does with no arguments (`DEFAULT_POST_PROCESSING`);
 - `validated`: the parameter set of `parameter_sweep` with the lowest mean VOI on the validation sections, applied to
   the test sections (what validation during training chooses);
-- `grid best`: the best parameter set chosen on the test sections themselves (optimistic: an upper bound).
+- `grid best`: the best parameter set chosen on the test sections themselves (optimistic: an upper bound);
+- `before_default` and `before_validated`: the same with the post-processing of before 2026-12-05 (`segment` at threshold
+  0.5; a sweep of four seeded watersheds at 0.5/0.7 and seeds 0.8/0.95).
 Scores (`dacapo_nb.evaluation.evaluate`, membrane = gt label 0 ignored) are means over the test sections.
 
 Data: `../shared/data/isbi2012/` (20 sections of 512^2, 4 x 4 x 50 nm; instances = 4-connected components of the
@@ -235,6 +237,25 @@ def score_run(npz: Path, container: Path, data: str) -> dict:
     return result
 
 
+# the post-processing before 2026-12-05: `segment`'s threshold 0.5, and validation's sweep of 4 seeded watersheds
+BEFORE = {"default": {"threshold": 0.5},
+          "sweep": [{"threshold": t, "seed_threshold": s} for t in (0.5, 0.7) for s in (0.8, 0.95)]}
+
+
+def score_run_before(npz: Path, container: Path, data: str) -> dict:
+    "The same run scored with the post-processing of before (cached beside it)."
+    cache = npz.with_suffix(".before.json")
+    if cache.exists() and cache.stat().st_mtime >= npz.stat().st_mtime: return json.loads(cache.read_text())
+    p = dict(np.load(npz))
+    val = [scores_of(p, container, SPLITS[data]["val"], s) for s in BEFORE["sweep"]]
+    chosen = int(np.argmin([v["voi"] for v in val]))
+    result = {"default": {**scores_of(p, container, SPLITS[data]["test"], BEFORE["default"]), "parameters": BEFORE["default"]},
+              "validated": {**scores_of(p, container, SPLITS[data]["test"], BEFORE["sweep"][chosen]),
+                            "parameters": BEFORE["sweep"][chosen]}}
+    cache.write_text(json.dumps(result))
+    return result
+
+
 def cremi(s: dict) -> float:
     return float(np.sqrt(s["voi"] * s["adapted_rand_error"]))
 
@@ -247,13 +268,15 @@ def report(workdir: Path, iterations: list[int]) -> None:
         for npz in sorted((workdir / data).glob("*.npz")):
             m = re.fullmatch(r"(.+)_(\d+)_s(\d+)", npz.stem)
             if m and (not iterations or int(m[2]) in iterations):
-                runs.setdefault((m[1], int(m[2])), []).append(score_run(npz, container, data))
+                runs.setdefault((m[1], int(m[2])), []).append(
+                    {**score_run(npz, container, data),
+                     **{f"before_{k}": v for k, v in score_run_before(npz, container, data).items()}})
         if not runs: continue
         print(f"\n{data}: test sections {list(SPLITS[data]['test'])}; mean over sections, then median (min-max) over seeds\n")
         print("| trainer | iterations | seeds | post-processing | VOI | VOI split | VOI merge | adapted Rand error | CREMI score | chosen |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for (name, its), rs in sorted(runs.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            for pp in ("default", "validated", "grid_best"):
+            for pp in ("before_default", "before_validated", "default", "validated", "grid_best"):
                 col = lambda f: f"{np.median([f(r[pp]) for r in rs]):.3f} ({min(f(r[pp]) for r in rs):.2f}-{max(f(r[pp]) for r in rs):.2f})"
                 chosen = "; ".join(sorted({json.dumps(r[pp].get("parameters", "")) for r in rs})) if pp != "default" else ""
                 print(f"| {name} | {its} | {len(rs)} | {pp} | {col(lambda s: s['voi'])} | {col(lambda s: s['voi_split'])} | "

@@ -216,7 +216,7 @@ def test_segment_with_agglomeration_and_mutex_watershed(two_runs, data, tmp_path
 
 
 def test_segment_defaults_and_seeds(data, tmp_path, capsys):
-    "`dacapo-nb segment` without a run: agglomeration at 0.3 (DEFAULT_POST_PROCESSING); --seed-threshold means components."
+    "`dacapo-nb segment` without a run: agglomeration at 0.2 (DEFAULT_POST_PROCESSING); --seed-threshold means components."
     from dacapo_nb.cli import main
     from dacapo_nb.inference import predict
     from dacapo_nb.segmentation import affinities_to_segmentation, agglomerate
@@ -226,7 +226,7 @@ def test_segment_defaults_and_seeds(data, tmp_path, capsys):
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/default")]) == 0
     said = capsys.readouterr().err
     assert f"segmenting with {DEFAULT_POST_PROCESSING['affinities']}: dacapo_nb's defaults" in said, said
-    np.testing.assert_array_equal(zarr.open(str(tmp_path / "seg.zarr/default"), mode="r")[:], agglomerate(affs[affs.roi], threshold=0.3))
+    np.testing.assert_array_equal(zarr.open(str(tmp_path / "seg.zarr/default"), mode="r")[:], agglomerate(affs[affs.roi], threshold=0.2))
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/seeded"), "--threshold", "0.5",
                  "--seed-threshold", "0.9"]) == 0
     said = capsys.readouterr().err
