@@ -24,7 +24,8 @@ from .pipeline import _fits, raw_value_range
 from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, ZarrArray, check_roi_on_grid, default_axes
 
 # %% auto #0
-__all__ = ['Dataset', 'mask_fraction', 'check_raw_range', 'check_dataset_values', 'make_synthetic_data']
+__all__ = ['LABEL_MAP_SHARE', 'label_map_warning', 'Dataset', 'mask_fraction', 'check_raw_range', 'check_dataset_values',
+           'make_synthetic_data']
 
 # %% ../nbs/07_datasets.ipynb #0d532738
 def _voxel_sizes_divide(a: Coordinate, b: Coordinate) -> bool:
@@ -43,6 +44,37 @@ def _sample_points(points, roi: Roi, what: str) -> np.ndarray:
         raise ValueError(f"sample point {tuple(arr[i].tolist())} (index {i}) lies outside the {what} ROI {roi}; "
                          f"{int(outside.sum())} of {len(arr)} points are outside")
     return arr
+
+# %% ../nbs/07_datasets.ipynb #14d94bc8
+def _chunk_sample(array: Array, # the array to sample
+                  max_chunks: int, # the most chunks read
+                 ) -> tuple[np.ndarray, int]: # (the values read, the number of chunks)
+    "Whole chunks (64 voxels a side for in-memory arrays) spread evenly over `array`: a sample whose cost does not grow with it."
+    chunks = getattr(array.data, "chunks", None)
+    chunk = Coordinate(chunks[-array.dims:] if chunks else (64,) * array.dims) * array.voxel_size
+    grid = Coordinate(-(-s // c) for s, c in zip(array.roi.shape, chunk))
+    picks = np.unique(np.linspace(0, math.prod(grid) - 1, min(max_chunks, math.prod(grid))).round().astype(int))
+    rois = [Roi(array.roi.begin + Coordinate(np.unravel_index(i, tuple(grid))) * chunk, chunk).intersect(array.roi) for i in picks]
+    return np.concatenate([array[r].ravel() for r in rois]), len(rois)
+
+LABEL_MAP_SHARE = 0.9  # one non-zero label on at least this share of the voxels: a foreground map, not instances
+
+def label_map_warning(gt: Array, # the ground truth
+                      ignore_label: Optional[int] = None, # a label that means "not labelled", left out of the count
+                      max_chunks: int = 8, # the most chunks read
+                     ) -> Optional[str]: # what was found and what to do; None when gt looks like instance labels
+    "Say so when `gt` holds a boundary or foreground map (two values, or one non-zero label almost everywhere) instead of instance labels."
+    sample, n = _chunk_sample(gt, max_chunks)
+    if ignore_label is not None: sample = sample[sample != ignore_label]
+    values, counts = np.unique(sample, return_counts=True)
+    shares = counts / max(sample.size, 1)
+    biggest = max((i for i in range(len(values)) if values[i] != 0), key=lambda i: counts[i], default=None)
+    if len(values) != 2 and (biggest is None or shares[biggest] < LABEL_MAP_SHARE): return None
+    found = ", ".join(f"{int(values[i])} ({shares[i]:.1%})" for i in np.argsort(-counts)[:3]) + (", ..." if len(values) > 3 else "")
+    return (f"gt looks like a boundary or foreground map, not instance labels: {len(values)} distinct values, {found} of "
+            f"{sample.size} voxels in {n} chunks, and training takes every non-zero value for one huge object; give each object its own "
+            "label, e.g. the connected components of the inside: scipy.ndimage.label(gt > 0) per section (gt == 0 where the "
+            "non-zero value marks boundaries)")
 
 # %% ../nbs/07_datasets.ipynb #6cd611e4
 @dataclass
@@ -93,6 +125,8 @@ class Dataset:
                              "convert whole-number labels with .astype(np.uint64), or label a probability map first")
         if self.ignore_label is not None and not _fits(self.ignore_label, int):
             raise ValueError(f"dataset '{self.name}': ignore_label must be None or an integer label, got {self.ignore_label!r}")
+        if gt is not None and (said := label_map_warning(gt, self.ignore_label)) is not None:
+            warnings.warn(f"dataset '{self.name}': {said}")
         if self.sample_points is not None:
             roi, what = (gt.roi, "gt") if gt is not None else (raw.roi, "raw")
             self.sample_points = _sample_points(self.sample_points, roi, what)
@@ -127,17 +161,6 @@ def mask_fraction(dataset: Dataset, # the dataset whose mask is looked at
 
 
 # %% ../nbs/07_datasets.ipynb #91adecba
-def _chunk_sample(array: Array, # the array to sample
-                  max_chunks: int, # the most chunks read
-                 ) -> tuple[np.ndarray, int]: # (the values read, the number of chunks)
-    "Whole chunks (64 voxels a side for in-memory arrays) spread evenly over `array`: a sample whose cost does not grow with it."
-    chunks = getattr(array.data, "chunks", None)
-    chunk = Coordinate(chunks[-array.dims:] if chunks else (64,) * array.dims) * array.voxel_size
-    grid = Coordinate(-(-s // c) for s, c in zip(array.roi.shape, chunk))
-    picks = np.unique(np.linspace(0, math.prod(grid) - 1, min(max_chunks, math.prod(grid))).round().astype(int))
-    rois = [Roi(array.roi.begin + Coordinate(np.unravel_index(i, tuple(grid))) * chunk, chunk).intersect(array.roi) for i in picks]
-    return np.concatenate([array[r].ravel() for r in rois]), len(rois)
-
 def check_raw_range(raw: Array, # the raw image
                     raw_range=None, # the `raw_range` given; None scales by the dtype's range
                     sample: Optional[np.ndarray] = None, # values of raw read already; None reads `max_chunks` chunks
