@@ -212,8 +212,9 @@ class RunValidation:
         return (self.best["iteration"],) if self.best else ()
 
     def describe(self) -> dict:
-        "What run.json records of the validation."
-        return {"datasets": [d.name for d in self.datasets], "interval": self.interval, "criterion": self.criterion, "sweep": self.sweep}
+        "What run.json records of the validation: the datasets (names and arrays, as run.json's training datasets), interval, criterion, sweep."
+        return {"datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in self.datasets],
+                "interval": self.interval, "criterion": self.criterion, "sweep": self.sweep}
 
     def due(self, iteration: int) -> bool:
         "Whether a validation is due after `iteration` updates."
