@@ -15,8 +15,8 @@ from typing import Optional
 # %% auto #0
 __all__ = ['IN_MEMORY_SEGMENT_VOXELS', 'BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'add_blockwise_parsers', 'predict_command',
            'segment_command', 'evaluate_command', 'add_validation_arguments', 'add_runs_parser', 'validation_arguments',
-           'report_best', 'runs', 'build_parser', 'check_train_args', 'open_zarr_path', 'check_device', 'launch_ranks',
-           'join_ranks', 'train', 'main']
+           'validation_data', 'report_best', 'runs', 'build_parser', 'check_train_args', 'open_zarr_path',
+           'check_device', 'launch_ranks', 'join_ranks', 'train', 'main']
 
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
@@ -138,8 +138,12 @@ BLOCKWISE_COMMANDS = {"predict": predict_command, "segment": segment_command, "e
 def add_validation_arguments(train: argparse.ArgumentParser, # the `train` subcommand's parser
                             ) -> None:
     "Add the validation options to `dacapo-nb train`."
-    train.add_argument("--validation-interval", type=int, default=None, help="validate every this many iterations (default: never)")
+    train.add_argument("--validation-interval", type=int, default=None,
+                       help="validate every this many iterations on --val-raw/--val-gt (the built-in data: on a second synthetic volume; default: never)")
     train.add_argument("--validation-criterion", default=None, help="the score that picks the best iteration (default: voi)")
+    train.add_argument("--val-raw", default=None, metavar="CONTAINER/DATASET",
+                       help="your validation image, e.g. data.zarr/val_raw (needed with --raw and --validation-interval)")
+    train.add_argument("--val-gt", default=None, metavar="CONTAINER/DATASET", help="your validation labels, e.g. data.zarr/val_labels (with --val-raw)")
 
 def add_runs_parser(sub, # the subparsers of `dacapo-nb`
                    ) -> None:
@@ -151,13 +155,26 @@ def add_runs_parser(sub, # the subparsers of `dacapo-nb`
 def validation_arguments(args, # the parsed `dacapo-nb train` arguments
                          out: Path, # the run directory
                         ) -> dict: # `run_training`'s validation keyword arguments
-    "The validation arguments of `run_training` for `dacapo-nb train`: a second synthetic volume when validating."
+    "The validation arguments of `run_training` for `dacapo-nb train`: your --val-raw/--val-gt, else a second synthetic volume."
     if args.validation_interval is None: return {}
-    from dacapo_nb.datasets import make_synthetic_data
-    shape = (192, 192) if args.dims == 2 else (48, 96, 96)
-    val = make_synthetic_data(out / "val_data.zarr", dims=args.dims, shape=shape, seed=args.seed + 1000)
+    from dacapo_nb.datasets import Dataset, make_synthetic_data
+    if args.val_raw is not None:
+        raw, gt = open_zarr_path(args.val_raw, "val-raw"), open_zarr_path(args.val_gt, "val-gt")
+        if raw.dims != args.dims:
+            raise ValueError(f"--val-raw {args.val_raw} has {raw.dims} spatial dimensions (axes {raw.axes}), the training data {args.dims}")
+        val = Dataset(Path(args.val_raw).name, raw, gt)
+    else:
+        shape = (192, 192) if args.dims == 2 else (48, 96, 96)
+        val = make_synthetic_data(out / "val_data.zarr", dims=args.dims, shape=shape, seed=args.seed + 1000)
     return {"validation_datasets": [val], "validation_interval": args.validation_interval,
             "validation_criterion": args.validation_criterion}
+
+def validation_data(args, # the parsed `dacapo-nb train` arguments
+                    out: Path, # the run directory
+                   ) -> str:
+    "What `dacapo-nb train` validates on, in words, for its banner."
+    if args.val_raw is not None: return f"your {args.val_raw} with labels {args.val_gt}"
+    return f"the built-in synthetic validation data in {out / 'val_data.zarr'}"
 
 def report_best(out: Path, # the run directory
                ) -> None:
@@ -238,6 +255,15 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
         try: torch.device(args.device)
         except RuntimeError as e: raise ValueError(f"--device {args.device!r} is not a torch device ({e})") from None
     if Path(args.out).exists() and not Path(args.out).is_dir(): raise ValueError(f"--out {args.out} exists and is not a folder")
+    if (args.val_raw is None) != (args.val_gt is None):
+        given, missing = ("--val-raw", "--val-gt") if args.val_gt is None else ("--val-gt", "--val-raw")
+        raise ValueError(f"{given} {args.val_raw or args.val_gt} needs {missing}: the validation image and its labels go together")
+    if args.val_raw is not None and args.validation_interval is None:
+        raise ValueError(f"--val-raw {args.val_raw} is validated on only with --validation-interval N: pass how often to validate")
+    if args.validation_interval is not None and args.raw is not None and args.val_raw is None:
+        raise ValueError(f"--validation-interval {args.validation_interval} with --raw {args.raw} needs validation data of yours: "
+                         "pass --val-raw CONTAINER/DATASET --val-gt CONTAINER/DATASET (the built-in synthetic validation data "
+                         "goes only with the built-in training data)")
     return GunpowderTrainerConfig.quick(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                                         num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval,
                                         mixed_precision=True if args.mixed_precision else None, compile=args.compile)
@@ -306,9 +332,20 @@ def _trained(out: Path) -> int:
     newest = latest_checkpoint(out / "checkpoints")
     return int(newest.stem.split("_")[-1]) if newest is not None else 0
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    "Show a warning as one `dacapo-nb: warning:` line, from rank 0 only under torch.distributed."
+    if int(os.environ.get("RANK", "0")) == 0: print(f"dacapo-nb: warning: {message}", file=sys.stderr, flush=True)
+
 def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
          ) -> int: # the exit status
-    "Run `dacapo-nb train`; returns the exit status."
+    "Run `dacapo-nb train`, showing warnings (e.g. gt that looks like a boundary map) as one line each; returns the exit status."
+    import warnings
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _train(args)
+
+def _train(args) -> int:
+    "`train` itself."
     say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
     import torch
     from tqdm import tqdm
@@ -349,9 +386,10 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
     model = model_for(task, dims)
     say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
         f"{device}, run directory {out}")
+    validation = validation_arguments(args, out)
+    if validation: say(f"validating every {args.validation_interval} iterations on {validation_data(args, out)}")
     say("starting the data pipeline (the first iteration takes a few seconds)")
     bar, last = None, None
-    validation = validation_arguments(args, out)
     if rank == 0: torch.distributed.barrier()  # the data is there: the other ranks open it
     try:
         for stats in run_training(out, model, task, [dataset], config, args.iterations, device=device,

@@ -111,3 +111,44 @@ def test_bad_config_is_refused_with_a_message(tmp_path):
     result = run("train", "--iterations", "2", "--out", str(tmp_path / "bad"), "--batch-size", "0", cwd=tmp_path)
     assert result.returncode == 2
     assert "batch_size=0, expected an integer >= 1" in result.stderr
+
+def _write(root, name, gt, rng):
+    "Write `name` (raw, padded by 30 voxels) and `name`_labels (gt) into the zarr group `root`, at 4 nm."
+    raw = ((gt.astype(np.int64) % 3) * 80 + rng.integers(0, 40, gt.shape)).astype(np.uint8)
+    root.array(name, np.pad(raw, 30), chunks=(64, 64)).attrs.update(voxel_size=[4, 4], offset=[0, 0], axes=["y", "x"])
+    root.array(f"{name}_labels", gt, chunks=(64, 64)).attrs.update(voxel_size=[4, 4], offset=[120, 120], axes=["y", "x"])
+
+def test_validation_on_your_own_data(tmp_path):
+    "With --raw, --validation-interval validates on --val-raw/--val-gt, never on the synthetic cells; without them it is refused."
+    root, rng = zarr.open_group(str(tmp_path / "mine.zarr"), mode="w"), np.random.default_rng(0)
+    for name in ("raw", "val_raw"):
+        _write(root, name, np.repeat(np.repeat(rng.integers(1, 9, (6, 6)), 16, 0), 16, 1).astype(np.uint32), rng)
+    out, mine = tmp_path / "run", ["--raw", "mine.zarr/raw", "--gt", "mine.zarr/raw_labels"]
+    refused = run("train", "--out", str(out), *mine, "--validation-interval", "2", cwd=tmp_path)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.splitlines() == ["dacapo-nb: error: --validation-interval 2 with --raw mine.zarr/raw needs validation data of "
+                                           "yours: pass --val-raw CONTAINER/DATASET --val-gt CONTAINER/DATASET (the built-in synthetic "
+                                           "validation data goes only with the built-in training data)"], refused.stderr
+    assert not out.exists()
+
+    result = run("train", "--iterations", "2", "--out", str(out), *mine, "--validation-interval", "2", "--val-raw", "mine.zarr/val_raw",
+                 "--val-gt", "mine.zarr/val_raw_labels", "--fetchers", "0", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "dacapo-nb: validating every 2 iterations on your mine.zarr/val_raw with labels mine.zarr/val_raw_labels" in result.stderr, result.stderr
+    rows = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    assert rows and {(r["iteration"], r["dataset"]) for r in rows} == {(2, "val_raw")}, rows
+    recorded = json.loads((out / "run.json").read_text())["validation"]["datasets"]
+    assert [d["name"] for d in recorded] == ["val_raw"] and "mine.zarr" in recorded[0]["raw"] and "val_raw_labels" in recorded[0]["gt"], recorded
+    assert not (out / "val_data.zarr").exists()
+
+def test_a_boundary_map_as_gt_is_warned_about_in_one_line(tmp_path):
+    "A 0/255 membrane map given as --gt trains on 'one huge object': the CLI says so in one line, with the values it found."
+    boundary = np.zeros((96, 96), np.uint8); boundary[::16] = boundary[:, ::16] = 255
+    _write(zarr.open_group(str(tmp_path / "mine.zarr"), mode="w"), "raw", boundary, np.random.default_rng(0))
+    result = run("train", "--iterations", "0", "--out", str(tmp_path / "run"), "--raw", "mine.zarr/raw", "--gt", "mine.zarr/raw_labels",
+                 "--fetchers", "0", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warned = [l for l in result.stderr.splitlines() if "warn" in l.lower()]
+    assert len(warned) == 1 and warned[0].startswith("dacapo-nb: warning: dataset 'raw': gt looks like a boundary or foreground map, "
+                                                     "not instance labels: 2 distinct values, 0 (87.9%), 255 (12.1%)"), result.stderr
+    assert "scipy.ndimage.label(gt > 0)" in warned[0], warned
