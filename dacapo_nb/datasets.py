@@ -71,7 +71,7 @@ def label_map_warning(gt: Array, # the ground truth
     biggest = max((i for i in range(len(values)) if values[i] != 0), key=lambda i: counts[i], default=None)
     if len(values) != 2 and (biggest is None or shares[biggest] < LABEL_MAP_SHARE): return None
     found = ", ".join(f"{int(values[i])} ({shares[i]:.1%})" for i in np.argsort(-counts)[:3]) + (", ..." if len(values) > 3 else "")
-    return (f"gt looks like a boundary or foreground map, not instance labels: {len(values)} distinct values, {found} of "
+    return (f"gt looks like a boundary or foreground map, not instance labels: {len(values)} distinct value{'s' * (len(values) != 1)}, {found} of "
             f"{sample.size} voxels in {n} chunks, and training takes every non-zero value for one huge object; give each object its own "
             "label, e.g. the connected components of the inside: scipy.ndimage.label(gt > 0) per section (gt == 0 where the "
             "non-zero value marks boundaries)")
