@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import sys
@@ -146,11 +147,12 @@ def mutex_watershed(affs, # affinities `(len(neighborhood), *spatial)`, numpy
 # %% ../nbs/09_segmentation.ipynb #1211b79a
 @contextlib.contextmanager
 def _quiet_stdout():
-    "Silence what C++ code prints on file descriptor 1 (waterz reports every step there)."
+    "Silence what waterz prints: its C++ steps on file descriptor 1, its Python ones on `sys.stdout`."
     sys.stdout.flush()
     saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 1); yield
+        os.dup2(devnull, 1)
+        with contextlib.redirect_stdout(io.StringIO()): yield
     finally:
         os.dup2(saved, 1); os.close(saved); os.close(devnull)
 
