@@ -31,11 +31,23 @@ def _common(p):
     p.add_argument("--worker-command", default=None, help='a command prefix that starts each worker, e.g. "srun -n 1"')
     p.add_argument("--overwrite", action="store_true", help="start fresh instead of resuming")
 
+def _intermixed(parser: argparse.ArgumentParser, # a subcommand's parser, changed in place
+               ) -> argparse.ArgumentParser: # the same parser
+    "Let `parser` take positionals between its options (`predict MODEL --run RUN RAW OUT`): argparse alone cannot when one is optional."
+    plain, inside = parser.parse_known_args, []
+    def parse_known_args(args=None, namespace=None):
+        if inside: return plain(args, namespace)  # parse_known_intermixed_args's own two passes
+        inside.append(True)
+        try: return parser.parse_known_intermixed_args(args, namespace)
+        finally: inside.pop()
+    parser.parse_known_args = parse_known_args
+    return parser
+
 def add_blockwise_parsers(sub, # the subparsers of `build_parser`
                          ) -> None:
     "Add `predict`, `segment` and `evaluate` to the `dacapo-nb` parser."
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = sub.add_parser("predict", help="predict a zarr volume blockwise with daisy workers", formatter_class=fmt)
+    p = _intermixed(sub.add_parser("predict", help="predict a zarr volume blockwise with daisy workers", formatter_class=fmt))
     p.add_argument("model", type=Path, nargs="?", default=None,
                    help="a model saved with torch.save(model, path); leave it out with --run: the run's own model")
     p.add_argument("raw", help="raw volume, container.zarr/dataset")
@@ -92,23 +104,15 @@ def _model_file(path: Path):
 
 def _predict_model(args):
     "The model `dacapo-nb predict` uses: the run's (`load_run`), or the model file's with the run's weights if --run; says which."
-    from dacapo_nb.runs import load_run, run_checkpoint
-    from dacapo_nb.training import load_checkpoint
+    from dacapo_nb.runs import load_run
     if args.model is None and args.run is None:
         raise ValueError("predict needs a model: give --run RUN_DIR (a run directory of dacapo-nb train) or a model file before RAW")
     if args.run is None:
         if args.iteration is not None: raise ValueError(f"--iteration {args.iteration} picks a checkpoint of --run: give --run RUN_DIR")
         return _model_file(args.model)
-    if args.model is None:
-        loaded = load_run(args.run, args.iteration)
-        path, why = loaded.checkpoint, loaded.why
-        model = loaded.model
-    else:
-        model = _model_file(args.model)
-        path, why = run_checkpoint(args.run, args.iteration)
-        load_checkpoint(path, model)
-    print(f"dacapo-nb: predicting with {path}: {why}", file=sys.stderr)
-    return model
+    loaded = load_run(args.run, args.iteration, model=None if args.model is None else _model_file(args.model))
+    print(f"dacapo-nb: predicting with {loaded.checkpoint}: {loaded.why}", file=sys.stderr)
+    return loaded.model
 
 def predict_command(args) -> int:
     "Run `dacapo-nb predict`."

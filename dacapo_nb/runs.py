@@ -105,15 +105,16 @@ class RunModel:
     checkpoint: Path # the checkpoint file loaded
     why: str # why that checkpoint: asked for, the best validated or the newest
 
-def load_run(run_dir, # a run directory whose run.json records `model_kwargs`
+def load_run(run_dir, # a run directory
              iteration: Optional[int] = None, # a checkpoint's iteration; None: the best validated, else the newest
+             model=None, # a model of the run's architecture, restored in place; None: rebuilt from run.json (`run_model`)
             ) -> RunModel: # the model and what was loaded
-    "The run's model rebuilt from run.json with the weights of `run_checkpoint`'s checkpoint."
-    model = run_model(run_dir)
+    "The run's model (rebuilt from run.json, or the one given) with the weights of `run_checkpoint`'s checkpoint."
+    model = run_model(run_dir) if model is None else model
     path, why = run_checkpoint(run_dir, iteration)
     try: loaded = load_checkpoint(path, model)
-    except Exception as e:  # a damaged file, or not a checkpoint of this model
-        raise ValueError(f"{path} does not load into the run's model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    except Exception as e:  # a damaged file, or the checkpoint of another architecture
+        raise ValueError(f"{path} does not load into the {type(model).__name__} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
     return RunModel(model, loaded, path, why)
 
 # %% ../nbs/16_runs.ipynb #9a2eb2fa

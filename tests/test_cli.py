@@ -209,6 +209,9 @@ def test_each_wrong_model_gets_one_line(tmp_path, capsys):
     recorded = json.loads((out / "run.json").read_text()); del recorded["model_kwargs"]
     (old / "run.json").write_text(json.dumps(recorded))                                            # written before model_kwargs
     raw, pred = str(out / "data.zarr" / "raw"), str(tmp_path / "pred.zarr" / "affs")
+    from dacapo_nb.models import model_for
+    from dacapo_nb.tasks import affinities_task
+    torch.save(model_for(affinities_task(2), 2, fmaps=2), tmp_path / "other.pt")                  # another architecture
     cases = [
         ([str(checkpoint), raw, pred], f"model {checkpoint} is a training checkpoint (iteration 2), not a model: "
                                        f"give its run directory, --run {out} --iteration 2"),
@@ -223,6 +226,8 @@ def test_each_wrong_model_gets_one_line(tmp_path, capsys):
         (["--run", str(out), "--iteration", "7", raw, pred], f"{out} has no checkpoint of iteration 7; it has iterations [2]"),
         (["--run", str(tmp_path / "empty"), raw, pred], f"{tmp_path / 'empty'} is not a run directory: it has no run.json"),
         (["--run", str(old), raw, pred], f"{old / 'run.json'} does not record model_kwargs (it was written by dacapo_nb"),
+        ([str(tmp_path / "other.pt"), "--run", str(out), raw, pred],
+         f"{checkpoint} does not load into the Model (RuntimeError: Error(s) in loading state_dict for Model:"),
     ]
     capsys.readouterr()
     for argv, message in cases:
