@@ -13,36 +13,15 @@ import numpy as np
 import torch
 
 from .arrays import Array
-from .models import Model, UNet
-from .tasks import AffinitiesPredictor, DistancePredictor, OneHotPredictor, channel_softmax, default_neighborhood
+from .models import Model
+from .tasks import AffinitiesPredictor, DistancePredictor, OneHotPredictor, default_neighborhood
 from .validation import AFFINITY_METHODS, DEFAULT_POST_PROCESSING
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'model_from_kwargs', 'model_kwargs', 'default_post_processing', 'export_bioimageio']
+__all__ = ['default_post_processing', 'export_bioimageio']
 
 # %% ../nbs/20_bioimage.ipynb #055356d8
-ACTIVATIONS = {"sigmoid": torch.sigmoid, "channel_softmax": channel_softmax}
-
-def model_from_kwargs(unet: dict, # a `UNet`'s `init_kwargs`
-                      num_out_channels: int, # the head's channels
-                      eval_activation: Optional[str] = None, # a name in `ACTIVATIONS`, or None
-                     ) -> Model:
-    "The `Model` that `model_kwargs` describes (the architecture BioImage.IO's state-dict weights name)."
-    if eval_activation is not None and eval_activation not in ACTIVATIONS:
-        raise ValueError(f"eval_activation {eval_activation!r} is not one of {sorted(ACTIVATIONS)}")
-    return Model(UNet(**unet), num_out_channels, eval_activation=ACTIVATIONS.get(eval_activation))
-
-def model_kwargs(model: Model, # a dacapo_nb `Model` over a `UNet`
-                ) -> dict:
-    "JSON-able arguments for `model_from_kwargs` that rebuild `model`'s network (weights apart)."
-    if not isinstance(model, Model) or not isinstance(model.architecture, UNet):
-        raise ValueError(f"the state-dict export needs a dacapo_nb Model over a UNet, got {type(model).__name__} "
-                         f"over {type(getattr(model, 'architecture', None)).__name__}")
-    names = {f: n for n, f in ACTIVATIONS.items()}
-    if model.eval_activation is not None and model.eval_activation not in names:
-        raise ValueError(f"the model's eval_activation {model.eval_activation!r} has no name; use one of {sorted(ACTIVATIONS)}")
-    return {"unet": model.architecture.init_kwargs, "num_out_channels": int(model.head.out_channels),
-            "eval_activation": names.get(model.eval_activation)}
+from .models import ACTIVATIONS, model_from_kwargs, model_kwargs  # `dacapo_nb.bioimage.model_from_kwargs` stays
 
 # %% ../nbs/20_bioimage.ipynb #a7140fd2
 def default_post_processing(task, # the task the model was trained for

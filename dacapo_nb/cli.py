@@ -31,15 +31,30 @@ def _common(p):
     p.add_argument("--worker-command", default=None, help='a command prefix that starts each worker, e.g. "srun -n 1"')
     p.add_argument("--overwrite", action="store_true", help="start fresh instead of resuming")
 
+def _intermixed(parser: argparse.ArgumentParser, # a subcommand's parser, changed in place
+               ) -> argparse.ArgumentParser: # the same parser
+    "Let `parser` take positionals between its options (`predict MODEL --run RUN RAW OUT`): argparse alone cannot when one is optional."
+    plain, inside = parser.parse_known_args, []
+    def parse_known_args(args=None, namespace=None):
+        if inside: return plain(args, namespace)  # parse_known_intermixed_args's own two passes
+        inside.append(True)
+        try: return parser.parse_known_intermixed_args(args, namespace)
+        finally: inside.pop()
+    parser.parse_known_args = parse_known_args
+    return parser
+
 def add_blockwise_parsers(sub, # the subparsers of `build_parser`
                          ) -> None:
     "Add `predict`, `segment` and `evaluate` to the `dacapo-nb` parser."
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = sub.add_parser("predict", help="predict a zarr volume blockwise with daisy workers", formatter_class=fmt)
-    p.add_argument("model", type=Path, help="a model saved with torch.save(model, path)")
+    p = _intermixed(sub.add_parser("predict", help="predict a zarr volume blockwise with daisy workers", formatter_class=fmt))
+    p.add_argument("model", type=Path, nargs="?", default=None,
+                   help="a model saved with torch.save(model, path); leave it out with --run: the run's own model")
     p.add_argument("raw", help="raw volume, container.zarr/dataset")
     p.add_argument("out", help="prediction to write, container.zarr/dataset")
-    p.add_argument("--run", type=Path, default=None, help="run directory whose newest checkpoint gives the weights")
+    p.add_argument("--run", type=Path, default=None,
+                   help="a run directory of dacapo-nb train: its model, with the weights of its best validated checkpoint, else its newest")
+    p.add_argument("--iteration", type=int, default=None, help="with --run: the checkpoint of this iteration instead")
     p.add_argument("--block-shape", type=int, nargs="+", default=None, help="input block in raw voxels")
     p.add_argument("--device", default=None)
     p.add_argument("--raw-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="raw values that become 0 and 1, as in training (default: by raw's dtype)")
@@ -69,14 +84,40 @@ def _split(path: str) -> tuple[str, str]:
     if not sep or not dataset.strip("/"): raise ValueError(f"expected an output as container.zarr/dataset, got {path!r}")
     return container + ".zarr", dataset
 
+def _model_file(path: Path):
+    "The model saved with `torch.save(model, path)` at `path`; one line naming what `path` is instead."
+    import torch
+    if not path.exists(): raise FileNotFoundError(f"model {path} does not exist")
+    if path.is_dir():
+        if (path / "run.json").exists(): raise ValueError(f"model {path} is a run directory: give it as --run {path}")
+        raise ValueError(f"model {path} is a folder, expected a model file saved with torch.save(model, path) (or a run directory as --run)")
+    try: model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ValueError(f"model {path} is not a torch file ({type(e).__name__}), expected a model saved with torch.save(model, path)") from None
+    if isinstance(model, dict) and {"iteration", "model"} <= set(model):
+        run = path.parent.parent if path.parent.name == "checkpoints" else "RUN_DIR"
+        raise ValueError(f"model {path} is a training checkpoint (iteration {model['iteration']}), not a model: "
+                         f"give its run directory, --run {run} --iteration {model['iteration']}")
+    if not hasattr(model, "compute_output_shape"):
+        raise ValueError(f"model {path} holds a {type(model).__name__}, expected a dacapo_nb Model saved with torch.save(model, path)")
+    return model
+
+def _predict_model(args):
+    "The model `dacapo-nb predict` uses: the run's (`load_run`), or the model file's with the run's weights if --run; says which."
+    from dacapo_nb.runs import load_run
+    if args.model is None and args.run is None:
+        raise ValueError("predict needs a model: give --run RUN_DIR (a run directory of dacapo-nb train) or a model file before RAW")
+    if args.run is None:
+        if args.iteration is not None: raise ValueError(f"--iteration {args.iteration} picks a checkpoint of --run: give --run RUN_DIR")
+        return _model_file(args.model)
+    loaded = load_run(args.run, args.iteration, model=None if args.model is None else _model_file(args.model))
+    print(f"dacapo-nb: predicting with {loaded.checkpoint}: {loaded.why}", file=sys.stderr)
+    return loaded.model
+
 def predict_command(args) -> int:
     "Run `dacapo-nb predict`."
-    import torch
     from dacapo_nb.blockwise import predict_blockwise
-    from dacapo_nb.training import resume_checkpoint
-    model = torch.load(args.model, map_location="cpu", weights_only=False)
-    if args.run is not None and not resume_checkpoint(Path(args.run) / "checkpoints", model):
-        raise FileNotFoundError(f"no checkpoint in {Path(args.run) / 'checkpoints'}")
+    model = _predict_model(args)
     container, dataset = _split(args.out)
     out = predict_blockwise(model, _zarr(args.raw), container, dataset, block_shape=args.block_shape, num_workers=args.workers,
                             device=args.device, overwrite=args.overwrite, worker_command=args.worker_command, raw_range=args.raw_range)

@@ -15,10 +15,12 @@ import torch
 from funlib.geometry import Coordinate
 from torch import nn
 
+from .tasks import channel_softmax
+
 # %% auto #0
-__all__ = ['DEFAULT_INPUT_SHAPES', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet', 'Model', 'unet_for',
-           'model_for', 'default_device', 'available_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype',
-           'CompiledModel']
+__all__ = ['DEFAULT_INPUT_SHAPES', 'ACTIVATIONS', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet',
+           'Model', 'unet_for', 'model_for', 'model_from_kwargs', 'model_kwargs', 'default_device', 'available_device',
+           'place_model', 'cpu_has_bf16', 'autocast_dtype', 'CompiledModel']
 
 # %% ../nbs/06_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -338,6 +340,30 @@ def model_for(task, # a `Task`: its predictor's `embedding_dims` and its `eval_a
         raise ValueError("model_for: dims, input_shape and U-Net arguments are for the default U-Net; "
                          f"architecture {type(architecture).__name__} was given")
     return Model(architecture, task.predictor.embedding_dims, eval_activation=task.eval_activation)
+
+# %% ../nbs/06_models.ipynb #fccf9d47
+ACTIVATIONS = {"sigmoid": torch.sigmoid, "channel_softmax": channel_softmax}
+
+def model_from_kwargs(unet: dict, # a `UNet`'s `init_kwargs`
+                      num_out_channels: int, # the head's channels
+                      eval_activation: Optional[str] = None, # a name in `ACTIVATIONS`, or None
+                     ) -> Model:
+    "The `Model` that `model_kwargs` describes (the architecture run.json and BioImage.IO's state-dict weights name)."
+    if eval_activation is not None and eval_activation not in ACTIVATIONS:
+        raise ValueError(f"eval_activation {eval_activation!r} is not one of {sorted(ACTIVATIONS)}")
+    return Model(UNet(**unet), num_out_channels, eval_activation=ACTIVATIONS.get(eval_activation))
+
+def model_kwargs(model: Model, # a dacapo_nb `Model` over a `UNet`
+                ) -> dict:
+    "JSON-able arguments for `model_from_kwargs` that rebuild `model`'s network (weights apart)."
+    if not isinstance(model, Model) or not isinstance(model.architecture, UNet):
+        raise ValueError(f"model_kwargs needs a dacapo_nb Model over a UNet, got {type(model).__name__} "
+                         f"over {type(getattr(model, 'architecture', None)).__name__}")
+    names = {f: n for n, f in ACTIVATIONS.items()}
+    if model.eval_activation is not None and model.eval_activation not in names:
+        raise ValueError(f"the model's eval_activation {model.eval_activation!r} has no name; use one of {sorted(ACTIVATIONS)}")
+    return {"unet": model.architecture.init_kwargs, "num_out_channels": int(model.head.out_channels),
+            "eval_activation": names.get(model.eval_activation)}
 
 # %% ../nbs/06_models.ipynb #4f075e4d
 def default_device(device=None, # a device or its name; None: pick one

@@ -15,12 +15,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .models import Model, model_from_kwargs
 from .training import load_checkpoint, read_jsonl
 from .validation import DEFAULT_POST_PROCESSING, best_validation, criterion_better
 
 # %% auto #0
-__all__ = ['read_run', 'find_runs', 'BestModel', 'load_best', 'segment_parameters', 'differing_settings', 'iterations_per_second',
-           'validation_curve', 'draw_runs', 'plot_runs', 'RunComparison', 'compare_runs']
+__all__ = ['read_run', 'find_runs', 'BestModel', 'run_model', 'load_best', 'run_checkpoint', 'RunModel', 'load_run',
+           'segment_parameters', 'differing_settings', 'iterations_per_second', 'validation_curve', 'draw_runs',
+           'plot_runs', 'RunComparison', 'compare_runs']
 
 # %% ../nbs/16_runs.ipynb #53204967
 def read_run(run_dir, # a run directory
@@ -49,8 +51,21 @@ class BestModel:
     score: float # its value (the mean over the validation datasets)
     datasets: dict # its value per validation dataset
 
+def run_model(run_dir, # a run directory whose run.json records `model_kwargs`
+             ) -> Model: # the run's model, its weights untrained
+    "The run's model rebuilt from the `model_kwargs` its run.json records (`model_from_kwargs`); weights not loaded."
+    run = read_run(run_dir)
+    where = run["path"] / "run.json"
+    if "model_kwargs" not in run["config"]:
+        raise ValueError(f"{where} does not record model_kwargs (it was written by dacapo_nb {run['config'].get('version', '?')}, "
+                         "before runs recorded them): build the run's model yourself and pass it to load_best")
+    if run["config"]["model_kwargs"] is None:
+        raise ValueError(f"{where} records model_kwargs: null: its model is not a dacapo_nb Model over a UNet with a named "
+                         "eval_activation, all that run.json can rebuild; build the model yourself and pass it to load_best")
+    return model_from_kwargs(**run["config"]["model_kwargs"])
+
 def load_best(run_dir, # a run directory that validated
-              model, # a model of the run's architecture, restored in place
+              model=None, # a model of the run's architecture, restored in place; None: rebuilt from run.json (`run_model`)
               criterion: Optional[str] = None, # None: the run's own criterion (best.json)
              ) -> BestModel: # the model at its best iteration, and what went with it
     "Restore `model` to the best validated iteration of `run_dir`; with its post-processing parameters and scores."
@@ -59,8 +74,48 @@ def load_best(run_dir, # a run directory that validated
     best = run["best"] if criterion is None and run["best"] else best_validation(run["validation"], criterion or "voi")
     path = Path(run_dir) / "checkpoints" / f"iteration_{best['iteration']:08d}.pt"
     if not path.exists(): raise FileNotFoundError(f"the checkpoint of iteration {best['iteration']} ({path}) is gone: pruning keeps only the run's own best")
+    model = run_model(run_dir) if model is None else model
     load_checkpoint(path, model)
     return BestModel(model, best["iteration"], best["parameters"], best["criterion"], best["score"], best["datasets"])
+
+# %% ../nbs/16_runs.ipynb #d7e9b9bd
+def run_checkpoint(run_dir, # a run directory
+                   iteration: Optional[int] = None, # a checkpoint's iteration; None: the best validated, else the newest
+                  ) -> tuple[Path, str]: # the checkpoint file, and a few words saying why it is the one
+    "The checkpoint of `run_dir` a prediction uses: `iteration`'s, else the best validated one (best.json), else the newest."
+    run = read_run(run_dir)
+    found = {int(p.stem.split("_")[-1]): p for p in (run["path"] / "checkpoints").glob("iteration_*.pt")}
+    if not found: raise FileNotFoundError(f"{run['path']} has no checkpoint (checkpoints/iteration_*.pt): train it first")
+    if iteration is not None:
+        if iteration not in found:
+            raise FileNotFoundError(f"{run['path']} has no checkpoint of iteration {iteration}; it has iterations {sorted(found)}")
+        return found[iteration], f"iteration {iteration}, as asked"
+    best = run["best"]
+    if best is None: return found[max(found)], "the newest checkpoint (the run did not validate)"
+    if best["iteration"] not in found:
+        raise FileNotFoundError(f"the best checkpoint of {run['path']} (iteration {best['iteration']}) is gone: "
+                                f"give an iteration, one of {sorted(found)}")
+    return found[best["iteration"]], f"the best validated ({best['criterion']} {best['score']:.4g})"
+
+@dataclass
+class RunModel:
+    "A run's model rebuilt from run.json, its weights those of one checkpoint."
+    model: Model # the model, its weights those of `checkpoint`
+    iteration: int # the checkpoint's iteration
+    checkpoint: Path # the checkpoint file loaded
+    why: str # why that checkpoint: asked for, the best validated or the newest
+
+def load_run(run_dir, # a run directory
+             iteration: Optional[int] = None, # a checkpoint's iteration; None: the best validated, else the newest
+             model=None, # a model of the run's architecture, restored in place; None: rebuilt from run.json (`run_model`)
+            ) -> RunModel: # the model and what was loaded
+    "The run's model (rebuilt from run.json, or the one given) with the weights of `run_checkpoint`'s checkpoint."
+    model = run_model(run_dir) if model is None else model
+    path, why = run_checkpoint(run_dir, iteration)
+    try: loaded = load_checkpoint(path, model)
+    except Exception as e:  # a damaged file, or the checkpoint of another architecture
+        raise ValueError(f"{path} does not load into the {type(model).__name__} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    return RunModel(model, loaded, path, why)
 
 # %% ../nbs/16_runs.ipynb #9a2eb2fa
 def segment_parameters(kind: str = "affinities", # the prediction's kind: "affinities" or "distances"

@@ -21,7 +21,7 @@ import torch
 
 from .arrays import LocalContainerIdentifier
 from .datasets import Dataset
-from .models import available_device, place_model
+from .models import available_device, model_kwargs, place_model
 from .pipeline import _fits
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
 from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
@@ -274,6 +274,11 @@ def _data_parallel(model, device: torch.device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None)
 
 # %% ../nbs/14_training.ipynb #00c0d4f4
+def _recorded_kwargs(model) -> Optional[dict]:
+    "What run.json records to rebuild `model` (`model_kwargs`); None for a network that `model_kwargs` cannot describe."
+    try: return model_kwargs(model)
+    except ValueError: return None  # a custom architecture trains all the same; `load_run` says why it cannot rebuild it
+
 def run_training(run_dir, # the run directory (made, or resumed when it holds a checkpoint)
                  model, # the model to train; a resumed run restores its weights
                  task, # predictor and loss
@@ -313,7 +318,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         if writer: _stats_before(stats_file, trainer.iteration)
         if validation: validation.resume(trainer.iteration)
         if writer: write_atomically(run_dir / "run.json", json.dumps({
-            "task": describe(task), "model": describe(model), "trainer": describe(trainer_config),
+            "task": describe(task), "model": describe(model), "model_kwargs": _recorded_kwargs(model), "trainer": describe(trainer_config),
             "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
             "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
             "validation": validation.describe() if validation else None, "processes": world,

@@ -152,3 +152,88 @@ def test_a_boundary_map_as_gt_is_warned_about_in_one_line(tmp_path):
     assert len(warned) == 1 and warned[0].startswith("dacapo-nb: warning: dataset 'raw': gt looks like a boundary or foreground map, "
                                                      "not instance labels: 2 distinct values, 0 (87.9%), 255 (12.1%)"), result.stderr
     assert "scipy.ndimage.label(gt > 0)" in warned[0], warned
+
+def zarr_values(path):
+    "The values of a zarr dataset given as container.zarr/dataset."
+    container, _, dataset = str(path).partition(".zarr/")
+    return zarr.open_array(f"{container}.zarr/{dataset}", mode="r")[:]
+
+def test_train_then_predict_segment_evaluate_from_the_run(tmp_path):
+    "A user's whole job on the command line: train, then predict with the run's own model, segment, evaluate."
+    out, raw, gt = tmp_path / "run", "run/val_data.zarr/raw", "run/val_data.zarr/gt"
+    trained = run("train", "--iterations", "4", "--out", str(out), "--fetchers", "0", "--device", "cpu",
+                  "--validation-interval", "2", "--snapshot-interval", "100", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    best = json.loads((out / "best.json").read_text())
+    assert "model_kwargs" in json.loads((out / "run.json").read_text())
+
+    predicted = run("predict", "--run", "run", raw, "pred.zarr/affs", "--device", "cpu", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert f"dacapo-nb: predicting with run/{best['checkpoint']}: the best validated (voi {best['score']:.4g})" in predicted.stderr, predicted.stderr
+    affs = zarr_values(tmp_path / "pred.zarr/affs")
+    assert affs.shape == (2, 192, 192) and 0 <= affs.min() and affs.max() <= 1, (affs.shape, affs.min(), affs.max())
+
+    segmented = run("segment", "pred.zarr/affs", "seg.zarr/seg", "--run", "run", cwd=tmp_path)
+    assert segmented.returncode == 0, segmented.stderr
+    assert f"dacapo-nb: segmenting with {best['parameters']}: validated in run" in segmented.stderr, segmented.stderr
+    seg = zarr_values(tmp_path / "seg.zarr/seg")
+    assert seg.shape == (192, 192) and seg.dtype == np.uint64, (seg.shape, seg.dtype)
+
+    evaluated = run("evaluate", "seg.zarr/seg", gt, cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout)
+    assert abs(scores["voi"] - best["score"]) < 1e-6, (scores["voi"], best)   # the best checkpoint and parameters: validation's score again
+
+    # the pickled model of before, with the best weights, predicts the same; another checkpoint (--iteration) does not
+    from dacapo_nb.runs import load_run
+    torch.save(load_run(out, best["iteration"]).model, tmp_path / "model.pt")
+    pickled = run("predict", "model.pt", raw, "pred.zarr/pickled", "--device", "cpu", cwd=tmp_path)
+    assert pickled.returncode == 0, pickled.stderr
+    np.testing.assert_allclose(zarr_values(tmp_path / "pred.zarr/pickled"), affs, atol=1e-6)
+    other = 2 if best["iteration"] == 4 else 4
+    again = run("predict", "--run", "run", "--iteration", str(other), raw, "pred.zarr/other", "--device", "cpu", cwd=tmp_path)
+    assert again.returncode == 0 and f"iteration {other}, as asked" in again.stderr, again.stderr
+    assert not np.array_equal(zarr_values(tmp_path / "pred.zarr/other"), affs)   # other weights: another prediction
+
+def test_each_wrong_model_gets_one_line(tmp_path, capsys):
+    "Whatever wrong thing is given as the model or the run: exit status 2 and one line that says what it is, no traceback."
+    from dacapo_nb.cli import main
+    out = tmp_path / "run"
+    assert main(["train", "--iterations", "2", "--out", str(out), "--fetchers", "0", "--device", "cpu", "--snapshot-interval", "100"]) == 0
+    checkpoint = out / "checkpoints" / "iteration_00000002.pt"
+    (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / "empty").mkdir()
+    bare = tmp_path / "bare"; bare.mkdir(); (bare / "run.json").write_text((out / "run.json").read_text())   # no checkpoints
+    old = tmp_path / "old"; old.mkdir(); (old / "checkpoints").mkdir()
+    (old / "checkpoints" / checkpoint.name).write_bytes(checkpoint.read_bytes())
+    recorded = json.loads((out / "run.json").read_text()); del recorded["model_kwargs"]
+    (old / "run.json").write_text(json.dumps(recorded))                                            # written before model_kwargs
+    raw, pred = str(out / "data.zarr" / "raw"), str(tmp_path / "pred.zarr" / "affs")
+    from dacapo_nb.models import model_for
+    from dacapo_nb.tasks import affinities_task
+    torch.save(model_for(affinities_task(2), 2, fmaps=2), tmp_path / "other.pt")                  # another architecture
+    cases = [
+        ([str(checkpoint), raw, pred], f"model {checkpoint} is a training checkpoint (iteration 2), not a model: "
+                                       f"give its run directory, --run {out} --iteration 2"),
+        ([str(out), raw, pred], f"model {out} is a run directory: give it as --run {out}"),
+        ([str(tmp_path / "empty"), raw, pred], f"model {tmp_path / 'empty'} is a folder, expected a model file saved with "
+                                               "torch.save(model, path) (or a run directory as --run)"),
+        ([str(tmp_path / "notes.txt"), raw, pred], f"model {tmp_path / 'notes.txt'} is not a torch file (UnpicklingError), "
+                                                   "expected a model saved with torch.save(model, path)"),
+        ([str(tmp_path / "missing.pt"), raw, pred], f"model {tmp_path / 'missing.pt'} does not exist"),
+        ([raw, pred], "predict needs a model: give --run RUN_DIR (a run directory of dacapo-nb train) or a model file before RAW"),
+        (["--run", str(bare), raw, pred], f"{bare} has no checkpoint (checkpoints/iteration_*.pt): train it first"),
+        (["--run", str(out), "--iteration", "7", raw, pred], f"{out} has no checkpoint of iteration 7; it has iterations [2]"),
+        (["--run", str(tmp_path / "empty"), raw, pred], f"{tmp_path / 'empty'} is not a run directory: it has no run.json"),
+        (["--run", str(old), raw, pred], f"{old / 'run.json'} does not record model_kwargs (it was written by dacapo_nb"),
+        ([str(tmp_path / "other.pt"), "--run", str(out), raw, pred],
+         f"{checkpoint} does not load into the Model (RuntimeError: Error(s) in loading state_dict for Model:"),
+    ]
+    capsys.readouterr()
+    for argv, message in cases:
+        code = main(["predict", *argv, "--device", "cpu"])
+        err = capsys.readouterr().err
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert (code, len(lines)) == (2, 1), (argv, code, err)
+        assert lines[0].startswith(f"dacapo-nb: error: {message}"), (argv, lines[0], message)
+    assert not (tmp_path / "pred.zarr").exists()   # refused before anything is written
