@@ -126,42 +126,41 @@ def predict_command(args) -> int:
 
 IN_MEMORY_SEGMENT_VOXELS = 512 ** 3  # agglomeration holds the affinities and a few labels per voxel: about 10 GB here
 
-def _segment_in_memory(args, method: str, parameters: dict) -> int:
+def _segment_in_memory(args, method: str, parameters: dict, said: str) -> int:
     "`dacapo-nb segment` with agglomeration or the mutex watershed: the whole prediction in memory (no blockwise version yet)."
     from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
     from dacapo_nb.validation import AFFINITY_METHODS
+    container, dataset = _split(args.out)
+    if (Path(container) / dataset / ".zarray").exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} exists: pass --overwrite to replace it")
     prediction = _zarr(args.prediction)
     voxels = math.prod(prediction.roi.shape / prediction.voxel_size)
     if voxels > IN_MEMORY_SEGMENT_VOXELS:
         raise ValueError(f"{args.prediction} has {voxels} voxels, more than the {IN_MEMORY_SEGMENT_VOXELS} that {method} segments "
                          "in memory: pass --method components (blockwise, with --seed-threshold for a seeded watershed)")
-    print(f"dacapo-nb: {method} runs in memory ({prediction.roi.shape / prediction.voxel_size} voxels); only components run blockwise",
-          file=sys.stderr)
-    container, dataset = _split(args.out)
-    if (Path(container) / dataset / ".zarray").exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} exists: pass --overwrite to replace it")
     seg = AFFINITY_METHODS[method](prediction[prediction.roi], **parameters)
     out = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(container, dataset), prediction.spatial_axes, prediction.roi,
                                                  None, prediction.voxel_size, "uint64", overwrite=True)
     out[out.roi] = seg
-    print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
+    print(f"dacapo-nb: wrote {args.out} {out.roi}, {said} ({method} runs in memory; only components run blockwise)", file=sys.stderr)
     return 0
 
 def segment_command(args) -> int:
     "Run `dacapo-nb segment`."
-    from dacapo_nb.blockwise import segment_blockwise
+    from dacapo_nb.blockwise import check_run_args, segment_blockwise
     from dacapo_nb.runs import segment_parameters
+    check_run_args(args.workers, worker_command=args.worker_command)  # whichever method runs: a bad flag is refused
     method = args.method or ("components" if args.seed_threshold is not None else None)  # seeds are the components' own
     parameters, source = segment_parameters(args.kind, args.run, method=method, threshold=args.threshold,
                                             seed_threshold=args.seed_threshold, min_size=args.min_size)
-    print(f"dacapo-nb: segmenting with {parameters}: {source}", file=sys.stderr)
+    said = f"segmented with {parameters}: {source}"   # printed with the result, so that an error stays one line
     container, dataset = _split(args.out)
     method = parameters.pop("method", "components")
-    if method != "components": return _segment_in_memory(args, method, parameters)
+    if method != "components": return _segment_in_memory(args, method, parameters, said)
     seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, **parameters, block_size=args.block_size,
                             num_workers=args.workers,
                             overwrite=args.overwrite, worker_command=args.worker_command)
-    print(f"dacapo-nb: wrote {args.out} {seg.roi}", file=sys.stderr)
+    print(f"dacapo-nb: wrote {args.out} {seg.roi}, {said}", file=sys.stderr)
     return 0
 
 def evaluate_command(args) -> int:

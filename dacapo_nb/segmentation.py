@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.segmentation import watershed
 
 from .arrays import Array
+from .pipeline import _fits
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 
 # %% auto #0
@@ -42,6 +43,7 @@ def relabel_by_first_voxel(labels: np.ndarray, # any integer labels; 0 is backgr
                            min_size: int = 0, # objects with fewer voxels become 0
                           ) -> np.ndarray: # uint64 labels 1, 2, ... numbered by each object's first voxel (C order)
     "Labels 1, 2, ... in order of first appearance; 0 and objects under `min_size` voxels become 0."
+    if not _fits(min_size, int) or min_size < 0: raise ValueError(f"min_size must be an integer >= 0, got {min_size!r}")
     flat = labels.ravel()
     ids, first, inverse, counts = np.unique(flat, return_index=True, return_inverse=True, return_counts=True)
     keep = (ids != 0) & (counts >= min_size)

@@ -219,7 +219,8 @@ def test_the_users_own_dataset_survives_predict_and_segment(setup):
     with pytest.raises(FileExistsError, match=f"{own / 'seg_fragments'} exists already"):
         segment_blockwise(pred, own, "seg", block_size=(32, 32), progress=False)
     for command, name in ((["predict", tmp / "model.pt", tmp / "raw.zarr/raw", own / "same"], "same"),
-                          (["segment", own / "pred", own / "other"], "other"), (["segment", own / "pred", own / "seg"], "seg_fragments")):
+                          (["segment", own / "pred", own / "other", "--method", "components"], "other"),
+                          (["segment", own / "pred", own / "seg", "--method", "components"], "seg_fragments")):
         result = _cli(*command)
         assert result.returncode == 2 and f"{own / name} exists already and no blockwise run" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -175,7 +175,7 @@ def test_train_then_predict_segment_evaluate_from_the_run(tmp_path):
 
     segmented = run("segment", "pred.zarr/affs", "seg.zarr/seg", "--run", "run", cwd=tmp_path)
     assert segmented.returncode == 0, segmented.stderr
-    assert f"dacapo-nb: segmenting with {best['parameters']}: validated in run" in segmented.stderr, segmented.stderr
+    assert f"segmented with {best['parameters']}: validated in run" in segmented.stderr, segmented.stderr
     seg = zarr_values(tmp_path / "seg.zarr/seg")
     assert seg.shape == (192, 192) and seg.dtype == np.uint64, (seg.shape, seg.dtype)
 

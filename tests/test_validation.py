@@ -182,7 +182,7 @@ def test_segment_uses_the_runs_validated_post_processing(two_runs, data, tmp_pat
     affs = predict(model, data[1].raw, tmp_path / "pred.zarr", "affs", device="cpu", progress=False)
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/seg"), "--run", str(run)]) == 0
     said = capsys.readouterr().err
-    assert f"segmenting with {best['parameters']}: validated in {run} (best voi" in said, said
+    assert f"segmented with {best['parameters']}: validated in {run} (best voi" in said, said
     seg = zarr.open(str(tmp_path / "seg.zarr/seg"), mode="r")[:]
     expected = post_process(affs[affs.roi], TASK, best["parameters"])
     assert (seg > 0).sum() == (expected > 0).sum() and len(set(seg.ravel())) == len(set(expected.ravel())), \
@@ -191,7 +191,7 @@ def test_segment_uses_the_runs_validated_post_processing(two_runs, data, tmp_pat
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg2.zarr/seg"), "--run", str(run),
                  "--min-size", "5"]) == 0
     said = capsys.readouterr().err
-    assert f"segmenting with {({**best['parameters'], 'min_size': 5})}" in said and "min_size=5 given" in said, said
+    assert f"segmented with {({**best['parameters'], 'min_size': 5})}" in said and "min_size=5 given" in said, said
 
 
 def test_segment_with_agglomeration_and_mutex_watershed(two_runs, data, tmp_path, capsys):
@@ -207,7 +207,7 @@ def test_segment_with_agglomeration_and_mutex_watershed(two_runs, data, tmp_path
         assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(out), "--method", method, "--threshold", "0.5",
                      "--min-size", "3"]) == 0
         said = capsys.readouterr().err
-        assert f"segmenting with {({'method': method, 'threshold': 0.5, 'min_size': 3})}: " in said, said
+        assert f"segmented with {({'method': method, 'threshold': 0.5, 'min_size': 3})}: " in said, said
         assert "with method=" + method + ", threshold=0.5, min_size=3 given" in said, said
         assert "runs in memory" in said, said
         np.testing.assert_array_equal(zarr.open(str(out), mode="r")[:], function(affs[affs.roi], threshold=0.5, min_size=3))
@@ -225,12 +225,12 @@ def test_segment_defaults_and_seeds(data, tmp_path, capsys):
     affs = predict(fresh_model(), data[1].raw, tmp_path / "pred.zarr", "affs", device="cpu", progress=False)
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/default")]) == 0
     said = capsys.readouterr().err
-    assert f"segmenting with {DEFAULT_POST_PROCESSING['affinities']}: dacapo_nb's defaults" in said, said
+    assert f"segmented with {DEFAULT_POST_PROCESSING['affinities']}: dacapo_nb's defaults" in said, said
     np.testing.assert_array_equal(zarr.open(str(tmp_path / "seg.zarr/default"), mode="r")[:], agglomerate(affs[affs.roi], threshold=0.2))
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/seeded"), "--threshold", "0.5",
                  "--seed-threshold", "0.9"]) == 0
     said = capsys.readouterr().err
-    assert "segmenting with {'method': 'components', 'threshold': 0.5, 'seed_threshold': 0.9}" in said, said
+    assert "segmented with {'method': 'components', 'threshold': 0.5, 'seed_threshold': 0.9}" in said, said
     seeded = zarr.open(str(tmp_path / "seg.zarr/seeded"), mode="r")[:]
     expected = affinities_to_segmentation(affs[affs.roi], threshold=0.5, seed_threshold=0.9)
     assert (seeded > 0).sum() == (expected > 0).sum(), ((seeded > 0).sum(), (expected > 0).sum())
