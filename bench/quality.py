@@ -52,6 +52,8 @@ VARIANTS = {
     "unbalanced-kaiming": ({"balance_classes": False}, {"init": "kaiming"}, {}),   # + the reference's weight init
     "balanced-kaiming": ({"balance_classes": True}, {"init": "kaiming"}, {}),
     "unbalanced-warmup1000": ({"balance_classes": False}, {}, {"warmup_iterations": 1000}),
+    "balanced-nnup": ({"balance_classes": True}, {"constant_upsample": True}, {}),   # DaCapo's nearest-neighbour up-sampling
+    "balanced-warmup1000": ({"balance_classes": True}, {}, {"warmup_iterations": 1000}),   # DaCapo's warm-up
 }
 
 

@@ -33,8 +33,8 @@ DEFAULT_POST_PROCESSING = {"affinities": {"method": "agglomerate", "threshold": 
                            "distances": {"threshold": 0.0}, "probabilities": {"threshold": 0.5}}
 AFFINITY_METHODS = {"components": affinities_to_segmentation, "agglomerate": agglomerate, "mutex": mutex_watershed}
 AFFINITY_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)  # predictions on real EM land anywhere in there (ISBI 2012: best at 0.1-0.3)
-SEED_THRESHOLDS = (0.8, 0.9, 0.95)
-AGGLOMERATION_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # the best moves with how sure a model is (ISBI 2012: 0.2-0.5)  # seeds of the seeded watershed, tried with the three lowest thresholds
+SEED_THRESHOLDS = (0.8, 0.9, 0.95)  # seeds of the seeded watershed, tried with the three lowest thresholds
+AGGLOMERATION_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # the best moves with how sure a model is (ISBI 2012: 0.2-0.5)
 MIN_SIZES = (0, 20, 100)  # voxels: fragments below it become background
 
 def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
