@@ -47,7 +47,7 @@ def state_dir(container, # the output's zarr container
               dataset: str, # the output's dataset
              ) -> Path:
     "Where a blockwise run writing `container/dataset` keeps its state."
-    if not isinstance(dataset, str) or not dataset.strip("/"):
+    if not isinstance(dataset, str) or not dataset.strip("/") or ".." in Path(dataset).parts:
         raise ValueError(f"dataset must name a dataset inside the container {container}, got {dataset!r}")
     return Path(container) / ".blockwise" / dataset.strip("/")
 
@@ -283,7 +283,7 @@ def predict_blockwise(model, # a dacapo_nb Model (its classes importable), or th
     in_shape = Coordinate(layout.input_size / layout.raw_voxel_size)
     device = default_device(device) if worker_command else available_device(device)  # a cluster's workers may have what this machine lacks
     state = state_dir(output_container, dataset)
-    output = Path(output_container) / dataset
+    output = Path(output_container) / dataset.strip("/")  # inside the container: "/x" is not the folder /x
     manifest = {"task": "predict", "raw": raw_id, "model": model_digest(model), "output_roi": str(layout.output_roi),
                 "block_shape": list(in_shape), "output_block": list(layout.output_size),
                 **({"raw_range": list(raw_range)} if raw_range is not None else {})}  # a run of before keeps its manifest

@@ -111,7 +111,7 @@ def _predict_model(args):
         if args.iteration is not None: raise ValueError(f"--iteration {args.iteration} picks a checkpoint of --run: give --run RUN_DIR")
         return _model_file(args.model)
     loaded = load_run(args.run, args.iteration, model=None if args.model is None else _model_file(args.model))
-    print(f"dacapo-nb: predicting with {loaded.checkpoint}: {loaded.why}", file=sys.stderr)
+    args.said = f", predicted with {loaded.checkpoint}: {loaded.why}"   # said with the result, so that an error stays one line
     return loaded.model
 
 def predict_command(args) -> int:
@@ -121,7 +121,7 @@ def predict_command(args) -> int:
     container, dataset = _split(args.out)
     out = predict_blockwise(model, _zarr(args.raw), container, dataset, block_shape=args.block_shape, num_workers=args.workers,
                             device=args.device, overwrite=args.overwrite, worker_command=args.worker_command, raw_range=args.raw_range)
-    print(f"dacapo-nb: wrote {args.out} {out.roi}", file=sys.stderr)
+    print(f"dacapo-nb: wrote {args.out} {out.roi}{getattr(args, 'said', '')}", file=sys.stderr)
     return 0
 
 IN_MEMORY_SEGMENT_VOXELS = 512 ** 3  # agglomeration holds the affinities and a few labels per voxel: about 10 GB here
@@ -156,6 +156,9 @@ def segment_command(args) -> int:
     said = f"segmented with {parameters}: {source}"   # printed with the result, so that an error stays one line
     container, dataset = _split(args.out)
     method = parameters.pop("method", "components")
+    if method != "components" and args.kind != "affinities": raise ValueError(f"--method {method} segments affinities, not {args.kind}")
+    if method != "components" and parameters.get("seed_threshold") is not None:
+        raise ValueError(f"--seed-threshold seeds the components' watershed; --method {method} takes --threshold and --min-size")
     if method != "components": return _segment_in_memory(args, method, parameters, said)
     seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, **parameters, block_size=args.block_size,
                             num_workers=args.workers,

@@ -150,7 +150,7 @@ def instance_scores(table: np.ndarray, # from `contingency_table` (or summed wit
     pair = (s != 0) & (g != 0)
     iou = c[pair] / (seg_size[si.ravel()[pair]] + gt_size[gi.ravel()[pair]] - c[pair])
     n_seg, n_gt = int((seg_ids != 0).sum()), int((gt_ids != 0).sum())
-    ratio = lambda a, b: a / b if b else 1.0
+    ratio = lambda a, b: a / b if b else float(n_seg == n_gt == 0)   # nothing to find and nothing found: perfect; else 0
     tp = lambda t: int((iou > t).sum())
     return {"instance_precision": ratio(tp(0.5), n_seg), "instance_recall": ratio(tp(0.5), n_gt),
             "instance_f1": ratio(2 * tp(0.5), n_seg + n_gt),

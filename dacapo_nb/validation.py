@@ -64,6 +64,9 @@ def post_process(prediction, # the prediction `(channels, *spatial)`, numpy
     if kind == "affinities":
         method = instances.pop("method", "components")
         if method not in AFFINITY_METHODS: raise ValueError(f"method must be one of {sorted(AFFINITY_METHODS)}, got {method!r}")
+        if method == "agglomerate" and predictor.neighborhood != default_neighborhood(predictor.dims):
+            raise ValueError(f"method 'agglomerate' needs the unit offsets {[tuple(o) for o in default_neighborhood(predictor.dims)]}, "
+                             f"the task has {[tuple(o) for o in predictor.neighborhood]}: use 'components' or 'mutex'")
         neighborhood = {} if method == "agglomerate" else {"neighborhood": predictor.neighborhood}
         return AFFINITY_METHODS[method](prediction[:predictor.num_affinities], **neighborhood, **instances)
     if kind == "distances" and prediction.shape[0] == 1: return distances_to_segmentation(prediction, **instances)

@@ -169,7 +169,7 @@ def test_train_then_predict_segment_evaluate_from_the_run(tmp_path):
 
     predicted = run("predict", "--run", "run", raw, "pred.zarr/affs", "--device", "cpu", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
-    assert f"dacapo-nb: predicting with run/{best['checkpoint']}: the best validated (voi {best['score']:.4g})" in predicted.stderr, predicted.stderr
+    assert f"predicted with run/{best['checkpoint']}: the best validated (voi {best['score']:.4g})" in predicted.stderr, predicted.stderr
     affs = zarr_values(tmp_path / "pred.zarr/affs")
     assert affs.shape == (2, 192, 192) and 0 <= affs.min() and affs.max() <= 1, (affs.shape, affs.min(), affs.max())
 

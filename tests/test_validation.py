@@ -234,3 +234,10 @@ def test_segment_defaults_and_seeds(data, tmp_path, capsys):
     seeded = zarr.open(str(tmp_path / "seg.zarr/seeded"), mode="r")[:]
     expected = affinities_to_segmentation(affs[affs.roi], threshold=0.5, seed_threshold=0.9)
     assert (seeded > 0).sum() == (expected > 0).sum(), ((seeded > 0).sum(), (expected > 0).sum())
+    # what agglomeration and the mutex watershed cannot take is refused in one line, before anything is written
+    for extra, said_here in ((["--method", "agglomerate", "--seed-threshold", "0.9"], "--seed-threshold seeds the components' watershed"),
+                             (["--method", "mutex", "--kind", "distances"], "--method mutex segments affinities, not distances")):
+        assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/refused"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert said_here in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "seg.zarr" / "refused").exists()
