@@ -66,6 +66,11 @@ def step_worker(rank, port, root):
     half = [dn.NumpyArray.from_np_array(a.data[rank::WORLD], a.roi, a.voxel_size, a.axes) for a in fixed_batch(4)]
     losses = steps(trainer, ddp, optimizer, half)
     torch.save({"losses": losses, "state": model.state_dict()}, root / f"rank{rank}.pt")
+    # both ranks done with their collectives, and DDP's reducer gone, before the group closes: a rank that closed its
+    # gloo connections while the other was still in DDP's teardown aborted once in CI ("terminate called without an
+    # active exception", SIGABRT)
+    del ddp
+    dist.barrier()
     dist.destroy_process_group()
 
 
