@@ -171,7 +171,7 @@ def agglomerate(affs, # affinities `(dims, *spatial)` for the unit offsets along
     shifted = np.zeros(affs.shape, np.float32)
     for d in range(3): shifted[(d,) + (slice(None),) * d + (slice(1, None),)] = affs[(d,) + (slice(None),) * d + (slice(None, -1),)]
     with _quiet_stdout(): labels = next(waterz.agglomerate(shifted, [1 - threshold]))
-    return relabel_by_first_voxel(labels.reshape(shifted.shape[1:])[0] if len(offsets[0]) == 2 else labels, min_size)
+    return relabel_by_first_voxel(labels[0] if len(offsets[0]) == 2 else labels, min_size)
 
 # %% ../nbs/09_segmentation.ipynb #fdd81d78
 def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, positive inside, numpy
