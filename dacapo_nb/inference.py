@@ -205,7 +205,7 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
             dataset: str = "prediction", # the dataset's name inside the container
             output_roi: Optional[Roi] = None, # world units to predict, on the output voxel grid; None is all of raw
             block_shape=None, # the input block in raw voxels; None is the model's eval input shape
-            device=None, # the torch device; None picks CUDA when there is one, else the CPU
+            device=None, # the torch device; None picks CUDA when there is one (the CPU for num_workers > 1), else the CPU
             num_workers: int = 0, # >1 computes blocks in that many forked processes (CPU only)
             progress: Union[bool, Callable] = True, # True shows a bar, False nothing, a callable gets (done, total)
             activation: Optional[Callable] = None, # applied to the output, only for a model without `eval_activation`
@@ -216,8 +216,8 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
     layout = prediction_layout(model, raw_array, output_roi, block_shape, activation)
     check_raw_range(raw_array, raw_range)
-    device = available_device(device)
     if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    device = available_device("cpu" if device is None and num_workers > 1 else device)  # forked workers: CPU only
     if num_workers > 1 and device.type != "cpu":
         raise ValueError(f"num_workers={num_workers} runs the model in forked processes, which {device.type} does not allow: "
                          "use num_workers=0 (and a larger block_shape) on a GPU")
