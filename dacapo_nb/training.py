@@ -12,7 +12,7 @@ import os
 import random
 import warnings
 from dataclasses import asdict, is_dataclass, replace
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
@@ -274,6 +274,11 @@ def _data_parallel(model, device: torch.device):
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None)
 
 # %% ../nbs/14_training.ipynb #00c0d4f4
+def _package_version() -> str:
+    "dacapo_nb's installed version for run.json; a source folder on `sys.path` that pip never installed has none."
+    try: return version("dacapo_nb")
+    except PackageNotFoundError: return "not installed (a source folder on sys.path)"
+
 def _recorded_kwargs(model) -> Optional[dict]:
     "What run.json records to rebuild `model` (`model_kwargs`); None for a network that `model_kwargs` cannot describe."
     try: return model_kwargs(model)
@@ -322,7 +327,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
             "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
             "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
             "validation": validation.describe() if validation else None, "processes": world,
-            "version": version("dacapo_nb")}, indent=2).encode())
+            "version": _package_version()}, indent=2).encode())
         saved = trainer.iteration if latest_checkpoint(checkpoints) or not writer else None
         keep = lambda: validation.protect if validation else ()
         try:
