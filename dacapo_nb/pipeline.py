@@ -268,6 +268,7 @@ class PreCache(gp.PreCache):
                  idle: bool = False, # also move the workers to Linux's `SCHED_IDLE` class: they run only on cores training leaves idle
                  shared_memory: int = 1 << 30, # bytes of address space for batches in flight (`SharedBatchSlots`); 0: all through the pipe
                  seed: int | None = None, # the stream of batch seeds (None: a random one per start of the workers)
+                 batch_bytes: int | None = None, # about one batch's bytes: the shared memory grows so that each slot holds 1.25x this
                 ):
         if not self.valid_niceness(niceness):
             raise ValueError(f"niceness must be an int from 0 (same priority as training) to 19 (lowest), got {niceness!r}")
@@ -276,9 +277,11 @@ class PreCache(gp.PreCache):
         if not _fits(idle, bool): raise ValueError(f"idle must be True or False, got {idle!r}")
         if not _fits(shared_memory, int) or shared_memory < 0:
             raise ValueError(f"shared_memory must be an integer number of bytes >= 0, got {shared_memory!r}")
+        if batch_bytes is not None and (not _fits(batch_bytes, int) or batch_bytes < 0):
+            raise ValueError(f"batch_bytes must be None or an integer number of bytes >= 0, got {batch_bytes!r}")
         super().__init__(cache_size=cache_size, num_workers=num_workers)
         self.niceness, self.idle, self.seed, self._worker_pid = int(niceness), bool(idle), seed, None
-        self.shared_memory, self._slots = int(shared_memory), None
+        self.shared_memory, self.batch_bytes, self._slots = int(shared_memory), batch_bytes, None
         self.next_index = 0  # the number of the next batch served (a resumed trainer sets its iteration)
 
     def provide(self, request: gp.BatchRequest, # the request the workers repeat, each with its own seed
@@ -286,14 +289,16 @@ class PreCache(gp.PreCache):
         "Batch `next_index` from the workers (started on the first request, restarted when the request changes)."
         if self.workers is None or request != self.current_request:
             if self.workers is not None: self.workers.stop()
-            self.current_request, self._stash = request.copy(), {}
+            self.current_request, self._stash, self._warned_size = request.copy(), {}, False
             self._stream = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
             self._claims = multiprocessing.Value("q", self.next_index)  # the next batch number a worker takes
             self._slots = self._shared_slots()  # before the workers fork: they inherit the mapping
             self.workers = _WorkerPool([self._run_worker] * self.num_workers, queue_size=self.cache_size)
             self.workers.start()
         while self.next_index not in self._stash:  # workers finish out of order: keep the early ones
-            index, batch = self._slots.unpack(self.workers.get()) if self._slots else self.workers.get()
+            message = self.workers.get()
+            if self._slots and not isinstance(message, _SlotMessage): self._warn_unshared(message[1])
+            index, batch = self._slots.unpack(message) if self._slots else message
             self._stash[index] = batch
         batch = self._stash.pop(self.next_index)
         self.next_index += 1
@@ -316,11 +321,21 @@ class PreCache(gp.PreCache):
         "One slot for each batch that can be in flight: the queue's, one per worker and the one in use; None without room."
         count = self.cache_size + self.num_workers + 1
         size = self.shared_memory // count
+        if self.shared_memory and self.batch_bytes: size = max(size, self.batch_bytes * 5 // 4)  # room for every batch in flight
         if size < SharedBatchSlots.align: return None
         method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]  # [0]: the default
         if method != "fork": return None  # spawned workers would not inherit the mapping
         try: return SharedBatchSlots(count, size)
         except OSError: return None  # address space refused (a strict overcommit limit): the pipe still works
+
+    def _warn_unshared(self, batch: gp.Batch):
+        "Warn once per start of the workers when a batch came through the pipe because it is larger than a slot."
+        nbytes = sum(a.data.nbytes for a in batch.arrays.values())
+        if nbytes > self._slots.size and not self._warned_size:
+            self._warned_size = True
+            warnings.warn(f"a batch of {nbytes / 2**20:.1f} MiB does not fit the {self._slots.size / 2**20:.1f} MiB slots of "
+                          f"shared memory ({self.shared_memory / 2**20:.0f} MiB for {self._slots.count} batches in flight): "
+                          "batches go through the slower pipe; give PreCache a larger shared_memory or its batch_bytes")
 
     def teardown(self):
         "Stop the workers, and forget them so that the pipeline can be built again."

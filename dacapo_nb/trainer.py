@@ -294,6 +294,15 @@ def _sample_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, 
     return p
 
 @patch
+def _batch_bytes(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate) -> int:
+    "About one batch's bytes: raw in float32; gt (uint64), mask (uint8), targets and weights (float32) per output voxel."
+    d = datasets[0]  # one raw and one gt voxel size for all (`_check_datasets`)
+    channels = d.raw.data.shape[d.raw.axes.index("c")] if "c" in d.raw.axes else 1
+    raw = np.prod(input_size / d.raw.voxel_size) * channels * 4
+    out = np.prod(output_size / d.gt.voxel_size) * (8 + 1 + 2 * 4 * task.predictor.embedding_dims)
+    return int(self.batch_size * (raw + out))
+
+@patch
 def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate):
     "The sample pipeline stacked into batches, with error unwrapping and the data workers."
     p = self._sample_pipeline(datasets, task, input_size, output_size)
@@ -301,7 +310,7 @@ def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, i
     if self.num_data_fetchers > 0:
         self._precache = PreCache(cache_size=2 * self.num_data_fetchers, num_workers=self.num_data_fetchers,
                                   niceness=self.config.data_fetcher_niceness, idle=self.config.data_fetcher_idle,
-                                  seed=self._seed)
+                                  seed=self._seed, batch_bytes=self._batch_bytes(datasets, task, input_size, output_size))
         p += self._precache
     if self.print_profiling:
         p += gp.PrintProfilingStats(every=self.print_profiling)
