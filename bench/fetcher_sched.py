@@ -116,7 +116,7 @@ def main() -> None:
             # the step's and the pipeline's CPU both come out of the same cores: (b)/(c) can reach at most
             bound = {name: (1 / limits[0]) / max(1 / limits[0], (step_core_s + sum(pipeline[name][-1])) / os.cpu_count())
                      for name in order}
-            for name, (it_s, _) in rates.items():
+            for name, (it_s, *_) in rates.items():
                 ratios.setdefault((precision, name), []).append(it_s / limit)
             print(f"round {r + 1} {precision} (load {load_average()}): (c) {fmt(limits[0], 'it/s')}, {step_core_s:.2f} "
                   f"core-s per step, then {fmt(limits[1], 'it/s')}; " + "; ".join(

@@ -49,14 +49,16 @@ def ratio(a, b) -> str:
     return "n/a" if a is None or b is None or not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}"
 
 
-def matmul_gflops(dtype, n: int = 4096, repeat: int = 3) -> float:
-    "GFLOP/s of an n^3 matrix product in `dtype` on this process's threads: the machine's practical peak."
+def matmul_gflops(dtype, n: int = 4096, repeat: int = 3, device: str = "cpu") -> float:
+    "GFLOP/s of an n^3 matrix product in `dtype` on `device` (on the CPU, this process's threads): the practical peak."
     import torch
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     a @ b  # warm-up
+    if device == "cuda": torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(repeat):
         a @ b
+    if device == "cuda": torch.cuda.synchronize()
     return 2 * n ** 3 * repeat / (time.perf_counter() - start) / 1e9
 
 
@@ -92,7 +94,7 @@ def bench_compile(model, task, x, y, w, args, precision: str, dtype) -> dict:
     def stepper(forward, opt):
         def step():
             opt.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            with torch.autocast(args.device, dtype=dtype, enabled=dtype is not None):
                 prediction = forward(x)
             task.loss.compute(prediction.float(), y, w).backward()
             opt.step()
@@ -139,34 +141,38 @@ def setup_ours(args, data_path: Path):
     return dataset, task, model, config
 
 
-def trainer_rate(config, dataset, model, task, warmup: int, count: int, **changes) -> tuple[float, float]:
-    "Iterations/s of our trainer (config with `changes`) over `count` iterations after `warmup`, and its mean wait for data."
+def trainer_rate(config, dataset, model, task, warmup: int, count: int, device: str = "cpu", **changes) -> tuple[float, float, float]:
+    "Iterations/s of our trainer (config with `changes`) over `count` iterations after `warmup`, its mean wait for data and mean step."
     from dacapo_nb.trainer import GunpowderTrainer, GunpowderTrainerConfig
     trainer = GunpowderTrainer(GunpowderTrainerConfig(**{**vars(config), **changes}))
     trainer.build_batch_provider([dataset], model, task)
     optimizer = trainer.create_optimizer(model)
-    stamps, data_times = [], []
+    stamps, data_times, step_times = [], [], []
     with trainer:
-        for stats in trainer.iterate(warmup + count, model, optimizer, "cpu"):
+        for stats in trainer.iterate(warmup + count, model, optimizer, device):
             stamps.append(time.perf_counter())
             data_times.append(stats.data_time)
+            step_times.append(stats.step_time)
     # from the end of the last warm-up iteration to the end of the last one
-    return rate(count, stamps[-1] - stamps[warmup - 1]), sum(data_times[warmup:]) / max(len(data_times[warmup:]), 1)
+    mean = lambda xs: sum(xs[warmup:]) / max(len(xs[warmup:]), 1)
+    return rate(count, stamps[-1] - stamps[warmup - 1]), mean(data_times), mean(step_times)
 
 
-def in_memory_step(model, task, config, batch, dtype):
+def in_memory_step(model, task, config, batch, dtype, device: str = "cpu"):
     "One training step of `model` on one in-memory batch (raw, target, weight), as the trainer does it: the limit (c)."
     import numpy as np
     import torch
+    from dacapo_nb.models import place_model
     from dacapo_nb.trainer import GunpowderTrainer
-    x, y, w = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in batch)
+    x, y, w = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(device) for a in batch)
+    place_model(model, device)
     trainer = GunpowderTrainer(config)
     optimizer = trainer.create_optimizer(model)
     model.train()
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
             prediction = model(x)
         loss = task.loss.compute(prediction.float(), y, w)
         loss.backward()
@@ -211,16 +217,16 @@ def bench_ours(args, data_path: Path) -> dict:
 
     # (b) full training through our trainer, (c) the same step on one in-memory batch (the limit), per precision
     for precision in args.precision:
-        dtype = autocast_dtype("cpu", precision == "bf16")
+        dtype = autocast_dtype(args.device, precision == "bf16")  # float16 on CUDA
         if precision == "bf16" and dtype is None:
             print("(b, c) bf16 skipped: this CPU has no bfloat16 units", flush=True)
             continue
-        out[f"trainer_{precision}_iterations_per_s"], wait = trainer_rate(
-            config, dataset, model, task, args.train_warmup, args.train_iterations, mixed_precision=precision == "bf16")
+        out[f"trainer_{precision}_iterations_per_s"], wait, step_s = trainer_rate(
+            config, dataset, model, task, args.train_warmup, args.train_iterations, args.device, mixed_precision=precision == "bf16")
         print(f"(b) ours, trainer, {precision}: {fmt(out[f'trainer_{precision}_iterations_per_s'], 'iterations/s')}  "
-              f"[mean wait for data {wait:.2f} s/iteration]", flush=True)
+              f"[mean wait for data {wait:.3f} s, step {step_s:.3f} s per iteration]", flush=True)
 
-        step, (x, y, w) = in_memory_step(model, task, config, (raw.data, target.data, weight.data), dtype)
+        step, (x, y, w) = in_memory_step(model, task, config, (raw.data, target.data, weight.data), dtype, args.device)
         cpu = time.process_time()
         out[f"in_memory_{precision}_iterations_per_s"] = steps_per_s(step, args.train_warmup, args.train_iterations)
         step_core_s = (time.process_time() - cpu) / (args.train_warmup + args.train_iterations)
@@ -239,7 +245,7 @@ def bench_ours(args, data_path: Path) -> dict:
         with FlopCounterMode(display=False) as counter:
             step()
         out["step_gflop"] = counter.get_total_flops() / 1e9
-        peak = matmul_gflops(dtype or torch.float32, args.matmul_size)
+        peak = matmul_gflops(dtype or torch.float32, args.matmul_size, device=args.device)
         achieved = out["step_gflop"] * out[f"in_memory_{precision}_iterations_per_s"]
         out[f"matmul_peak_{precision}_gflops"], out[f"step_{precision}_gflops"] = peak, achieved
         print(f"(g) step {out['step_gflop']:.0f} GFLOP: {achieved:.0f} GFLOP/s in {precision}, "
@@ -248,7 +254,7 @@ def bench_ours(args, data_path: Path) -> dict:
             out.update(bench_compile(model, task, x, y, w, args, precision, dtype))
 
     # (c0) the same, with the weights in torch's default layout: what place_model's channels-last layout saves
-    if "fp32" in args.precision:
+    if "fp32" in args.precision and args.device == "cpu":  # elsewhere place_model keeps the default layout
         for p in model.parameters():
             p.data = p.data.contiguous()
         # fresh optimizer state in the same layout: torch's fast multi-tensor update
@@ -388,6 +394,8 @@ def main() -> None:
     p.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"],
                    help="precisions of our trainer and its limit (b, c, g): bf16 = mixed_precision=True")
     p.add_argument("--matmul-size", type=int, default=4096, help="n of the n^3 matrix product that measures the peak (g)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where ours trains (the reference always runs on the CPU); 'bf16' means float16 on CUDA")
     p.add_argument("--compile", action="store_true", help="also try torch.compile on the in-memory step, each precision (h)")
     args = p.parse_args()
     if args.iterations < 1 or args.train_iterations < 1 or args.warmup < 0 or args.train_warmup < 1:
