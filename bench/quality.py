@@ -54,6 +54,7 @@ VARIANTS = {
     "unbalanced-warmup1000": ({"balance_classes": False}, {}, {"warmup_iterations": 1000}),
     "balanced-nnup": ({"balance_classes": True}, {"constant_upsample": True}, {}),   # DaCapo's nearest-neighbour up-sampling
     "balanced-warmup1000": ({"balance_classes": True}, {}, {"warmup_iterations": 1000}),   # DaCapo's warm-up
+    "balanced-nnup-warmup1000": ({"balance_classes": True}, {"constant_upsample": True}, {"warmup_iterations": 1000}),  # both
 }
 
 
