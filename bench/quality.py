@@ -64,7 +64,6 @@ VARIANTS = {
 def prepare(workdir: Path, data: str) -> Path:
     "Write `<workdir>/<data>.zarr` once: `raw_<k>` (float32 in [0, 1]) and `gt_<k>` (uint64 instances) per section."
     import zarr
-    from scipy import ndimage
     path = workdir / f"{data}.zarr"
     if (path / ".done").exists(): return path
     root = zarr.open_group(str(path), mode="w")
@@ -77,10 +76,12 @@ def prepare(workdir: Path, data: str) -> Path:
 
     if data == "isbi":
         import tifffile
+        from dacapo_nb.datasets import labels_from_boundaries
         raw, labels = tifffile.imread(ISBI / "train-volume-sections-00-19.tif"), tifffile.imread(ISBI / "train-labels-sections-00-19.tif")
+        gt = labels_from_boundaries(labels, per_section=True)  # 4-connected components of the inside (255), per section
         for k in range(raw.shape[0]):
             put(f"raw_{k}", (raw[k] / 255.0).astype(np.float32))
-            put(f"gt_{k}", ndimage.label(labels[k] > 127)[0].astype(np.uint64))  # 4-connected components of the inside
+            put(f"gt_{k}", gt[k])
     else:
         from dacapo_nb.datasets import make_synthetic_data
         for k in range(3):

@@ -21,11 +21,11 @@ from funlib.geometry import Coordinate, Roi
 from scipy import ndimage
 
 from .pipeline import _fits, raw_value_range
-from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, ZarrArray, check_roi_on_grid, default_axes
+from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, NumpyArray, ZarrArray, check_roi_on_grid, default_axes
 
 # %% auto #0
-__all__ = ['LABEL_MAP_SHARE', 'label_map_warning', 'Dataset', 'mask_fraction', 'check_raw_range', 'check_dataset_values',
-           'make_synthetic_data']
+__all__ = ['LABEL_MAP_SHARE', 'label_map_warning', 'labels_from_boundaries', 'Dataset', 'mask_fraction', 'check_raw_range',
+           'check_dataset_values', 'make_synthetic_data']
 
 # %% ../nbs/07_datasets.ipynb #0d532738
 def _voxel_sizes_divide(a: Coordinate, b: Coordinate) -> bool:
@@ -73,8 +73,37 @@ def label_map_warning(gt: Array, # the ground truth
     found = ", ".join(f"{int(values[i])} ({shares[i]:.1%})" for i in np.argsort(-counts)[:3]) + (", ..." if len(values) > 3 else "")
     return (f"gt looks like a boundary or foreground map, not instance labels: {len(values)} distinct value{'s' * (len(values) != 1)}, {found} of "
             f"{sample.size} voxels in {n} chunks, and training takes every non-zero value for one huge object; give each object its own "
-            "label, e.g. the connected components of the inside: scipy.ndimage.label(gt > 0) per section (gt == 0 where the "
-            "non-zero value marks boundaries)")
+            "label: labels_from_boundaries(gt) gives the connected components of the inside (per_section=True for serial "
+            "sections; boundary='high' where the non-zero value marks boundaries), or dacapo-nb train --gt-boundaries")
+
+# %% ../nbs/07_datasets.ipynb #d05f5350
+def labels_from_boundaries(image, # a 2D or 3D boundary map or binary foreground: a numpy array or an `Array` (no channel axis)
+                           threshold: Optional[float] = None, # inside is above it (below with boundary="high"); None: halfway between the lowest and highest value
+                           boundary: str = "low", # "low": the low values are boundaries (ISBI: 0 = membrane); "high": a boundary map or probability
+                           per_section: bool = False, # label each section (the first axis of a 3D image) on its own, ids unique across sections
+                           connectivity: int = 1, # neighbours that connect: 1 = faces only (4 in 2D, 6 in 3D) up to the number of axes (8, 26)
+                          ): # uint64 instances, 0 on boundaries: a numpy array, or a `NumpyArray` with `image`'s geometry for an `Array`
+    "Instance labels from a boundary map: the connected components of the inside, per section or in 3D."
+    data = np.asarray(image[image.roi]) if isinstance(image, Array) else np.asarray(image)
+    if isinstance(image, Array) and "c" in image.axes: raise ValueError(f"labels_from_boundaries takes one channel, got axes {image.axes}")
+    if data.ndim not in (2, 3) or not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+        raise ValueError(f"labels_from_boundaries takes a 2D or 3D numeric image, got shape {data.shape} of {data.dtype}")
+    if boundary not in ("low", "high"): raise ValueError(f"boundary must be 'low' or 'high', got {boundary!r}")
+    if per_section and data.ndim != 3: raise ValueError(f"per_section=True needs a 3D image (sections first), got shape {data.shape}")
+    rank = data.ndim - per_section
+    if not _fits(connectivity, int) or not 1 <= connectivity <= rank:
+        raise ValueError(f"connectivity must be an int from 1 to {rank} for {'sections' if per_section else 'a'} {rank}D image, got {connectivity!r}")
+    if threshold is None: threshold = (float(data.min()) + float(data.max())) / 2 if data.size else 0.5
+    inside = data > threshold if boundary == "low" else data < threshold
+    structure = ndimage.generate_binary_structure(rank, connectivity)
+    labels = np.zeros(data.shape, np.uint64)
+    if per_section:
+        count = 0
+        for z in range(data.shape[0]):
+            section, n = ndimage.label(inside[z], structure)
+            labels[z] = np.where(section > 0, section.astype(np.uint64) + count, 0); count += n
+    else: labels[:] = ndimage.label(inside, structure)[0]
+    return NumpyArray.from_np_array(labels, image.roi, image.voxel_size, image.axes) if isinstance(image, Array) else labels
 
 # %% ../nbs/07_datasets.ipynb #6cd611e4
 @dataclass
