@@ -26,7 +26,7 @@ except ImportError: fcntl = None  # not on Windows: folders there are not locked
 __all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_on_grid', 'Array', 'check_axes', 'default_axes',
            'axes_from_metadata', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier', 'ZarrArrayConfig',
            'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'RunDirectoryLock', 'OnesArrayConfig',
-           'OnesArray']
+           'OnesArray', 'SectionArray']
 
 # %% ../nbs/00_arrays.ipynb #6981f8e1
 NON_SPATIAL_AXES = ("b", "c")
@@ -729,3 +729,67 @@ class OnesArray(Array):
         shape = tuple(s if a in NON_SPATIAL_AXES else None for a, s in zip(self.axes, self.shape))
         spatial = iter(roi.shape / self.voxel_size)
         return np.ones(tuple(s if s is not None else next(spatial) for s in shape), dtype=bool)
+
+# %% ../nbs/00_arrays.ipynb #8fa58f4a
+class _SectionData:
+    "The `data` of a `SectionArray`: indexing reads (or writes) only the section's plane of the stack's data."
+    def __init__(self, data, axis: int, index: int): self._data, self._axis, self._index = data, axis, index
+    @property
+    def shape(self) -> tuple: return tuple(s for i, s in enumerate(self._data.shape) if i != self._axis)
+    @property
+    def dtype(self): return self._data.dtype
+    @property
+    def ndim(self) -> int: return len(self.shape)
+    @property
+    def chunks(self):
+        chunks = getattr(self._data, "chunks", None)
+        return None if chunks is None else tuple(c for i, c in enumerate(chunks) if i != self._axis)
+    def _full(self, key) -> tuple:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        return key[:self._axis] + (self._index,) + key[self._axis:]
+    def __getitem__(self, key): return self._data[self._full(key)]
+    def __setitem__(self, key, value): self._data[self._full(key)] = value
+    def __array__(self, dtype=None, copy=None): return np.asarray(self[(slice(None),) * self.ndim], dtype=dtype)
+
+class SectionArray(Array):
+    "Section `index` (in voxels, along the first spatial axis) of a 3D array, as a 2D array that reads only that plane."
+    def __init__(self,
+                 array: Array, # a 3D array: the stack
+                 index: int, # the section, counted in voxels from the start of the stack's ROI
+                ):
+        if not isinstance(array, Array) or array.dims != 3:
+            raise ValueError(f"SectionArray needs a 3D dacapo_nb Array, got {array!r}")
+        sections = array.roi.shape[0] // array.voxel_size[0]
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < sections:
+            raise ValueError(f"section index {index!r} is outside the stack's {sections} sections (0 to {sections - 1})")
+        self.stack, self.index = array, int(index)
+        self._axis = array.axes.index(array.spatial_axes[0])
+    @property
+    def attrs(self) -> dict: return {}
+    @property
+    def axes(self) -> list[str]: return [a for i, a in enumerate(self.stack.axes) if i != self._axis]
+    @property
+    def voxel_size(self) -> Coordinate: return Coordinate(self.stack.voxel_size[1:])
+    @property
+    def roi(self) -> Roi: return Roi(self.stack.roi.begin[1:], self.stack.roi.shape[1:])
+    @property
+    def z(self) -> int:
+        "The section's start along the stack's first axis, world units."
+        return self.stack.roi.begin[0] + self.index * self.stack.voxel_size[0]
+    @property
+    def writable(self) -> bool: return self.stack.writable
+    @property
+    def dtype(self): return self.stack.dtype
+    @property
+    def num_channels(self): return self.stack.num_channels
+    @property
+    def data(self) -> _SectionData: return _SectionData(self.stack.data, self._axis, self.index)
+    def _stack_roi(self, roi: Roi) -> Roi:
+        "The stack's ROI of the section's `roi`, after the checks any array makes (on the grid, inside)."
+        self._index(roi)
+        return Roi((self.z, *roi.begin), (self.stack.voxel_size[0], *roi.shape))
+    def __getitem__(self, roi: Roi) -> np.ndarray: return self.stack[self._stack_roi(roi)].squeeze(self._axis)
+    def __setitem__(self, roi: Roi, value) -> None:
+        self.stack[self._stack_roi(roi)] = np.expand_dims(value, self._axis) if np.ndim(value) else value
+    def __repr__(self): return f"SectionArray(section {self.index} at {self.z} of {self.stack!r})"

@@ -28,7 +28,7 @@ from .arrays import Array, LocalArrayIdentifier, RunDirectoryLock, ZarrArray
 from .pipeline import _fits, unwrap_pipeline_error
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 from .models import available_device, default_device, place_model
-from .inference import create_prediction_array, prediction_layout, prediction_pipeline
+from .inference import create_prediction_array, prediction_layout, prediction_pipeline, stack_model
 from .datasets import check_raw_range
 from .segmentation import check_seed_threshold, watershed_elevation, relabel_by_first_voxel, grow_seeds, instance_graph, label_components
 from .evaluation import contingency_table, merge_contingency, scores_from_contingency
@@ -275,6 +275,7 @@ def predict_blockwise(model, # a dacapo_nb Model (its classes importable), or th
                      ) -> ZarrArray: # the prediction, as `predict` writes it
     "`predict` in daisy worker processes, block by block, resumable: the same output, voxel for voxel."
     if isinstance(model, (str, Path)): model = torch.load(model, map_location="cpu", weights_only=False)
+    model = stack_model(model, raw_array)  # a 2D model over a 3D stack: section by section, as `predict`
     check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     raw_id = _zarr_id(raw_array, "raw_array")
     layout = prediction_layout(model, raw_array, output_roi, block_shape)  # refuses a bad block or ROI before any worker

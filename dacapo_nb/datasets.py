@@ -21,11 +21,11 @@ from funlib.geometry import Coordinate, Roi
 from scipy import ndimage
 
 from .pipeline import _fits, raw_value_range
-from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, NumpyArray, ZarrArray, check_roi_on_grid, default_axes
+from .arrays import Array, LocalArrayIdentifier, NON_SPATIAL_AXES, NumpyArray, SectionArray, ZarrArray, check_roi_on_grid, default_axes
 
 # %% auto #0
 __all__ = ['LABEL_MAP_SHARE', 'label_map_warning', 'labels_from_boundaries', 'Dataset', 'mask_fraction', 'check_raw_range',
-           'check_dataset_values', 'make_synthetic_data']
+           'check_dataset_values', 'make_synthetic_data', 'dataset_sections', 'datasets_for_dims']
 
 # %% ../nbs/07_datasets.ipynb #0d532738
 def _voxel_sizes_divide(a: Coordinate, b: Coordinate) -> bool:
@@ -358,3 +358,39 @@ def make_synthetic_data(path, # the zarr container to write (or reuse)
     os.replace(partial, path)
     if old.exists(): shutil.rmtree(old)
     return _open_synthetic(path, params)
+
+# %% ../nbs/07_datasets.ipynb #90dade54
+def dataset_sections(dataset: Dataset, # a 3D dataset with gt: a stack of sections
+                    ) -> list[Dataset]: # one 2D dataset per section of the gt that raw covers, in order
+    "A 3D dataset as its 2D sections (raw, gt and mask planes read lazily), for a 2D model; the weight is shared out."
+    raw, gt, mask = dataset.raw, dataset.gt, dataset.mask
+    if gt is None or raw.dims != 3:
+        raise ValueError(f"dataset '{dataset.name}': sections need a 3D dataset with gt, got {raw.dims}D raw{'' if gt else ' without gt'}")
+    step = gt.voxel_size[0]
+    if raw.voxel_size[0] != step:
+        raise ValueError(f"dataset '{dataset.name}': a 2D model reads whole sections, so raw and gt need one section "
+                         f"thickness, got raw voxel size {raw.voxel_size} and gt {gt.voxel_size}")
+    inside = lambda array, z: array is not None and array.roi.begin[0] <= z < array.roi.end[0]
+    index = lambda array, z: (z - array.roi.begin[0]) // step
+    sections = []
+    for z in range(gt.roi.begin[0], gt.roi.end[0], step):
+        if not inside(raw, z) or (mask is not None and not inside(mask, z)): continue
+        points = None
+        if dataset.sample_points is not None:
+            points = dataset.sample_points[(dataset.sample_points[:, 0] >= z) & (dataset.sample_points[:, 0] < z + step)][:, 1:]
+            if not len(points): continue  # crops are centred on points: a section without any has nothing to train on
+        with warnings.catch_warnings():  # the stack's own checks warned already, once
+            warnings.simplefilter("ignore")
+            sections.append(Dataset(f"{dataset.name}[z={z}]", SectionArray(raw, index(raw, z)), SectionArray(gt, index(gt, z)),
+                                    None if mask is None else SectionArray(mask, index(mask, z)), 1.0, points,
+                                    dataset.ignore_label, dataset.raw_range))
+    if not sections: raise ValueError(f"dataset '{dataset.name}': no section of gt {gt.roi} has raw{', mask' * (mask is not None)}{' and sample points' * (dataset.sample_points is not None)} under it")
+    for s in sections: s.weight = dataset.weight / len(sections)
+    return sections
+
+# %% ../nbs/07_datasets.ipynb #dbd10be9
+def datasets_for_dims(datasets: Sequence[Dataset], # datasets as given
+                      dims: int, # the model's spatial dimensions
+                     ) -> list[Dataset]: # the same, with each 3D stack replaced by its sections for a 2D model
+    "The datasets a `dims`-D model trains or validates on: a 3D stack becomes its 2D sections for a 2D model."
+    return [s for d in datasets for s in (dataset_sections(d) if dims == 2 and d.raw.dims == 3 else [d])]

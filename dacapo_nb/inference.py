@@ -18,12 +18,12 @@ from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, ZarrArray, check_roi_on_grid
 from .pipeline import normalize_raw, unwrap_pipeline_error
-from .models import autocast_dtype, available_device, place_model
+from .models import SectionwiseModel, autocast_dtype, available_device, place_model
 from .sources import DaCapoArraySource
 from .datasets import check_raw_range
 
 # %% auto #0
-__all__ = ['PredictBlocks', 'WriteBlocks', 'PredictionLayout', 'prediction_layout', 'create_prediction_array',
+__all__ = ['PredictBlocks', 'WriteBlocks', 'stack_model', 'PredictionLayout', 'prediction_layout', 'create_prediction_array',
            'prediction_pipeline', 'predict']
 
 # %% ../nbs/08_inference.ipynb #dcc3ad17
@@ -110,6 +110,14 @@ class _ScanProgress(gp.ScanCallback):
     def __init__(self, callback): self.callback, self.total = callback, 0
     def start(self, num_total): self.total = num_total; self.callback(0, num_total)
     def update(self, num_processed): self.callback(num_processed, self.total)
+
+# %% ../nbs/08_inference.ipynb #c9235151
+def stack_model(model, # the model to run
+                raw_array: Array, # the volume it runs on
+               ): # `model`, or a `SectionwiseModel` of it where a 2D model meets a 3D volume
+    "The model as it runs on `raw_array`: a 2D model goes over a 3D stack section by section."
+    if getattr(model, "dims", None) == 2 and isinstance(raw_array, Array) and raw_array.dims == 3: return SectionwiseModel(model)
+    return model
 
 # %% ../nbs/08_inference.ipynb #7978c0f0
 @dataclass(frozen=True)
@@ -214,7 +222,8 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
             mixed_precision: Optional[bool] = False, # True: the forward pass in float16 on CUDA, bfloat16 on a CPU that has it
            ) -> ZarrArray: # the prediction, channels first, float32
     "Predict `raw_array` block by block into the zarr `output_container/dataset` (channels first, float32); returns it."
-    layout = prediction_layout(model, raw_array, output_roi, block_shape, activation)
+    net = stack_model(model, raw_array)  # a 2D model predicts a 3D stack section by section
+    layout = prediction_layout(net, raw_array, output_roi, block_shape, activation)
     check_raw_range(raw_array, raw_range)
     if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
     device = available_device("cpu" if device is None and num_workers > 1 else device)  # forked workers: CPU only
@@ -227,17 +236,17 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     target = Path(output_container) / dataset.strip("/")
     if not overwrite and (target / ".zarray").exists():
         raise FileExistsError(f"{target} exists already: pass overwrite=True to replace it, or choose another dataset name")
-    out = create_prediction_array(model, raw_array, layout, output_container, dataset, overwrite)
-    p, pred_key = prediction_pipeline(model, raw_array, out, layout, device, activation, raw_range,
+    out = create_prediction_array(net, raw_array, layout, output_container, dataset, overwrite)
+    p, pred_key = prediction_pipeline(net, raw_array, out, layout, device, activation, raw_range,
                                       autocast_dtype(device, mixed_precision))
     reference = gp.BatchRequest()
-    reference[pred_key] = gp.ArraySpec(roi=Roi((0,) * model.dims, out_size))
+    reference[pred_key] = gp.ArraySpec(roi=Roi((0,) * net.dims, out_size))
     callback, close = _progress_callback(progress, math.prod(n_blocks))
     p += gp.Scan(reference, num_workers=num_workers, progress_callback=_ScanProgress(callback))
 
     training, threads = model.training, torch.get_num_threads()
     found = [(t, t.data) for t in itertools.chain(model.parameters(), model.buffers())]  # device and layout as given
-    place_model(model.eval(), device)
+    place_model(net.eval(), device)
     if num_workers > 1: torch.set_num_threads(1)  # forked workers would deadlock on the parent's thread pool
     try:
         with gp.build(p): p.request_batch(gp.BatchRequest())

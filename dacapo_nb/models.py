@@ -19,8 +19,8 @@ from .tasks import channel_softmax
 
 # %% auto #0
 __all__ = ['DEFAULT_INPUT_SHAPES', 'ACTIVATIONS', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet',
-           'Model', 'unet_for', 'model_for', 'model_from_kwargs', 'model_kwargs', 'default_device', 'available_device',
-           'place_model', 'cpu_has_bf16', 'autocast_dtype', 'CompiledModel']
+           'Model', 'unet_for', 'model_for', 'SectionwiseModel', 'model_from_kwargs', 'model_kwargs', 'default_device',
+           'available_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype', 'CompiledModel']
 
 # %% ../nbs/06_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -340,6 +340,42 @@ def model_for(task, # a `Task`: its predictor's `embedding_dims` and its `eval_a
         raise ValueError("model_for: dims, input_shape and U-Net arguments are for the default U-Net; "
                          f"architecture {type(architecture).__name__} was given")
     return Model(architecture, task.predictor.embedding_dims, eval_activation=task.eval_activation)
+
+# %% ../nbs/06_models.ipynb #9cd64240
+class SectionwiseModel(nn.Module):
+    "A 2D `Model` as a 3D one that applies it to every section (the first spatial axis) of its input."
+    def __init__(self,
+                 model: nn.Module, # a 2D dacapo_nb `Model`
+                ):
+        super().__init__()
+        if getattr(model, "dims", None) != 2: raise ValueError(f"SectionwiseModel needs a 2D model, got {type(model).__name__} with dims={getattr(model, 'dims', None)}")
+        self.model = model
+        self.input_shape, self.eval_input_shape = (Coordinate((1, *s)) for s in (model.input_shape, model.eval_input_shape))
+        self.output_shape = self.compute_output_shape(self.input_shape)
+
+    dims = 3
+    @property
+    def num_in_channels(self) -> int: return self.model.num_in_channels
+    @property
+    def num_out_channels(self) -> int: return self.model.num_out_channels
+    @property
+    def eval_activation(self): return self.model.eval_activation
+
+    def compute_output_shape(self, input_shape) -> Coordinate:
+        "The 2D model's output shape per section; as many sections out as in."
+        return Coordinate((input_shape[0], *self.model.compute_output_shape(Coordinate(input_shape[1:]))))
+
+    def scale(self, voxel_size) -> Coordinate:
+        "The 2D model's scaling in y and x; sections keep their thickness."
+        return Coordinate((voxel_size[0], *self.model.scale(Coordinate(voxel_size[1:]))))
+
+    def forward(self,
+                x: torch.Tensor, # `(batch, channels, sections, y, x)`
+               ) -> torch.Tensor: # `(batch, out channels, sections, y', x')`
+        "Every section through the 2D model at once: sections folded into the batch."
+        b, c, z = x.shape[:3]
+        y = self.model(x.transpose(1, 2).reshape(b * z, c, *x.shape[3:]))
+        return y.reshape(b, z, *y.shape[1:]).transpose(1, 2)
 
 # %% ../nbs/06_models.ipynb #fccf9d47
 ACTIVATIONS = {"sigmoid": torch.sigmoid, "channel_softmax": channel_softmax}

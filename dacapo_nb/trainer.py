@@ -21,7 +21,7 @@ import zarr
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import LocalContainerIdentifier, NumpyArray, OnesArray, ZarrArray
-from .datasets import Dataset, check_dataset_values, mask_fraction
+from .datasets import Dataset, check_dataset_values, datasets_for_dims, mask_fraction
 from .augments import AugmentConfig
 from .filters import CheckLabels, DaCapoTargetFilter, RequireMasked
 from .pipeline import PreCache, UnwrapErrors, _fits, batch_seed, check_fields, data_worker_threads, normalize_raw, unwrap_pipeline_error
@@ -190,6 +190,7 @@ class GunpowderTrainer(Trainer):
                              snapshot_container=None, # where snapshots go (a path or LocalContainerIdentifier)
                             ) -> None:
         "Check the datasets against the model, then build the pipeline: sampling and augments per dataset, targets, batches, workers."
+        datasets = datasets_for_dims(datasets, len(model.input_shape))  # a 2D model trains on the sections of a 3D stack
         raw_vs, out_vs = self._check_datasets(datasets, model)
         input_size, output_size = Coordinate(model.input_shape) * raw_vs, Coordinate(model.output_shape) * out_vs
         self._pipeline = self._batch_pipeline(datasets, task, input_size, output_size)

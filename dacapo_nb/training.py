@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .arrays import LocalContainerIdentifier
-from .datasets import Dataset
+from .datasets import Dataset, datasets_for_dims
 from .models import available_device, model_kwargs, place_model
 from .pipeline import _fits
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
@@ -303,6 +303,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
     if checkpoint_interval is not None and (not _fits(checkpoint_interval, int) or checkpoint_interval < 1):
         raise ValueError(f"checkpoint_interval must be None or an integer >= 1, got {checkpoint_interval!r}")
     run_dir = Path(run_dir)
+    validation_datasets = datasets_for_dims(validation_datasets, len(model.input_shape))  # a 2D model validates a stack per section
     validation = RunValidation(run_dir, task, validation_datasets, validation_interval, validation_criterion, validation_sweep) \
         if validation_datasets or validation_interval is not None else None
     device = available_device(device)  # a device this machine has, before anything is written
@@ -325,6 +326,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         if writer: write_atomically(run_dir / "run.json", json.dumps({
             "task": describe(task), "model": describe(model), "model_kwargs": _recorded_kwargs(model), "trainer": describe(trainer_config),
             "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
+            "trains_on": "sections" if len(model.input_shape) == 2 and any(d.raw.dims == 3 for d in datasets) else "volumes",
             "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
             "validation": validation.describe() if validation else None, "processes": world,
             "version": _package_version()}, indent=2).encode())

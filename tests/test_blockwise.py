@@ -309,3 +309,18 @@ def test_twelve_bit_raw_needs_its_range_and_workers_use_it(setup, tmp_path):
     single = predict(model, u12, tmp_path / "single.zarr", block_shape=BLOCK, progress=False, raw_range=(0, 4095))
     np.testing.assert_array_equal(out[out.roi], single[single.roi])
     assert np.abs(out[out.roi] - expected).max() < 0.01, np.abs(out[out.roi] - expected).max()  # ~ the float raw's prediction
+
+
+def test_a_2d_model_over_a_stack_blockwise_equals_each_section_alone(setup):
+    "Serial sections: a 2D model over a 3D stack, in workers, gives each section what `predict` gives it on its own."
+    from dacapo_nb.arrays import SectionArray
+    tmp, model, raw, _ = setup
+    stack = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(tmp / "stack.zarr", "raw"), ["z", "y", "x"],
+                                                   Roi((0, 0, 0), (150, 96, 100)), None, (50, 1, 1), np.float32)
+    stack[stack.roi] = np.random.default_rng(1).random((3, 96, 100), np.float32)
+    out = predict_blockwise(tmp / "model.pt", stack, tmp / "stack_out.zarr", "prediction", block_shape=(1, *BLOCK),
+                            num_workers=2, progress=False)
+    assert (out.axes, tuple(out.voxel_size), out.roi) == (["c", "z", "y", "x"], (50, 1, 1), stack.roi), (out.axes, out.voxel_size, out.roi)
+    for k in range(3):
+        alone = predict(model, SectionArray(stack, k), tmp / "stack_out.zarr", f"alone_{k}", block_shape=BLOCK, progress=False)
+        np.testing.assert_allclose(out[out.roi][:, k], alone[alone.roi], atol=1e-5)
