@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Optional
 
 # %% auto #0
-__all__ = ['IN_MEMORY_SEGMENT_VOXELS', 'BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'add_blockwise_parsers', 'predict_command',
-           'segment_command', 'evaluate_command', 'add_validation_arguments', 'add_runs_parser', 'validation_arguments',
-           'validation_data', 'report_best', 'runs', 'build_parser', 'check_train_args', 'open_zarr_path',
-           'check_device', 'launch_ranks', 'join_ranks', 'train', 'main']
+__all__ = ['IN_MEMORY_SEGMENT_VOXELS', 'BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'ANISOTROPY_FOR_SECTIONS', 'add_blockwise_parsers',
+           'predict_command', 'segment_command', 'evaluate_command', 'add_validation_arguments', 'add_runs_parser',
+           'validation_arguments', 'validation_data', 'report_best', 'runs', 'build_parser', 'check_train_args',
+           'open_zarr_path', 'check_device', 'choose_dims', 'launch_ranks', 'join_ranks', 'train', 'main']
 
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
@@ -126,8 +126,12 @@ def predict_command(args) -> int:
 
 IN_MEMORY_SEGMENT_VOXELS = 512 ** 3  # agglomeration holds the affinities and a few labels per voxel: about 10 GB here
 
+def _sectioned(prediction) -> bool:
+    "Whether `prediction` holds 2D affinities over a 3D stack (a 2D model's, section by section): two channels, three axes."
+    return prediction.dims == 3 and "c" in prediction.axes and prediction.num_channels == 2
+
 def _segment_in_memory(args, method: str, parameters: dict, said: str) -> int:
-    "`dacapo-nb segment` with agglomeration or the mutex watershed: the whole prediction in memory (no blockwise version yet)."
+    "`dacapo-nb segment` in memory: agglomeration or the mutex watershed (no blockwise version yet), and any method section by section."
     from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
     from dacapo_nb.validation import AFFINITY_METHODS
     container, dataset = _split(args.out)
@@ -138,7 +142,10 @@ def _segment_in_memory(args, method: str, parameters: dict, said: str) -> int:
     if voxels > IN_MEMORY_SEGMENT_VOXELS:
         raise ValueError(f"{args.prediction} has {voxels} voxels, more than the {IN_MEMORY_SEGMENT_VOXELS} that {method} segments "
                          "in memory: pass --method components (blockwise, with --seed-threshold for a seeded watershed)")
-    seg = AFFINITY_METHODS[method](prediction[prediction.roi], **parameters)
+    if _sectioned(prediction):  # a 2D model's prediction of a stack: each section on its own
+        from dacapo_nb.segmentation import segment_sections
+        seg, said = segment_sections(AFFINITY_METHODS[method], prediction[prediction.roi], **parameters), f"{said}, section by section"
+    else: seg = AFFINITY_METHODS[method](prediction[prediction.roi], **parameters)
     out = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(container, dataset), prediction.spatial_axes, prediction.roi,
                                                  None, prediction.voxel_size, "uint64", overwrite=True)
     out[out.roi] = seg
@@ -159,7 +166,8 @@ def segment_command(args) -> int:
     if method != "components" and args.kind != "affinities": raise ValueError(f"--method {method} segments affinities, not {args.kind}")
     if method != "components" and parameters.get("seed_threshold") is not None:
         raise ValueError(f"--seed-threshold seeds the components' watershed; --method {method} takes --threshold and --min-size")
-    if method != "components": return _segment_in_memory(args, method, parameters, said)
+    if method != "components" or (args.kind == "affinities" and _sectioned(_zarr(args.prediction))):
+        return _segment_in_memory(args, method, parameters, said)
     seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, **parameters, block_size=args.block_size,
                             num_workers=args.workers,
                             overwrite=args.overwrite, worker_command=args.worker_command)
@@ -202,9 +210,11 @@ def validation_arguments(args, # the parsed `dacapo-nb train` arguments
     if args.validation_interval is None: return {}
     from dacapo_nb.datasets import Dataset, make_synthetic_data
     if args.val_raw is not None:
+        from dacapo_nb.datasets import labels_from_boundaries
         raw, gt = open_zarr_path(args.val_raw, "val-raw"), open_zarr_path(args.val_gt, "val-gt")
-        if raw.dims != args.dims:
-            raise ValueError(f"--val-raw {args.val_raw} has {raw.dims} spatial dimensions (axes {raw.axes}), the training data {args.dims}")
+        if raw.dims != getattr(args, "raw_dims", args.dims):
+            raise ValueError(f"--val-raw {args.val_raw} has {raw.dims} spatial dimensions (axes {raw.axes}), the training data {getattr(args, 'raw_dims', args.dims)}")
+        if args.gt_boundaries: gt = labels_from_boundaries(gt, per_section=args.dims == 2 and gt.dims == 3)
         val = Dataset(Path(args.val_raw).name, raw, gt)
     else:
         shape = (192, 192) if args.dims == 2 else (48, 96, 96)
@@ -247,6 +257,7 @@ TRAIN_EXAMPLES = """examples:
   dacapo-nb train                                    # 400 iterations of 2D affinities on built-in data, into runs/demo
   dacapo-nb train --iterations 800                   # continue the same run to 800 iterations
   dacapo-nb train --raw my.zarr/raw --gt my.zarr/labels --mask my.zarr/labels_mask --out runs/mine
+  dacapo-nb train --raw em.zarr/raw --gt em.zarr/membranes --gt-boundaries --out runs/em   # serial sections, 0 = membrane
 """
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--raw", default=None, metavar="CONTAINER/DATASET",
                        help="your raw image, a zarr dataset such as data.zarr/raw (default: the built-in synthetic data)")
     train.add_argument("--gt", default=None, metavar="CONTAINER/DATASET", help="your labels, e.g. data.zarr/labels (needed with --raw)")
+    train.add_argument("--gt-boundaries", action="store_true",
+                       help="--gt (and --val-gt) is a boundary map, e.g. 0 on membranes and 255 inside: train on the connected components of the inside (per section for a 2D model)")
     train.add_argument("--mask", default=None, metavar="CONTAINER/DATASET",
                        help="where the labels are valid (non-zero), e.g. data.zarr/labels_mask (default: all of gt)")
     train.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cuda when there is one, else cpu)")
@@ -298,6 +311,7 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
         try: torch.device(args.device)
         except RuntimeError as e: raise ValueError(f"--device {args.device!r} is not a torch device ({e})") from None
     if Path(args.out).exists() and not Path(args.out).is_dir(): raise ValueError(f"--out {args.out} exists and is not a folder")
+    if args.gt_boundaries and args.gt is None: raise ValueError("--gt-boundaries says how to read --gt: give your --raw and --gt")
     if (args.val_raw is None) != (args.val_gt is None):
         given, missing = ("--val-raw", "--val-gt") if args.val_gt is None else ("--val-gt", "--val-raw")
         raise ValueError(f"{given} {args.val_raw or args.val_gt} needs {missing}: the validation image and its labels go together")
@@ -339,6 +353,32 @@ def check_device(device: str | None, # the --device value, or None for the defau
     "`device` as a `torch.device` that exists on this machine; a one-line error that says what to use instead."
     from dacapo_nb.models import available_device
     return available_device(device, "--device {}")
+
+# %% ../nbs/19_cli.ipynb #e4ad5acd
+ANISOTROPY_FOR_SECTIONS = 3  # sections at least this many times thicker than the pixels: train a 2D model on them
+
+def choose_dims(raw, # your raw image, an `Array`
+                dims: Optional[int] = None, # --dims, or None to choose
+               ) -> tuple[int, str]: # the model's spatial dimensions, and why (for the banner)
+    "The model's dimensions for `raw`: 2D on the sections of a stack that is coarse or thin along z, 3D otherwise."
+    from dacapo_nb.models import DEFAULT_INPUT_SHAPES
+    if raw.dims == 2:
+        if dims == 3: raise ValueError(f"--dims 3, but --raw has 2 spatial dimensions (axes {raw.axes})")
+        return 2, "2D data"
+    z, pixel = raw.voxel_size[0], min(raw.voxel_size[1:])
+    sections, window = raw.roi.shape[0] // z, DEFAULT_INPUT_SHAPES[3][0]
+    on_sections = f"a 2D model on the stack's {sections} sections"
+    if dims == 2: return 2, f"{on_sections} (--dims 2)"
+    if dims == 3:
+        if 2 * sections < window:
+            raise ValueError(f"--dims 3 on a stack of {sections} sections: the 3D model's window is {window} sections deep, so "
+                             f"{window - sections} of them would be zero padding; train 2D on the sections (--dims 2)")
+        return 3, "a 3D model (--dims 3)"
+    if z >= ANISOTROPY_FOR_SECTIONS * pixel:
+        return 2, f"{on_sections}: they are {z / pixel:g} times thicker than the pixels are wide (--dims 3 for a 3D model)"
+    if 2 * sections < window:
+        return 2, f"{on_sections}: fewer than half the 3D model's {window}-section window (--dims 3 for a 3D model)"
+    return 3, f"a 3D model: voxels {tuple(raw.voxel_size)} are near isotropic (--dims 2 for a 2D model on the sections)"
 
 # %% ../nbs/19_cli.ipynb #7c62081e
 def launch_ranks(nproc: int, # the number of processes
@@ -392,7 +432,8 @@ def _train(args) -> int:
     say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
     import torch
     from tqdm import tqdm
-    from dacapo_nb.datasets import Dataset, make_synthetic_data
+    import numpy as np
+    from dacapo_nb.datasets import Dataset, labels_from_boundaries, make_synthetic_data
     from dacapo_nb.models import model_for
     from dacapo_nb.snapshots import plot_snapshot
     from dacapo_nb.tasks import affinities_task, distance_task
@@ -416,9 +457,14 @@ def _train(args) -> int:
         if args.gt is None: raise ValueError(f"--raw {args.raw} needs --gt: the labels to learn from")
         raw, gt = open_zarr_path(args.raw, "raw"), open_zarr_path(args.gt, "gt")
         mask = open_zarr_path(args.mask, "mask") if args.mask is not None else None
-        dims = raw.dims
-        if args.dims is not None and args.dims != dims:
-            raise ValueError(f"--dims {args.dims}, but --raw {args.raw} has {dims} spatial dimensions (axes {raw.axes})")
+        dims, why = choose_dims(raw, args.dims)
+        args.raw_dims = raw.dims
+        for name, array in (("raw", raw), ("gt", gt), ("mask", mask)):
+            if array is not None: say(f"--{name} {getattr(args, name)}: voxel size {tuple(array.voxel_size)}, ROI {array.roi}")
+        if args.gt_boundaries:
+            gt = labels_from_boundaries(gt, per_section=dims == 2 and gt.dims == 3)
+            say(f"--gt-boundaries: {len(np.unique(gt.data)) - 1} objects, the connected components of the inside{' per section' * (dims == 2 and gt.dims == 3)}")
+        say(f"training {why}")
         dataset = Dataset(Path(args.raw).name, raw, gt, mask)
         out.mkdir(parents=True, exist_ok=True)
         if args.overwrite and not rank: _clear_run(out)

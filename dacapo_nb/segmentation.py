@@ -10,7 +10,7 @@ import io
 import math
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -24,7 +24,7 @@ from .tasks import check_neighborhood, default_neighborhood, partner_slices
 # %% auto #0
 __all__ = ['as_numpy', 'relabel_by_first_voxel', 'grow_seeds', 'check_seed_threshold', 'watershed_elevation', 'instance_graph',
            'label_components', 'checked_affinities', 'affinities_to_segmentation', 'mutex_watershed', 'agglomerate',
-           'distances_to_segmentation', 'semantic_segmentation']
+           'segment_sections', 'distances_to_segmentation', 'semantic_segmentation']
 
 # %% ../nbs/09_segmentation.ipynb #7306bc63
 def as_numpy(x, # array-like data; a dacapo_nb Array is refused, since it must be read at a ROI first
@@ -172,6 +172,20 @@ def agglomerate(affs, # affinities `(dims, *spatial)` for the unit offsets along
     for d in range(3): shifted[(d,) + (slice(None),) * d + (slice(1, None),)] = affs[(d,) + (slice(None),) * d + (slice(None, -1),)]
     with _quiet_stdout(): labels = next(waterz.agglomerate(shifted, [1 - threshold]))
     return relabel_by_first_voxel(labels[0] if len(offsets[0]) == 2 else labels, min_size)
+
+# %% ../nbs/09_segmentation.ipynb #2652a2e0
+def segment_sections(segment: Callable, # a segmentation of one section's prediction `(channels, y, x)`, e.g. `agglomerate`
+                     prediction, # the stack's prediction `(channels, sections, y, x)`, numpy
+                     **parameters, # passed to `segment`, e.g. threshold=0.2
+                    ) -> np.ndarray: # labels `(sections, y, x)`, uint64, unique across sections
+    "Segment each section of a 2D model's prediction of a stack on its own; ids stay unique across sections."
+    prediction = as_numpy(prediction, "prediction")
+    if prediction.ndim != 4: raise ValueError(f"segment_sections takes a prediction (channels, sections, y, x), got shape {prediction.shape}")
+    labels, count = np.zeros(prediction.shape[1:], np.uint64), 0
+    for z in range(prediction.shape[1]):
+        section = segment(prediction[:, z], **parameters).astype(np.uint64)
+        labels[z] = np.where(section > 0, section + count, 0); count += int(section.max())
+    return labels
 
 # %% ../nbs/09_segmentation.ipynb #fdd81d78
 def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, positive inside, numpy
