@@ -15,61 +15,36 @@ __doc__ = """Train segmentation networks on microscopy volumes from Jupyter: DaC
 
 `import dacapo_nb as dn` gives every public class and function; each lives in one module (see the architecture page)."""
 
-from .arrays import *
-from .sources import *
-from .pipeline import *
-from .filters import *
-from .augments import *
-from .tasks import *
-from .models import *
-from .datasets import *
-from .inference import *
-from .segmentation import *
-from .evaluation import *
-from .blockwise import *
-from .trainer import *
-from .validation import *
-from .training import *
-from .snapshots import *
-from .runs import *
-from .bioimage import *
+import ast as _ast
+import importlib as _importlib
+import re as _re
+from pathlib import Path as _Path
+
+_MODULES = ("widgets", "arrays", "sources", "pipeline", "filters", "augments", "tasks", "models", "datasets", "inference",
+            "segmentation", "evaluation", "blockwise", "trainer", "validation", "training", "snapshots", "runs",
+            "bioimage")  # a name in two modules is the later one's (the widgets re-export a few figures)
+_homes = None
+
+def _public_names() -> dict: # each public name and the module that defines it
+    "The modules' `__all__`, read from their files without importing them."
+    global _homes
+    if _homes is None:
+        homes = {}
+        for module in _MODULES:
+            found = _re.search(r"^__all__ = (\[.*?\])", (_Path(__file__).parent / f"{module}.py").read_text(), _re.S | _re.M)
+            homes.update(dict.fromkeys(_ast.literal_eval(found.group(1)) if found else [], module))
+        _homes = homes
+    return _homes
 
 # %% ../nbs/99_package.ipynb #a717af29
-import importlib as _importlib
-_WIDGETS = ("widget_display_data", "SnapshotViewer", "active_dashboard", "TrainingDashboard", "train_in_notebook",
-            "ValidationPanel", "RunsBrowser", "RunFollower", "train_in_processes")
-
-def __getattr__(name: str, # the attribute asked for that the module does not hold
+def __getattr__(name: str, # the attribute asked for that the package does not hold yet
                ):
-    "A widget name, imported from `dacapo_nb.widgets` on first use."
-    if name in _WIDGETS: return getattr(_importlib.import_module("dacapo_nb.widgets"), name)
-    raise AttributeError(f"module 'dacapo_nb' has no attribute {name!r}")
+    "A public name of any module, imported from its module on first use."
+    if name.startswith("__") or name not in _public_names(): raise AttributeError(f"module 'dacapo_nb' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"dacapo_nb.{_public_names()[name]}"), name)
+    globals()[name] = value
+    return value
 
 def __dir__()->list: # the names, sorted
-    "The package's names, the lazily imported widget names among them."
-    return sorted(set(globals()) | set(_WIDGETS))
-
-# %% ../nbs/99_package.ipynb #2af86a47
-import sys as _sys
-import types as _types
-import warnings as _warnings
-
-_MOVED = {"filters": ("pipeline", "augments"), "trainer": ("augments", "training"),
-          "predict": ("inference", "segmentation", "evaluation")}  # old module: the modules its names moved to
-
-def _moved_names(old: str, homes: tuple):
-    "A module `__getattr__` for `dacapo_nb.{old}` that finds a moved name in `homes` and warns where it lives now."
-    def __getattr__(name: str):
-        for home in homes:
-            module = _importlib.import_module(f"dacapo_nb.{home}")
-            if name in module.__all__:
-                _warnings.warn(f"dacapo_nb.{old}.{name} moved to dacapo_nb.{home}.{name}; the old path goes in the next release",
-                               DeprecationWarning, stacklevel=2)
-                return getattr(module, name)
-        raise AttributeError(f"module 'dacapo_nb.{old}' has no attribute {name!r}")
-    return __getattr__
-
-for _old, _homes in _MOVED.items():
-    _name = f"dacapo_nb.{_old}"
-    if _old == "predict": _sys.modules[_name] = _types.ModuleType(_name, "Moved: see dacapo_nb.inference, .segmentation, .evaluation")
-    _sys.modules[_name].__getattr__ = _moved_names(_old, _homes)
+    "The package's names, those not imported yet among them."
+    return sorted(set(globals()) | set(_public_names()))

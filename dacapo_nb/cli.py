@@ -511,9 +511,9 @@ def _train(args) -> int:
 def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
         ) -> int: # the exit status: 0, 2 for bad input, 130 when interrupted (Ctrl-C)
     "Entry point of the `dacapo-nb` console script."
-    import matplotlib
-    matplotlib.use("Agg")
     args = build_parser().parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")  # after parsing: `--help` answers without it
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for a relaunch under torchrun (--nproc)
     try:
         return {"train": train, "runs": runs, **BLOCKWISE_COMMANDS}[args.command](args)
