@@ -310,9 +310,9 @@ def _exact(value, field: str) -> Fraction:
     return Fraction(str(value))
 
 # %% ../nbs/00_arrays.ipynb #cfa4282a
-ZARR3_ADVICE = ("dacapo_nb runs on zarr 2 (gunpowder 1.4 needs it), which holds OME-NGFF 0.4 only: convert the data to "
-                "OME-NGFF 0.4 on zarr v2 in an environment with zarr 3 (for example read it with ome-zarr-py >= 0.12 "
-                "and write it again with fmt=FormatV04())")
+ZARR3_ADVICE = ("ZarrArray is zarr 2 (gunpowder 1.4 needs it): open it read-only with dacapo_nb.formats.open_array "
+                "(zarr v3 and OME-NGFF 0.5 through tensorstore), or write a zarr 2 copy for training with "
+                "dacapo_nb.formats.convert_to_zarr")
 
 def _ngff_transform(transforms, n: int, field: str) -> tuple[list[Fraction], list[Fraction]]:
     "Exact scale and translation of one `coordinateTransformations` list of OME-NGFF 0.4."
@@ -341,16 +341,15 @@ def _ngff_transform(transforms, n: int, field: str) -> tuple[list[Fraction], lis
         values[kind] = [_exact(v, f"{field} {kind}") for v in t[kind]]
     return values["scale"], values.get("translation", [Fraction(0)] * n)
 
-def ngff_geometry(multiscale: dict, # one entry of an OME-NGFF 0.4 image group's `multiscales`
+def ngff_geometry(multiscale: dict, # one entry of an OME-NGFF 0.4 (or 0.5) image group's `multiscales`
                   level: int, # index of the level in its `datasets`
                   shape: Sequence[int], # shape of that level's array
                   where: str = "multiscales[0]", # how to name the fields in errors
                  ) -> tuple[list[str], Coordinate, Coordinate]: # our axes, the voxel size and the offset (nm)
-    "Axes, voxel size and offset of one level of an OME-NGFF 0.4 image, checked against the level's `shape`."
+    "Axes, voxel size and offset of one level of an OME-NGFF 0.4 or 0.5 image, checked against the level's `shape`."
     version = str(multiscale.get("version", "0.4"))
-    if version != "0.4":
-        raise ValueError(f"{where}.version is {version!r}: this package reads OME-NGFF 0.4; "
-                         + (ZARR3_ADVICE if version.startswith("0.5") else "convert the data to 0.4"))
+    if version not in ("0.4", "0.5"):  # 0.5 is 0.4's axes and transformations on zarr v3 (read by dacapo_nb.formats)
+        raise ValueError(f"{where}.version is {version!r}: this package reads OME-NGFF 0.4 and 0.5; convert the data to one of them")
     axes = multiscale.get("axes")
     if not isinstance(axes, list) or not axes or not all(isinstance(a, dict) and "name" in a for a in axes):
         raise ValueError(f"{where}.axes is {axes!r}: OME-NGFF 0.4 needs one {{'name', 'type', 'unit'}} object per axis")
