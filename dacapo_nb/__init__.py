@@ -16,6 +16,7 @@ __doc__ = """Train segmentation networks on microscopy volumes from Jupyter: DaC
 `import dacapo_nb as dn` gives every public class and function; each lives in one module (see the architecture page)."""
 
 from .arrays import *
+from .formats import *
 from .sources import *
 from .pipeline import *
 from .filters import *
