@@ -24,9 +24,9 @@ except ImportError: fcntl = None  # not on Windows: folders there are not locked
 
 # %% auto #0
 __all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_on_grid', 'Array', 'check_axes', 'default_axes',
-           'axes_from_metadata', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier', 'ZarrArrayConfig',
-           'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'RunDirectoryLock', 'OnesArrayConfig',
-           'OnesArray']
+           'axes_from_metadata', 'FixedGeometryArray', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier',
+           'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'RunDirectoryLock',
+           'OnesArrayConfig', 'OnesArray']
 
 # %% ../nbs/00_arrays.ipynb #6981f8e1
 NON_SPATIAL_AXES = ("b", "c")
@@ -175,8 +175,24 @@ def axes_from_metadata(names: Sequence[str], # axis names as stored: DaCapo's `a
     picked = iter(picked)
     return [next(picked) if ns else o for o, ns in zip(ours, non_spatial)]
 
+# %% ../nbs/00_arrays.ipynb #11b8ee0c
+class FixedGeometryArray(Array):
+    "An `Array` whose data and metadata are fields set once when it is made (`_data`, `_roi`, `_voxel_size`, `_axes`, `_attrs`)."
+    @property
+    def attrs(self) -> dict: return self._attrs
+    @property
+    def axes(self) -> list[str]: return self._axes
+    @property
+    def voxel_size(self) -> Coordinate: return self._voxel_size
+    @property
+    def roi(self) -> Roi: return self._roi
+    @property
+    def dtype(self): return np.dtype(self._data.dtype)
+    @property
+    def data(self): return self._data
+
 # %% ../nbs/00_arrays.ipynb #034fc1b5
-class NumpyArray(Array):
+class NumpyArray(FixedGeometryArray):
     "A numpy array with a ROI, a voxel size and axes."
 
     def __init__(self, array_config=None):
@@ -199,7 +215,7 @@ class NumpyArray(Array):
             raise ValueError(f"ROI {roi} at voxel size {voxel_size} covers {roi.shape / voxel_size} voxels but the "
                              f"array's spatial shape is {spatial_shape} (axes {axes})")
         inst = object.__new__(cls)
-        inst._data, inst._roi, inst._voxel_size, inst._axes = array, roi, voxel_size, axes
+        inst._data, inst._roi, inst._voxel_size, inst._axes, inst._attrs = array, roi, voxel_size, axes, {}
         return inst
 
     @classmethod
@@ -211,19 +227,7 @@ class NumpyArray(Array):
         return cls.from_np_array(array.data, array.spec.roi, voxel_size, default_axes(array.data.ndim, voxel_size.dims))
 
     @property
-    def attrs(self) -> dict: return {}
-    @property
-    def axes(self) -> list[str]: return self._axes
-    @property
-    def voxel_size(self) -> Coordinate: return self._voxel_size
-    @property
-    def roi(self) -> Roi: return self._roi
-    @property
     def writable(self) -> bool: return True
-    @property
-    def dtype(self): return self._data.dtype
-    @property
-    def data(self) -> np.ndarray: return self._data
 
     @property
     def num_channels(self) -> int:
@@ -449,7 +453,7 @@ def _zarray_shape(node: Path, what: str) -> tuple:
     return tuple(json.loads(f.read_text())["shape"])
 
 # %% ../nbs/00_arrays.ipynb #bd94607f
-class ZarrArray(Array):
+class ZarrArray(FixedGeometryArray):
     "A zarr dataset with a ROI, voxel size and axes read from (and written to) its attributes or OME-NGFF 0.4 metadata."
 
     def __init__(self, array_config: ZarrArrayConfig, # where the dataset lives and how to open it
@@ -544,13 +548,6 @@ class ZarrArray(Array):
     def dtype(self): return self._zarr.dtype
     @property
     def writable(self) -> bool: return self._mode != "r"
-
-    @property
-    def voxel_size(self) -> Coordinate: return self._voxel_size
-    @property
-    def axes(self) -> list[str]: return self._axes
-    @property
-    def roi(self) -> Roi: return self._roi
 
     @property
     def num_channels(self) -> Optional[int]:

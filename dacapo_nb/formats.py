@@ -22,7 +22,7 @@ import numpy as np
 import zarr
 from funlib.geometry import Coordinate, Roi
 
-from .arrays import (NON_SPATIAL_AXES, Array, LocalArrayIdentifier, ZarrArray, ZarrArrayConfig,
+from .arrays import (NON_SPATIAL_AXES, Array, FixedGeometryArray, LocalArrayIdentifier, ZarrArray, ZarrArrayConfig,
                               axes_from_metadata, check_axes, check_roi_on_grid, default_axes, ngff_geometry, ngff_to_nm)
 
 # %% auto #0
@@ -100,7 +100,7 @@ def read_sections(handle, # what `read_section` reads from (an open TIFF, a list
     return out.reshape(tuple(len(r) for r, k in zip(ranges, keep) if k))
 
 # %% ../nbs/00_formats.ipynb #4750eb27
-class FileArray(Array):
+class FileArray(FixedGeometryArray):
     "A read-only array of a file format: geometry fixed when opened, voxels read lazily through `data`."
     path: Path = Path()
 
@@ -132,19 +132,7 @@ class FileArray(Array):
     def __reduce__(self): return (type(self), self._open_args)  # reopened from the file, never the voxels
 
     @property
-    def attrs(self) -> dict: return self._attrs
-    @property
-    def axes(self) -> list[str]: return self._axes
-    @property
-    def voxel_size(self) -> Coordinate: return self._voxel_size
-    @property
-    def roi(self) -> Roi: return self._roi
-    @property
     def writable(self) -> bool: return False
-    @property
-    def dtype(self): return np.dtype(self._data.dtype)
-    @property
-    def data(self): return self._data
 
     def __getitem__(self, roi: Roi) -> np.ndarray:
         "Read the voxels inside the world-unit `roi` (a copy: never a view into a memory-mapped file)."
