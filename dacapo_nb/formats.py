@@ -9,6 +9,7 @@ import functools
 import importlib
 import json
 import math
+import numbers
 import os
 import re
 import threading
@@ -65,10 +66,14 @@ class LazyData:
     def __getitem__(self, key) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (self.ndim - len(key))
-        if len(key) != self.ndim or not all(isinstance(k, slice) and k.step in (None, 1) for k in key):
-            raise IndexError(f"{type(self).__name__} reads boxes: one slice of step 1 per dimension ({self.ndim}), got {key!r}")
+        if len(key) != self.ndim or not all(isinstance(k, numbers.Integral) or (isinstance(k, slice) and k.step in (None, 1)) for k in key):
+            raise IndexError(f"{type(self).__name__} reads boxes: one slice of step 1 (or an index) per dimension ({self.ndim}), got {key!r}")
+        planes = [i for i, k in enumerate(key) if isinstance(k, numbers.Integral)]  # read as a slice of 1, then dropped
+        for i in planes:
+            if not -self.shape[i] <= key[i] < self.shape[i]: raise IndexError(f"index {key[i]} is outside dimension {i} of size {self.shape[i]}")
+        key = tuple(slice(k % self.shape[i], k % self.shape[i] + 1) if i in planes else k for i, k in enumerate(key))
         out = np.asarray(self.read(self.handle(), key))
-        return out.astype(self.dtype, copy=False)
+        return out.astype(self.dtype, copy=False).squeeze(tuple(planes))
 
     def __getstate__(self): return {**self.__dict__, "_handle": None, "_pid": None, "_lock": None}
     def __setstate__(self, state): self.__dict__.update(state, _lock=threading.Lock())
