@@ -24,9 +24,9 @@ except ImportError: fcntl = None  # not on Windows: folders there are not locked
 
 # %% auto #0
 __all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_on_grid', 'Array', 'check_axes', 'default_axes',
-           'axes_from_metadata', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier', 'ZarrArrayConfig',
-           'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'RunDirectoryLock', 'OnesArrayConfig',
-           'OnesArray', 'SectionArray']
+           'axes_from_metadata', 'FixedGeometryArray', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier',
+           'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'RunDirectoryLock',
+           'OnesArrayConfig', 'OnesArray', 'SectionArray']
 
 # %% ../nbs/00_arrays.ipynb #6981f8e1
 NON_SPATIAL_AXES = ("b", "c")
@@ -175,8 +175,24 @@ def axes_from_metadata(names: Sequence[str], # axis names as stored: DaCapo's `a
     picked = iter(picked)
     return [next(picked) if ns else o for o, ns in zip(ours, non_spatial)]
 
+# %% ../nbs/00_arrays.ipynb #11b8ee0c
+class FixedGeometryArray(Array):
+    "An `Array` whose data and metadata are fields set once when it is made (`_data`, `_roi`, `_voxel_size`, `_axes`, `_attrs`)."
+    @property
+    def attrs(self) -> dict: return self._attrs
+    @property
+    def axes(self) -> list[str]: return self._axes
+    @property
+    def voxel_size(self) -> Coordinate: return self._voxel_size
+    @property
+    def roi(self) -> Roi: return self._roi
+    @property
+    def dtype(self): return np.dtype(self._data.dtype)
+    @property
+    def data(self): return self._data
+
 # %% ../nbs/00_arrays.ipynb #034fc1b5
-class NumpyArray(Array):
+class NumpyArray(FixedGeometryArray):
     "A numpy array with a ROI, a voxel size and axes."
 
     def __init__(self, array_config=None):
@@ -199,7 +215,7 @@ class NumpyArray(Array):
             raise ValueError(f"ROI {roi} at voxel size {voxel_size} covers {roi.shape / voxel_size} voxels but the "
                              f"array's spatial shape is {spatial_shape} (axes {axes})")
         inst = object.__new__(cls)
-        inst._data, inst._roi, inst._voxel_size, inst._axes = array, roi, voxel_size, axes
+        inst._data, inst._roi, inst._voxel_size, inst._axes, inst._attrs = array, roi, voxel_size, axes, {}
         return inst
 
     @classmethod
@@ -211,19 +227,7 @@ class NumpyArray(Array):
         return cls.from_np_array(array.data, array.spec.roi, voxel_size, default_axes(array.data.ndim, voxel_size.dims))
 
     @property
-    def attrs(self) -> dict: return {}
-    @property
-    def axes(self) -> list[str]: return self._axes
-    @property
-    def voxel_size(self) -> Coordinate: return self._voxel_size
-    @property
-    def roi(self) -> Roi: return self._roi
-    @property
     def writable(self) -> bool: return True
-    @property
-    def dtype(self): return self._data.dtype
-    @property
-    def data(self) -> np.ndarray: return self._data
 
     @property
     def num_channels(self) -> int:
@@ -310,9 +314,9 @@ def _exact(value, field: str) -> Fraction:
     return Fraction(str(value))
 
 # %% ../nbs/00_arrays.ipynb #cfa4282a
-ZARR3_ADVICE = ("dacapo_nb runs on zarr 2 (gunpowder 1.4 needs it), which holds OME-NGFF 0.4 only: convert the data to "
-                "OME-NGFF 0.4 on zarr v2 in an environment with zarr 3 (for example read it with ome-zarr-py >= 0.12 "
-                "and write it again with fmt=FormatV04())")
+ZARR3_ADVICE = ("ZarrArray is zarr 2 (gunpowder 1.4 needs it): open it read-only with dacapo_nb.formats.open_array "
+                "(zarr v3 and OME-NGFF 0.5 through tensorstore), or write a zarr 2 copy for training with "
+                "dacapo_nb.formats.convert_to_zarr")
 
 def _ngff_transform(transforms, n: int, field: str) -> tuple[list[Fraction], list[Fraction]]:
     "Exact scale and translation of one `coordinateTransformations` list of OME-NGFF 0.4."
@@ -341,16 +345,15 @@ def _ngff_transform(transforms, n: int, field: str) -> tuple[list[Fraction], lis
         values[kind] = [_exact(v, f"{field} {kind}") for v in t[kind]]
     return values["scale"], values.get("translation", [Fraction(0)] * n)
 
-def ngff_geometry(multiscale: dict, # one entry of an OME-NGFF 0.4 image group's `multiscales`
+def ngff_geometry(multiscale: dict, # one entry of an OME-NGFF 0.4 (or 0.5) image group's `multiscales`
                   level: int, # index of the level in its `datasets`
                   shape: Sequence[int], # shape of that level's array
                   where: str = "multiscales[0]", # how to name the fields in errors
                  ) -> tuple[list[str], Coordinate, Coordinate]: # our axes, the voxel size and the offset (nm)
-    "Axes, voxel size and offset of one level of an OME-NGFF 0.4 image, checked against the level's `shape`."
+    "Axes, voxel size and offset of one level of an OME-NGFF 0.4 or 0.5 image, checked against the level's `shape`."
     version = str(multiscale.get("version", "0.4"))
-    if version != "0.4":
-        raise ValueError(f"{where}.version is {version!r}: this package reads OME-NGFF 0.4; "
-                         + (ZARR3_ADVICE if version.startswith("0.5") else "convert the data to 0.4"))
+    if version not in ("0.4", "0.5"):  # 0.5 is 0.4's axes and transformations on zarr v3 (read by dacapo_nb.formats)
+        raise ValueError(f"{where}.version is {version!r}: this package reads OME-NGFF 0.4 and 0.5; convert the data to one of them")
     axes = multiscale.get("axes")
     if not isinstance(axes, list) or not axes or not all(isinstance(a, dict) and "name" in a for a in axes):
         raise ValueError(f"{where}.axes is {axes!r}: OME-NGFF 0.4 needs one {{'name', 'type', 'unit'}} object per axis")
@@ -450,7 +453,7 @@ def _zarray_shape(node: Path, what: str) -> tuple:
     return tuple(json.loads(f.read_text())["shape"])
 
 # %% ../nbs/00_arrays.ipynb #bd94607f
-class ZarrArray(Array):
+class ZarrArray(FixedGeometryArray):
     "A zarr dataset with a ROI, voxel size and axes read from (and written to) its attributes or OME-NGFF 0.4 metadata."
 
     def __init__(self, array_config: ZarrArrayConfig, # where the dataset lives and how to open it
@@ -545,13 +548,6 @@ class ZarrArray(Array):
     def dtype(self): return self._zarr.dtype
     @property
     def writable(self) -> bool: return self._mode != "r"
-
-    @property
-    def voxel_size(self) -> Coordinate: return self._voxel_size
-    @property
-    def axes(self) -> list[str]: return self._axes
-    @property
-    def roi(self) -> Roi: return self._roi
 
     @property
     def num_channels(self) -> Optional[int]:

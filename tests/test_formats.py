@@ -1,7 +1,10 @@
-"""Formats: what we write opens in other tools and what they write opens here (issue 12).
+"""Formats: what we write opens in other tools and what they write opens here (issue 12), and the readers of
+dacapo_nb.formats (issue 27): TIFF, image folders, HDF5, N5, zarr v3 / OME-Zarr 0.5, `open_array`, `convert_to_zarr`.
 
 The oracles are independent implementations: ome-zarr-py (OME-NGFF 0.4 on zarr 2), funlib.persistence 0.6 and
-gunpowder 1.4; zarr's own group walk stands for napari and the other browsers.
+gunpowder 1.4; zarr's own group walk stands for napari and the other browsers. The files of other formats are written
+by their own libraries (tifffile, Pillow, h5py, zarr 2's N5 store, tensorstore), and gunpowder's Hdf5Source and
+ZarrSource (which reverses N5 attributes) say what geometry they hold.
 """
 import json
 
@@ -280,13 +283,14 @@ def test_translation_off_the_voxel_grid_is_refused(tmp_path):
 
 
 def test_zarr_v3_ngff_05_says_what_to_do(tmp_path):
+    "ZarrArray (zarr 2) points to open_array, which opens zarr v3 (test_ome_zarr_05_through_tensorstore below)."
     c = tmp_path / "v3.zarr"
     (c / "image" / "s0").mkdir(parents=True)
     (c / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
     (c / "image" / "zarr.json").write_text(json.dumps(
         {"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"version": "0.5", "multiscales": []}}}))
     for dataset in ("image", "image/s0"):
-        with pytest.raises(ValueError, match="zarr v3 .* OME-NGFF 0.5: dacapo_nb runs on zarr 2 .* fmt=FormatV04"):
+        with pytest.raises(ValueError, match="zarr v3 .* OME-NGFF 0.5: ZarrArray is zarr 2 .* dacapo_nb.formats.open_array"):
             ZarrArray.open_from_array_identifier(LocalArrayIdentifier(c, dataset))
     with pytest.raises(ValueError, match="zarr v3"):
         ZarrArray.create_from_array_identifier(LocalArrayIdentifier(c, "pred"), ["y", "x"], Roi((0, 0), (4, 4)), None,
@@ -307,3 +311,348 @@ def test_a_dacapo_snapshot_opens_in_the_viewer_aligned_in_world_units(tmp_path):
     assert [(t, i.shape[:2]) for t, i, _ in viewer.view["panels"]] == [("raw", (28, 28)), ("prediction", (28, 28))], viewer.view
     raw = viewer.view["panels"][0][1]
     np.testing.assert_array_equal(raw, np.arange(44 * 44, dtype="f4").reshape(44, 44)[8:36, 8:36] / (44 * 44))  # 8 voxels in
+
+
+# --- issue 27: the readers of dacapo_nb.formats, against independent writers ---------------------------------------
+
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import h5py
+import tensorstore as ts
+import tifffile
+from PIL import Image
+
+from dacapo_nb.formats import (Hdf5Array, ImageFolderArray, N5Array, TiffArray, Zarr3Array, array_format, convert_to_zarr,
+                               open_array)
+
+VOLUME = np.arange(12 * 10 * 14, dtype=np.uint16).reshape(12, 10, 14)  # z y x
+SUB = Roi((80, 8, 12), (120, 24, 28))  # world units at voxel size (40, 4, 4) and offset (0, 0, 0): voxels [2:5, 2:8, 3:10]
+SUB_SLICES = np.s_[2:5, 2:8, 3:10]
+
+
+def check(array, cls, voxel_size, offset, axes, data, sub=None, sub_slices=None):
+    "`array` is a `cls` with this geometry, holds `data`, and a sub-box read equals numpy slicing."
+    assert type(array) is cls, (type(array), cls)
+    assert (array.voxel_size, array.roi.offset, array.axes) == (Coordinate(voxel_size), Coordinate(offset), axes), array
+    assert array.roi.shape == Coordinate(s for a, s in zip(axes, data.shape) if a not in "bc") * Coordinate(voxel_size), array
+    np.testing.assert_array_equal(array[array.roi], data)
+    if sub is not None:
+        np.testing.assert_array_equal(array[sub], data[sub_slices])
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_tiff_stack(tmp_path, compression):
+    tifffile.imwrite(tmp_path / "stack.tif", VOLUME, photometric="minisblack", compression=compression)
+    a = open_array(tmp_path / "stack.tif", voxel_size=(40, 4, 4))
+    check(a, TiffArray, (40, 4, 4), (0, 0, 0), ["z", "y", "x"], VOLUME, SUB, SUB_SLICES)
+    assert a.memory_mapped == (compression is None)
+    moved = open_array(tmp_path / "stack.tif", voxel_size=(40, 4, 4), offset=(400, 40, 0))
+    np.testing.assert_array_equal(moved[SUB.shift(Coordinate(400, 40, 0))], VOLUME[SUB_SLICES])
+
+
+def test_tiff_2d(tmp_path):
+    tifffile.imwrite(tmp_path / "one.tiff", VOLUME[0])
+    check(open_array(tmp_path / "one.tiff", voxel_size=(4, 4)), TiffArray, (4, 4), (0, 0), ["y", "x"], VOLUME[0],
+          Roi((8, 12), (24, 28)), np.s_[2:8, 3:10])
+
+
+def test_plain_tiff_warns_about_its_voxel_size(tmp_path):
+    tifffile.imwrite(tmp_path / "stack.tif", VOLUME, photometric="minisblack")
+    with pytest.warns(UserWarning, match="stores no physical size: voxel size 1 nm per axis assumed; pass voxel_size"):
+        assert open_array(tmp_path / "stack.tif").voxel_size == Coordinate(1, 1, 1)
+
+
+def test_ome_tiff_physical_sizes(tmp_path):
+    "OME-TIFF with two channels, PhysicalSizeX/Y in µm and Z in µm: converted to nm, the channel axis first as stored."
+    data = np.stack([VOLUME, VOLUME + 1])  # c z y x
+    tifffile.imwrite(tmp_path / "cells.ome.tif", data, ome=True, photometric="minisblack", compression="zlib",
+                     metadata={"axes": "CZYX", "PhysicalSizeX": 0.004, "PhysicalSizeXUnit": "µm",
+                               "PhysicalSizeY": 0.004, "PhysicalSizeYUnit": "µm", "PhysicalSizeZ": 0.04})
+    a = open_array(tmp_path / "cells.ome.tif")
+    check(a, TiffArray, (40, 4, 4), (0, 0, 0), ["c", "z", "y", "x"], data, SUB, (slice(None),) + SUB_SLICES)
+    assert a.num_channels == 2
+
+
+def test_ome_tiff_not_whole_nm_says_what_to_do(tmp_path):
+    tifffile.imwrite(tmp_path / "fine.ome.tif", VOLUME, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.1032,
+                                                                           "PhysicalSizeY": 0.1032, "PhysicalSizeZ": 0.5})
+    with pytest.raises(ValueError, match=r"PhysicalSizeY is 0.1032 micrometer = 103.2 nm, not a whole number of nm.*voxel_size="):
+        open_array(tmp_path / "fine.ome.tif")
+    assert open_array(tmp_path / "fine.ome.tif", voxel_size=(500, 103, 103)).voxel_size == Coordinate(500, 103, 103)
+
+
+def test_tiff_reads_only_the_pages_of_the_roi(tmp_path, monkeypatch):
+    tifffile.imwrite(tmp_path / "stack.tif", VOLUME, photometric="minisblack", compression="zlib")
+    a = open_array(tmp_path / "stack.tif", voxel_size=(40, 4, 4))
+    pages = []
+    for cls in (tifffile.TiffPage, tifffile.TiffFrame):  # tifffile's page access
+        original = cls.asarray
+        monkeypatch.setattr(cls, "asarray", lambda self, *args, _original=original, **kw: pages.append(self.index) or _original(self, *args, **kw))
+    np.testing.assert_array_equal(a[SUB], VOLUME[SUB_SLICES])
+    assert sorted(set(pages)) == [2, 3, 4], pages
+
+
+PEAK_RSS = """
+import re, sys, warnings
+from funlib.geometry import Roi
+from dacapo_nb.formats import open_array
+rss = lambda: int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024  # peak RSS
+open("/proc/self/clear_refs", "w").write("5")  # the peak starts again here: importing torch peaked higher than a stack read
+before = rss()
+a = open_array(sys.argv[1], voxel_size=(1, 1, 1))
+section = a[Roi((a.roi.shape[0] // 2, 0, 0), (1, a.roi.shape[1], a.roi.shape[2]))]
+assert section.sum() > 0
+one = rss() - before
+whole = a[a.roi]  # the check can fail: reading everything grows the peak by the stack's size
+print(one, a.memory_mapped, rss() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="resetting the peak RSS needs Linux's /proc")
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_reading_one_section_of_a_200_mb_stack_does_not_load_it(tmp_path, compression):
+    """Peak RSS (VmHWM, reset after the imports) of a fresh process that opens a ~200 MB TIFF stack and reads one section
+    stays far below the stack's size (a whole read grows it by 200 MB: checked in the same process)."""
+    depth, edge = 200, 1000
+    page = (np.arange(edge * edge, dtype=np.uint32).reshape(edge, edge) % 251).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", (page for _ in range(depth)), shape=(depth, edge, edge), dtype=np.uint8,
+                     photometric="minisblack", compression=compression, compressionargs={"level": 1} if compression else None)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(tmp_path / "big.tif")], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    grown, mapped, whole = out.stdout.split()
+    assert mapped == str(compression is None), out.stdout
+    assert int(grown) < depth * edge * edge / 10 < int(whole), (int(grown), depth * edge * edge, int(whole))
+
+
+def test_image_folder_natural_order(tmp_path):
+    for z in range(12):  # PNG and TIFF mixed; slice_10 and slice_11 sort after slice_9
+        if z % 2: Image.fromarray(VOLUME[z]).save(tmp_path / f"slice_{z}.png")
+        else: tifffile.imwrite(tmp_path / f"slice_{z}.tif", VOLUME[z])
+    a = open_array(tmp_path, voxel_size=(40, 4, 4))
+    check(a, ImageFolderArray, (40, 4, 4), (0, 0, 0), ["z", "y", "x"], VOLUME, SUB, SUB_SLICES)
+    assert [f.name for f in a.files][8:] == ["slice_8.tif", "slice_9.png", "slice_10.tif", "slice_11.png"]
+
+
+def test_image_folder_refuses_a_mismatch_naming_the_file(tmp_path):
+    for z in range(3): Image.fromarray(VOLUME[z]).save(tmp_path / f"s{z}.png")
+    Image.fromarray(VOLUME[3, :5]).save(tmp_path / "s3.png")
+    with pytest.raises(ValueError, match=r"s3.png has shape \(5, 14\) and dtype uint16, but s0.png \(the first section\) has shape \(10, 14\)"):
+        ImageFolderArray(tmp_path, voxel_size=(1, 1, 1))
+
+
+def test_hdf5_with_gunpowder_attributes(tmp_path):
+    with h5py.File(tmp_path / "sample.h5", "w") as f:
+        d = f.create_dataset("volumes/raw", data=VOLUME, chunks=(4, 5, 7))
+        d.attrs["resolution"], d.attrs["offset"] = (40, 4, 4), (400, 40, 0)
+    a = open_array(tmp_path / "sample.h5/volumes/raw")
+    check(a, Hdf5Array, (40, 4, 4), (400, 40, 0), ["z", "y", "x"], VOLUME, SUB.shift(Coordinate(400, 40, 0)), SUB_SLICES)
+    assert open_array(tmp_path / "sample.h5", "volumes/raw").roi == a.roi
+    key = gp.ArrayKey("RAW")  # gunpowder's own HDF5 reader sees the same geometry and voxels
+    source = gp.Hdf5Source(str(tmp_path / "sample.h5"), {key: "volumes/raw"})
+    with gp.build(source):
+        assert (source.spec[key].roi, source.spec[key].voxel_size) == (a.roi, a.voxel_size)
+        batch = source.request_batch(gp.BatchRequest({key: gp.ArraySpec(roi=SUB.shift(Coordinate(400, 40, 0)))}))
+    np.testing.assert_array_equal(batch[key].data, a[SUB.shift(Coordinate(400, 40, 0))])
+
+
+def test_n5_with_funlib_and_gunpowder_conventions(tmp_path):
+    "resolution, offset and axes stored x y z (as gunpowder's ZarrWrite and daisy write N5); gunpowder reads them reversed too."
+    n5 = zarr.open_array(store=zarr.N5Store(str(tmp_path / "sample.n5")), path="volumes/raw", mode="w", shape=VOLUME.shape,
+                         chunks=(4, 5, 7), dtype=VOLUME.dtype)
+    n5[:] = VOLUME
+    n5.attrs.update({"resolution": [4, 4, 40], "offset": [0, 40, 400], "axes": ["x", "y", "z"]})
+    a = open_array(tmp_path / "sample.n5/volumes/raw")
+    check(a, N5Array, (40, 4, 4), (400, 40, 0), ["z", "y", "x"], VOLUME, SUB.shift(Coordinate(400, 40, 0)), SUB_SLICES)
+    key = gp.ArrayKey("RAW")
+    source = gp.ZarrSource(str(tmp_path / "sample.n5"), {key: "volumes/raw"})
+    with gp.build(source):
+        assert (source.spec[key].roi, source.spec[key].voxel_size) == (a.roi, a.voxel_size)
+
+
+def test_n5_written_by_funlib_06_keeps_data_order(tmp_path):
+    "funlib.persistence 0.6 on an N5 store writes voxel_size, offset and axis_names in the data's order (z y x)."
+    ds = fp.prepare_ds(zarr.N5Store(str(tmp_path / "f.n5")), path="raw", shape=VOLUME.shape, offset=(400, 40, 0),
+                       voxel_size=(40, 4, 4), axis_names=["z", "y", "x"], dtype=VOLUME.dtype)
+    assert json.loads((tmp_path / "f.n5" / "raw" / "attributes.json").read_text())["voxel_size"] == [40, 4, 4]
+    ds[ds.roi] = VOLUME
+    check(open_array(tmp_path / "f.n5" / "raw"), N5Array, (40, 4, 4), (400, 40, 0), ["z", "y", "x"], VOLUME)
+
+
+def test_ome_zarr_04_image_group_opens_level_0(ome_image):
+    c, group, pixels, labels = ome_image
+    a = open_array(c / "image")
+    check(a, ZarrArray, (50, 4, 4), (1000, 64, 128), ["c", "z", "y", "x"], pixels)
+    assert (a.dataset, a.writable) == ("image/0", False)
+    assert open_array(c / "image" / "labels" / "nuclei").dataset == "image/labels/nuclei/0"
+
+
+def write_zarr3(path, data, chunks, attributes=None, dimension_names=None):
+    "A zarr v3 array written by tensorstore, with attributes in its zarr.json."
+    metadata = {"chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunks)}}}
+    if dimension_names: metadata["dimension_names"] = dimension_names
+    store = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}, "metadata": metadata},
+                    create=True, dtype=str(data.dtype), shape=data.shape).result()
+    store[...] = data
+    if attributes:
+        meta = json.loads((Path(path) / "zarr.json").read_text())
+        (Path(path) / "zarr.json").write_text(json.dumps({**meta, "attributes": attributes}))
+
+
+def write_group(path, attributes):
+    Path(path).mkdir(parents=True, exist_ok=True)
+    (Path(path) / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attributes}))
+
+
+def ome_05_image(group, data):
+    "An OME-Zarr 0.5 image: levels s0, s1 (y/x halved) written by tensorstore, multiscales under attributes.ome."
+    axes = [{"name": "c", "type": "channel"}] + [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
+    write_group(group, {"ome": {"version": "0.5", "multiscales": [{"name": "raw", "axes": axes, "datasets": [
+        {"path": f"s{l}", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 0.04, 0.004 * 2**l, 0.004 * 2**l]},
+                                                         {"type": "translation", "translation": [0.0, 0.4, 0.04, 0.0]}]}
+        for l in range(2)]}]}})
+    write_zarr3(group / "s0", data, (1, 4, 5, 7), dimension_names=["c", "z", "y", "x"])
+    write_zarr3(group / "s1", data[:, :, ::2, ::2], (1, 4, 5, 7), dimension_names=["c", "z", "y", "x"])
+
+
+def test_ome_zarr_05_through_tensorstore(tmp_path):
+    data = np.stack([VOLUME, VOLUME * 2])
+    ome_05_image(tmp_path / "ome5.zarr", data)
+    sub = SUB.shift(Coordinate(400, 40, 0))
+    for path, level, vs, expected in [(tmp_path / "ome5.zarr", "s0", (40, 4, 4), data),
+                                      (tmp_path / "ome5.zarr" / "s1", "s1", (40, 8, 8), data[:, :, ::2, ::2])]:
+        a = open_array(path)
+        check(a, Zarr3Array, vs, (400, 40, 0), ["c", "z", "y", "x"], expected)
+        assert a.dataset == level
+    np.testing.assert_array_equal(open_array(tmp_path / "ome5.zarr")[sub], data[(slice(None),) + SUB_SLICES])
+
+
+def test_bioformats2raw_roots(tmp_path, ome_image):
+    "zarr v3 (0.5): the root's attributes.ome carries the layout and the image is 0/; zarr 2 (0.4): .zattrs the same."
+    data = np.stack([VOLUME, VOLUME * 2])
+    write_group(tmp_path / "b2r.zarr", {"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
+    ome_05_image(tmp_path / "b2r.zarr" / "0", data)
+    a = open_array(tmp_path / "b2r.zarr")
+    check(a, Zarr3Array, (40, 4, 4), (400, 40, 0), ["c", "z", "y", "x"], data)
+    assert a.dataset == "0/s0"
+    c, group, pixels, _ = ome_image  # ome-zarr-py's image, moved under a bioformats2raw root of zarr 2
+    root = zarr.open_group(str(tmp_path / "b2r2.zarr"), mode="w")
+    root.attrs["bioformats2raw.layout"] = 3
+    zarr.copy_all(group, root.create_group("0"))
+    zarr.open_group(str(tmp_path / "b2r2.zarr" / "0"), mode="r+").attrs.update(group.attrs.asdict())
+    b = open_array(tmp_path / "b2r2.zarr")
+    check(b, ZarrArray, (50, 4, 4), (1000, 64, 128), ["c", "z", "y", "x"], pixels)
+    assert b.dataset == "0/0"
+
+
+def test_plain_zarr3_arrays(tmp_path):
+    write_group(tmp_path / "v3.zarr", {})
+    write_zarr3(tmp_path / "v3.zarr" / "raw", VOLUME, (4, 5, 7), {"voxel_size": [40, 4, 4], "offset": [400, 40, 0], "axis_names": ["z", "y", "x"]})
+    write_zarr3(tmp_path / "v3.zarr" / "named", VOLUME, (4, 5, 7), dimension_names=["z", "y", "x"])
+    check(open_array(tmp_path / "v3.zarr/raw"), Zarr3Array, (40, 4, 4), (400, 40, 0), ["z", "y", "x"], VOLUME, SUB.shift(Coordinate(400, 40, 0)), SUB_SLICES)
+    check(open_array(tmp_path / "v3.zarr", "named", voxel_size=(40, 4, 4)), Zarr3Array, (40, 4, 4), (0, 0, 0), ["z", "y", "x"], VOLUME, SUB, SUB_SLICES)
+
+
+def test_open_array_says_which_package_is_missing(tmp_path, monkeypatch):
+    write_group(tmp_path / "v3.zarr", {})
+    write_zarr3(tmp_path / "v3.zarr" / "raw", VOLUME, (4, 5, 7))
+    monkeypatch.setitem(sys.modules, "tensorstore", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"reading zarr v3 \(OME-Zarr 0.5\) needs the package tensorstore: pip install tensorstore"):
+        open_array(tmp_path / "v3.zarr/raw")
+
+
+def test_open_array_refuses_what_it_cannot_read(tmp_path):
+    (tmp_path / "notes.csv").write_text("a,b")
+    with pytest.raises(ValueError, match="cannot read .*notes.csv: expected a TIFF"):
+        open_array(tmp_path / "notes.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="cannot tell the format of .*empty"):
+        open_array(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_array(tmp_path / "missing.zarr/raw")
+
+
+def test_arrays_pickle_without_their_voxels(tmp_path):
+    "A spawned worker gets the path and reopens; a memory map is never copied into the pickle."
+    tifffile.imwrite(tmp_path / "stack.tif", VOLUME, photometric="minisblack")
+    with h5py.File(tmp_path / "s.h5", "w") as f: f["raw"] = VOLUME
+    for a in (open_array(tmp_path / "stack.tif", voxel_size=(40, 4, 4)), open_array(tmp_path / "s.h5/raw", voxel_size=(40, 4, 4))):
+        a[SUB]  # opened in this process
+        payload = pickle.dumps(a)
+        assert len(payload) < VOLUME.nbytes / 4, len(payload)
+        np.testing.assert_array_equal(pickle.loads(payload)[SUB], VOLUME[SUB_SLICES])
+
+
+def test_convert_to_zarr_round_trip(tmp_path):
+    data = np.stack([VOLUME, VOLUME + 7])
+    tifffile.imwrite(tmp_path / "c.ome.tif", data, ome=True, compression="zlib", photometric="minisblack",
+                     metadata={"axes": "CZYX", "PhysicalSizeX": 0.004, "PhysicalSizeY": 0.004, "PhysicalSizeZ": 0.04})
+    source = open_array(tmp_path / "c.ome.tif")
+    out = convert_to_zarr(source, tmp_path / "out.zarr", "volumes/raw", block_shape=(5, 4, 6), progress=False)
+    assert out.data.chunks == (2, 5, 4, 6)
+    ds = fp.open_ds(str(tmp_path / "out.zarr" / "volumes" / "raw"))  # funlib sees our geometry
+    assert (ds.roi, ds.voxel_size, ds.axis_names) == (source.roi, source.voxel_size, ["c^", "z", "y", "x"])
+    np.testing.assert_array_equal(ds[ds.roi], data)
+    [(axes, transforms, ome_data)] = ome_images(tmp_path / "out.zarr" / "volumes")  # and ome-zarr-py its NGFF entry
+    assert (axes, transforms[0][0]["scale"]) == (["c", "z", "y", "x"], [1.0, 40.0, 4.0, 4.0])
+    np.testing.assert_array_equal(ome_data, data)
+
+
+def test_convert_to_zarr_resumes_without_rewriting(tmp_path):
+    source = open_array_h5(tmp_path)
+    class Stop(Exception): pass
+    def stop_after(k):
+        def report(done, total):
+            if done >= k: raise Stop(done, total)
+        return report
+    with pytest.raises(Stop) as stopped:
+        convert_to_zarr(source, tmp_path / "out.zarr", "raw", block_shape=(4, 5, 7), progress=stop_after(4))
+    assert stopped.value.args == (4, 12), stopped.value.args
+    raw = tmp_path / "out.zarr" / "raw"
+    chunks = lambda: {p.relative_to(raw).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in raw.rglob("*")
+                      if p.is_file() and not p.name.startswith(".")}
+    first = chunks()
+    assert sorted(first) == ["0/0/0", "0/0/1", "0/1/0", "0/1/1"], sorted(first)
+    reports = []
+    out = convert_to_zarr(source, tmp_path / "out.zarr", "raw", block_shape=(4, 5, 7), progress=lambda d, t: reports.append((d, t)))
+    assert reports[0] == (4, 12) and reports[-1] == (12, 12) and len(reports) == 9, reports
+    assert {k: v for k, v in chunks().items() if k in first} == first  # the first four blocks were not written again
+    assert len(chunks()) == 12
+    np.testing.assert_array_equal(out[out.roi], VOLUME)
+    again = []  # a finished conversion writes nothing
+    convert_to_zarr(source, tmp_path / "out.zarr", "raw", block_shape=(4, 5, 7), progress=lambda d, t: again.append(d))
+    assert again == [12], again
+    convert_to_zarr(source, tmp_path / "out.zarr", "raw", block_shape=(4, 5, 7), overwrite=True, progress=False)
+    assert all(chunks()[k] != v for k, v in first.items())  # overwrite starts again
+
+
+def open_array_h5(tmp_path):
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.create_dataset("raw", data=VOLUME).attrs.update({"resolution": [40, 4, 4], "offset": [400, 40, 0]})
+    return open_array(tmp_path / "s.h5/raw")
+
+
+@pytest.mark.parametrize("path,kind", [("a.tif", "tiff"), ("a.ome.tif", "tiff"), ("s.h5", "hdf5"), ("s.n5", "n5"),
+                                       ("v3.zarr", "zarr v3"), ("v2.zarr", "zarr 2"), ("images", "image folder")])
+def test_array_format_from_disk(tmp_path, path, kind):
+    "The kind comes from what is on disk; zarr 2 in a folder named .n5 (what funlib 0.6 writes for a path 'x.n5/raw') is zarr 2."
+    p = tmp_path / path
+    if kind == "tiff": tifffile.imwrite(p, VOLUME[0])
+    elif kind == "hdf5": h5py.File(p, "w").close()
+    elif kind == "n5": zarr.open_group(store=zarr.N5Store(str(p)), mode="w")
+    elif kind == "zarr v3": write_group(p, {})
+    elif kind == "zarr 2": zarr.open_group(str(p), mode="w")
+    else: p.mkdir(); Image.fromarray(VOLUME[0]).save(p / "0.png")
+    assert array_format(p) == kind
+
+
+def test_zarr_2_in_a_folder_named_n5(tmp_path):
+    ds = fp.prepare_ds(str(tmp_path / "f.n5" / "raw"), shape=VOLUME.shape, offset=(400, 40, 0), voxel_size=(40, 4, 4),
+                       axis_names=["z", "y", "x"], dtype=VOLUME.dtype)
+    ds[ds.roi] = VOLUME
+    check(open_array(tmp_path / "f.n5" / "raw"), ZarrArray, (40, 4, 4), (400, 40, 0), ["z", "y", "x"], VOLUME)
