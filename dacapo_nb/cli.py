@@ -15,15 +15,17 @@ from typing import Optional
 # %% auto #0
 __all__ = ['IN_MEMORY_SEGMENT_VOXELS', 'BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'ANISOTROPY_FOR_SECTIONS', 'add_blockwise_parsers',
            'predict_command', 'segment_command', 'evaluate_command', 'add_validation_arguments', 'add_runs_parser',
-           'validation_arguments', 'validation_data', 'report_best', 'runs', 'build_parser', 'check_train_args',
-           'open_zarr_path', 'check_device', 'choose_dims', 'launch_ranks', 'join_ranks', 'train', 'main']
+           'validation_arguments', 'validation_data', 'report_best', 'runs', 'add_convert_parser', 'convert_command',
+           'build_parser', 'check_train_args', 'open_input', 'check_device', 'choose_dims', 'launch_ranks',
+           'join_ranks', 'train', 'main']
 
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
     "A `container.zarr/dataset` path as a ZarrArray."
     from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
     container, sep, dataset = str(path).partition(".zarr/")
-    if not sep: raise ValueError(f"expected a zarr dataset as container.zarr/dataset, got {path!r}")
+    if not sep: raise ValueError(f"expected a zarr dataset as container.zarr/dataset, got {path!r} (convert other formats first: "
+                                 f"dacapo-nb convert {path} data.zarr/raw [--voxel-size Z Y X])")
     return ZarrArray.open_from_array_identifier(LocalArrayIdentifier(container + ".zarr", dataset))
 
 def _common(p):
@@ -192,9 +194,9 @@ def add_validation_arguments(train: argparse.ArgumentParser, # the `train` subco
     train.add_argument("--validation-interval", type=int, default=None,
                        help="validate every this many iterations on --val-raw/--val-gt (the built-in data: on a second synthetic volume; default: never)")
     train.add_argument("--validation-criterion", default=None, help="the score that picks the best iteration (default: voi)")
-    train.add_argument("--val-raw", default=None, metavar="CONTAINER/DATASET",
+    train.add_argument("--val-raw", default=None, metavar="PATH",
                        help="your validation image, e.g. data.zarr/val_raw (needed with --raw and --validation-interval)")
-    train.add_argument("--val-gt", default=None, metavar="CONTAINER/DATASET", help="your validation labels, e.g. data.zarr/val_labels (with --val-raw)")
+    train.add_argument("--val-gt", default=None, metavar="PATH", help="your validation labels, e.g. data.zarr/val_labels (with --val-raw)")
 
 def add_runs_parser(sub, # the subparsers of `dacapo-nb`
                    ) -> None:
@@ -211,7 +213,7 @@ def validation_arguments(args, # the parsed `dacapo-nb train` arguments
     from dacapo_nb.datasets import Dataset, make_synthetic_data
     if args.val_raw is not None:
         from dacapo_nb.datasets import labels_from_boundaries
-        raw, gt = open_zarr_path(args.val_raw, "val-raw"), open_zarr_path(args.val_gt, "val-gt")
+        raw, gt = open_input(args.val_raw, "val-raw", args.voxel_size), open_input(args.val_gt, "val-gt", args.voxel_size)
         if raw.dims != getattr(args, "raw_dims", args.dims):
             raise ValueError(f"--val-raw {args.val_raw} has {raw.dims} spatial dimensions (axes {raw.axes}), the training data {getattr(args, 'raw_dims', args.dims)}")
         if args.gt_boundaries: gt = labels_from_boundaries(gt, per_section=args.dims == 2 and gt.dims == 3)
@@ -247,6 +249,31 @@ def runs(args, # the parsed `dacapo-nb runs` arguments
     print(compare_runs(found, criterion=args.criterion, plot=False))
     return 0
 
+# %% ../nbs/19_cli.ipynb #2856e99a
+def add_convert_parser(sub, # the subparsers of `dacapo-nb`
+                      ) -> None:
+    "Add `dacapo-nb convert IN OUT.zarr/DATASET`."
+    c = sub.add_parser("convert", help="convert a TIFF stack, image folder, HDF5, N5 or zarr v3 array into a zarr dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("input", help="what to read: stack.tif, a folder of images, stack.h5/raw, data.n5/raw, image.ome.zarr, ...")
+    c.add_argument("out", help="the zarr dataset to write, container.zarr/dataset")
+    c.add_argument("--voxel-size", type=int, nargs="+", default=None, metavar="NM", help="nm per voxel (z y x), for inputs that store none (plain TIFF, images)")
+    c.add_argument("--offset", type=int, nargs="+", default=None, metavar="NM", help="nm, the ROI's begin (default: the input's, else 0)")
+    c.add_argument("--axes", nargs="+", default=None, help="axis names, e.g. z y x (default: the input's)")
+    c.add_argument("--block-shape", type=int, nargs="+", default=None, help="voxels per block written (default: the output's chunks)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing dataset instead of resuming into it")
+
+def convert_command(args) -> int:
+    "Run `dacapo-nb convert`."
+    import numpy as np
+    from dacapo_nb.formats import convert_to_zarr, open_array
+    container, dataset = _split(args.out)
+    try: source = open_array(args.input, voxel_size=args.voxel_size, offset=args.offset, axes=args.axes)
+    except (ValueError, FileNotFoundError, ImportError) as e: raise ValueError(f"{args.input}: {e}") from None
+    out = convert_to_zarr(source, container, dataset, block_shape=args.block_shape, overwrite=args.overwrite, progress=True)
+    print(f"dacapo-nb: wrote {args.out}: {np.dtype(out.dtype)}, voxel size {tuple(out.voxel_size)}, ROI {out.roi}, axes {out.axes}", file=sys.stderr)
+    return 0
+
 # %% ../nbs/19_cli.ipynb #96b87f4b
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     "Defaults shown once (not for options whose help says what None means), the epilog's examples kept as written."
@@ -272,12 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", choices=["affinities", "distances"], default="affinities", help="what the network predicts")
     train.add_argument("--dims", type=int, choices=[2, 3], default=None,
                        help="2D or 3D data and network (default: 2 for the built-in data, your raw's for --raw)")
-    train.add_argument("--raw", default=None, metavar="CONTAINER/DATASET",
-                       help="your raw image, a zarr dataset such as data.zarr/raw (default: the built-in synthetic data)")
-    train.add_argument("--gt", default=None, metavar="CONTAINER/DATASET", help="your labels, e.g. data.zarr/labels (needed with --raw)")
+    train.add_argument("--raw", default=None, metavar="PATH",
+                       help="your raw image: a zarr dataset such as data.zarr/raw, an OME-Zarr image, a TIFF stack, a folder of images, stack.h5/raw or data.n5/raw (default: the built-in synthetic data)")
+    train.add_argument("--voxel-size", type=int, nargs="+", default=None, metavar="NM",
+                       help="nm per voxel (z y x) of inputs that store none: plain TIFF stacks and image folders")
+    train.add_argument("--gt", default=None, metavar="PATH", help="your labels, e.g. data.zarr/labels (needed with --raw)")
     train.add_argument("--gt-boundaries", action="store_true",
                        help="--gt (and --val-gt) is a boundary map, e.g. 0 on membranes and 255 inside: train on the connected components of the inside (per section for a 2D model)")
-    train.add_argument("--mask", default=None, metavar="CONTAINER/DATASET",
+    train.add_argument("--mask", default=None, metavar="PATH",
                        help="where the labels are valid (non-zero), e.g. data.zarr/labels_mask (default: all of gt)")
     train.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cuda when there is one, else cpu)")
     train.add_argument("--batch-size", type=int, default=2, help="training windows per iteration")
@@ -296,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validation_arguments(train)
     add_runs_parser(sub)
     add_blockwise_parsers(sub)
+    add_convert_parser(sub)
     return parser
 
 # %% ../nbs/19_cli.ipynb #6b72e366
@@ -335,18 +365,14 @@ def _clear_run(out: Path) -> None:
         for name in ("stats.jsonl", "run.json", "snapshot.png"): (out / name).unlink(missing_ok=True)
 
 # %% ../nbs/19_cli.ipynb #283a97e0
-def open_zarr_path(spec: str, # a zarr dataset as `container.zarr/dataset`, e.g. data.zarr/raw
-                   name: str, # the array's role (raw, gt, mask), for messages
-                  ):
-    "Open `spec` read-only as a `ZarrArray`; a clear error when it names no zarr dataset."
-    from dacapo_nb.arrays import ZarrArray, ZarrArrayConfig
-    parts = Path(spec).parts
-    at = next((i for i, part in enumerate(parts) if part.endswith((".zarr", ".n5"))), None)
-    if at is None or at == len(parts) - 1:
-        raise ValueError(f"--{name} {spec}: expected a zarr container and a dataset in it, e.g. data.zarr/{name}")
-    container = Path(*parts[:at + 1])
-    if not container.is_dir(): raise FileNotFoundError(f"--{name} {spec}: there is no zarr container {container}")
-    return ZarrArray(ZarrArrayConfig(name, container, str(Path(*parts[at + 1:])), mode="r"))
+def open_input(spec: str, # a path: data.zarr/raw, image.ome.zarr, stack.tif, a folder of images, stack.h5/raw, data.n5/raw
+               name: str, # the option that gave it (raw, gt, mask, val-raw, ...), for messages
+               voxel_size=None, # --voxel-size: nm per voxel, for files that store none (plain TIFF, images)
+              ):
+    "Open `spec` read-only with `open_array` (the format from what is on disk); one line naming the option when it cannot."
+    from dacapo_nb.formats import open_array
+    try: return open_array(spec, voxel_size=voxel_size)
+    except (ValueError, FileNotFoundError, ImportError) as e: raise ValueError(f"--{name} {spec}: {e}") from None
 
 def check_device(device: str | None, # the --device value, or None for the default
                 ):
@@ -455,8 +481,8 @@ def _train(args) -> int:
         dataset = make_synthetic_data(out / "data.zarr", dims=dims, seed=args.seed, overwrite=args.overwrite and not rank)
     else:
         if args.gt is None: raise ValueError(f"--raw {args.raw} needs --gt: the labels to learn from")
-        raw, gt = open_zarr_path(args.raw, "raw"), open_zarr_path(args.gt, "gt")
-        mask = open_zarr_path(args.mask, "mask") if args.mask is not None else None
+        raw, gt = open_input(args.raw, "raw", args.voxel_size), open_input(args.gt, "gt", args.voxel_size)
+        mask = open_input(args.mask, "mask", args.voxel_size) if args.mask is not None else None
         dims, why = choose_dims(raw, args.dims)
         args.raw_dims = raw.dims
         for name, array in (("raw", raw), ("gt", gt), ("mask", mask)):
@@ -516,7 +542,7 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
     matplotlib.use("Agg")  # after parsing: `--help` answers without it
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for a relaunch under torchrun (--nproc)
     try:
-        return {"train": train, "runs": runs, **BLOCKWISE_COMMANDS}[args.command](args)
+        return {"train": train, "runs": runs, "convert": convert_command, **BLOCKWISE_COMMANDS}[args.command](args)
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
         print(f"dacapo-nb: error: {e}", file=sys.stderr)
         return 2

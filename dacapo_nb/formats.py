@@ -229,6 +229,9 @@ class TiffArray(FileArray):
             if axes is None and (None in names or len(set(names)) != len(names)):
                 raise ValueError(f"{self}: tifffile reads the axes {''.join(kept)} (shape {tuple(n for n, k in zip(full, keep) if k)}), "
                                  f"which do not map one to one onto z, y, x, c, b; pass axes=[...] with one name per dimension")
+            if axes is None and voxel_size is not None and [kept[i] for i, n in enumerate(names) if n == "c"] == ["S"] \
+                    and "z" not in names and len(voxel_size) == len(names):  # 3 or 4 sections that tifffile wrote as one planar RGB page
+                names = ["z" if n == "c" else n for n in names]
             axes = list(axes) if axes is not None else names
             stored = tiff_physical_size(tif, axes) if voxel_size is None else None
             dtype, attrs = tif.pages[0].dtype, {"tiff_axes": "".join(kept), "ome": tif.is_ome, "imagej": tif.is_imagej}

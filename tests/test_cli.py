@@ -272,3 +272,24 @@ def test_serial_sections_with_a_boundary_map_from_train_to_scores(tmp_path):
     evaluated = run("evaluate", "seg.zarr/seg", "stack.zarr/labels", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert {"voi", "adapted_rand_error"} <= set(json.loads(evaluated.stdout)), evaluated.stdout
+
+
+def test_a_tiff_stack_trains_converts_and_predicts(tmp_path):
+    "The ISBI-shaped path on the command line: TIFF stacks of raw and a 0/255 membrane map, then convert and predict."
+    import tifffile
+    membranes = np.full((4, 160, 160), 255, np.uint8); membranes[:, ::16] = 0; membranes[:, :, ::16] = 0
+    raw = np.where(membranes == 0, 40, 180).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "raw.tif", raw); tifffile.imwrite(tmp_path / "membranes.tif", membranes)
+    trained = run("train", "--iterations", "2", "--out", "run", "--raw", "raw.tif", "--gt", "membranes.tif", "--gt-boundaries",
+                  "--voxel-size", "50", "4", "4", "--fetchers", "0", "--device", "cpu", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "dacapo-nb: --raw raw.tif: voxel size (50, 4, 4), ROI [0:200, 0:640, 0:640] (200, 640, 640)" in trained.stderr, trained.stderr
+    assert "training a 2D model on the stack's 4 sections" in trained.stderr, trained.stderr
+    refused = run("predict", "--run", "run", "raw.tif", "pred.zarr/affs", cwd=tmp_path)
+    assert refused.returncode == 2 and "dacapo-nb convert raw.tif data.zarr/raw" in refused.stderr, refused.stderr
+    converted = run("convert", "raw.tif", "data.zarr/raw", "--voxel-size", "50", "4", "4", cwd=tmp_path)
+    assert converted.returncode == 0, converted.stderr
+    assert zarr_values(tmp_path / "data.zarr/raw").tolist() == raw.tolist()
+    predicted = run("predict", "--run", "run", "data.zarr/raw", "pred.zarr/affs", "--device", "cpu", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert zarr_values(tmp_path / "pred.zarr/affs").shape == (2, 4, 160, 160)
