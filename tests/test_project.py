@@ -65,3 +65,15 @@ def test_benchmark_scripts_compile(script):
     "Benchmarks run by hand, not in CI: at least they must still parse (an import rewrite once broke one)."
     import py_compile
     py_compile.compile(str(ROOT / "bench" / script), doraise=True)
+
+def test_exercises_are_copied_once_without_solutions(tmp_path):
+    "tools/exercises.sh copies the exercises (no solutions) into a folder of the student's, and never over their answers."
+    dest = tmp_path / "mine"
+    run = lambda: subprocess.run(["bash", "tools/exercises.sh", str(dest)], cwd=ROOT, capture_output=True, text=True, check=True)
+    run()
+    expected = sorted(p.name for p in (ROOT / "nbs" / "exercises").glob("ex*.ipynb") if not p.name.endswith("_solution.ipynb"))
+    assert sorted(p.name for p in dest.iterdir()) == expected and expected, (sorted(dest.iterdir()), expected)
+    (dest / expected[0]).write_text("my answers")
+    second = run()
+    assert (dest / expected[0]).read_text() == "my answers", "an answer was overwritten"
+    assert f"kept your {dest}/{expected[0]}" in second.stderr, second.stderr
