@@ -220,11 +220,11 @@ class GunpowderTrainer(Trainer):
             snapshot = self.snapshot_iteration is not None and (self.iteration % self.snapshot_iteration == 0
                                                                 or i == num_iterations - 1)  # the last one too: the final state
             loss, prediction, gradients = self.train_step(batch, forward, optimizer, device, scaler, snapshot, amp_dtype)
-            if snapshot: self.write_snapshot(*batch, prediction, gradients, loss)
+            try:
+                if snapshot: self.write_snapshot(*batch, prediction, gradients, loss)
+            finally: self.iteration += 1  # the update is made: a checkpoint saved after a failed snapshot counts it
             done = time.perf_counter()
-            stats = TrainingIterationStats(self.iteration, loss, done - start, fetched - start, done - fetched)
-            self.iteration += 1
-            yield stats
+            yield TrainingIterationStats(self.iteration - 1, loss, done - start, fetched - start, done - fetched)
 
 # %% ../nbs/12_trainer.ipynb #6a6f2ce4
 @patch

@@ -256,9 +256,9 @@ class ValidationPanel:
         self.figure = Figure(figsize=(5, 2.8), dpi=dpi)   # laid out by `_laid_out_png`
         FigureCanvasAgg(self.figure)
         self.ax = self.figure.subplots()
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.image = _picture("dn-validation")   # at its natural size, hidden until drawn
         self.label = widgets.HTML()
-        self.image.add_class("dn-validation"); self.label.add_class("dn-validation-label")
+        self.label.add_class("dn-validation-label")
         self.widget = widgets.VBox([self.label, self.image])
         self.widget.add_class("dn-validation-panel")
         self.refresh()
@@ -315,7 +315,7 @@ class ValidationPanel:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if ax.lines: ax.legend(fontsize=8)
         self.label.value = html.escape(self.summary())
-        self.image.value = _laid_out_png(self.figure, self.dpi)
+        if self.rows: _show_picture(self.image, _laid_out_png(self.figure, self.dpi))   # no empty axes before the first validation
         self.draws += 1
 
 # %% ../nbs/17_widgets.ipynb #21c0e610
@@ -398,7 +398,8 @@ class TrainingDashboard:
             w.add_class(cls)
         self.widget = widgets.VBox([
             widgets.HBox([self.start_button, self.pause_button, self.stop_button, self.status_label]),
-            widgets.HBox([self.progress, self.progress_label]), self.device_label, self.curves, self.validation.widget, self.error_box,
+            widgets.HBox([self.progress, self.progress_label]), self.device_label, self.curves,
+            *([self.validation.widget] if self.validation_arguments["validation_interval"] is not None else []), self.error_box,
             widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
         self.widget.add_class("dn-dashboard")
 

@@ -102,6 +102,7 @@ def test_dashboard_in_the_browser(voila_url, page):
 
     validation = page.locator("img.dn-validation")
     assert "no validation yet" in page.inner_text(".dn-validation-label")   # the validation panel is there, empty
+    assert not page.locator("img.dn-validation").is_visible()   # no picture until the first validation
     validation_before = validation.get_attribute("src")
     curves = page.locator("img.dn-curves")
     curves_before = curves.get_attribute("src")
@@ -119,7 +120,7 @@ def test_dashboard_in_the_browser(voila_url, page):
     wait_until(lambda: "best voi" in page.inner_text(".dn-validation-label"), 180, "a validation is shown")
     wait_until(lambda: validation.get_attribute("src") != validation_before, 30, "the validation plot is drawn")
     wait_until(lambda: snapshot.is_visible(), 30, "the snapshot becomes visible")
-    for image in (curves, snapshot):   # pictures at their natural size: not stretched to the output's width (blurry)
+    for image in (curves, snapshot, validation):   # every picture at its natural size: not stretched (blurry)
         shown, natural = displayed_and_natural_size(image)
         assert shown == natural, (image, shown, natural)
     page.screenshot(path=str(ARTIFACTS / "02_training.png"), full_page=True)

@@ -35,6 +35,7 @@ START = '''
 t0 = time.time()
 dash = train_in_notebook(work / "run", fresh_model(), task, [data], config, iterations=400, device="cpu", refresh_interval=0.2)
 assert time.time() - t0 < 5 and dash.running
+assert dash.validation.widget not in dash.widget.children   # no validation asked for: no validation panel
 '''
 
 CONTROL = '''
