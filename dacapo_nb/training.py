@@ -392,7 +392,7 @@ def initial_weights(source, # a run directory, a checkpoint (or state-dict) file
     if path.is_dir() and (path / "run.json").exists():
         checkpoint, why = run_checkpoint(path)
         state, iteration, _, sha = _torch_weights(checkpoint)
-        return InitialWeights(state, str(path), "run", str(checkpoint), sha, iteration, f"its {why}, iteration {iteration}")
+        return InitialWeights(state, str(path), "run", str(checkpoint), sha, iteration, f"{why}, iteration {iteration}")
     if _package_description(path) is not None:
         read = read_bioimageio(path)
         name = read.descr.get("name", "?")
