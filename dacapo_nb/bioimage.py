@@ -5,12 +5,14 @@
 # %% ../nbs/20_bioimage.ipynb #b2d5c056
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from funlib.geometry import Coordinate
 
 from .arrays import Array
 from .models import Model
@@ -18,7 +20,7 @@ from .tasks import AffinitiesPredictor, DistancePredictor, OneHotPredictor, defa
 from .validation import AFFINITY_METHODS, DEFAULT_POST_PROCESSING
 
 # %% auto #0
-__all__ = ['default_post_processing', 'export_bioimageio']
+__all__ = ['PROCESSING', 'default_post_processing', 'export_bioimageio', 'process', 'PackagedModel', 'import_bioimageio']
 
 # %% ../nbs/20_bioimage.ipynb #055356d8
 from .models import ACTIVATIONS, model_from_kwargs, model_kwargs  # `dacapo_nb.bioimage.model_from_kwargs` stays
@@ -120,3 +122,126 @@ def export_bioimageio(model: Model, # the trained model (its weights as they are
         path.parent.mkdir(parents=True, exist_ok=True)
         save_bioimageio_package(descr, output_path=path)
     return path
+
+# %% ../nbs/20_bioimage.ipynb #763aeab7
+PROCESSING = ("ensure_dtype", "scale_linear", "clip", "sigmoid", "binarize", "fixed_zero_mean_unit_variance",
+              "zero_mean_unit_variance", "scale_range")  # the BioImage.IO processing steps `PackagedModel` applies
+
+def _axis_ids(tensor: dict) -> list[str]:
+    "The ids of a described tensor's axes (batch, channel, then the spatial ones), from format 0.5 or 0.4."
+    axes = tensor["axes"]
+    if isinstance(axes, str): return [{"b": "batch", "c": "channel"}.get(a, a) for a in axes]   # format 0.4: "bcyx"
+    return [a.get("id") or a["type"] for a in axes]
+
+def _step_name(step: dict) -> str: return step.get("id") or step.get("name")  # 0.5 names a step's id, 0.4 its name
+
+def process(step: dict, # one pre- or postprocessing step as rdf.yaml states it: id (or name) and kwargs
+            x: torch.Tensor, # the tensor
+            axes: Sequence[str], # the ids of its axes
+           ) -> torch.Tensor:
+    "Apply one BioImage.IO processing step to `x`."
+    name, kw = _step_name(step), step.get("kwargs") or {}
+    def along(value, axis):  # a value per channel (or per entry of `axis`) broadcast along that axis
+        if not isinstance(value, (list, tuple)): return value
+        shape = [1] * x.dim(); shape[list(axes).index({"c": "channel"}.get(axis, axis))] = len(value)
+        return torch.tensor(value, dtype=x.dtype, device=x.device).reshape(shape)
+    ids = kw.get("axes")
+    ids = None if ids is None else [{"b": "batch", "c": "channel"}.get(a, a) for a in ids]
+    reduced = tuple(i for i, a in enumerate(axes) if (a in ids if ids is not None else a != "batch"))  # per sample: all but the batch
+    eps = kw.get("eps", 1e-6)
+    if name == "ensure_dtype": return x.to(getattr(torch, kw["dtype"]))
+    if name == "scale_linear": return x * along(kw.get("gain", 1.0), kw.get("axis")) + along(kw.get("offset", 0.0), kw.get("axis"))
+    if name == "clip": return x.clamp(kw.get("min"), kw.get("max"))
+    if name == "sigmoid": return torch.sigmoid(x)
+    if name == "binarize": return (x > along(kw["threshold"], kw.get("axis"))).to(x.dtype)
+    if name == "fixed_zero_mean_unit_variance":
+        return (x - along(kw["mean"], kw.get("axis"))) / (along(kw["std"], kw.get("axis")) + eps)
+    if name == "zero_mean_unit_variance":
+        return (x - x.mean(reduced, keepdim=True)) / (x.std(reduced, keepdim=True, correction=0) + eps)
+    if name == "scale_range":
+        kept = [i for i in range(x.dim()) if i not in reduced]
+        flat = x.permute(*kept, *reduced).reshape(*[x.shape[i] for i in kept], -1).double()
+        q = lambda p: torch.quantile(flat, p / 100, dim=-1).to(x.dtype).reshape([x.shape[i] if i in kept else 1 for i in range(x.dim())])
+        low, high = q(kw.get("min_percentile", 0.0)), q(kw.get("max_percentile", 100.0))
+        return (x - low) / (high - low + eps)
+    raise ValueError(f"the processing step {name!r} is not one dacapo_nb applies; it applies {', '.join(PROCESSING)}")
+
+# %% ../nbs/20_bioimage.ipynb #b45a6082
+class PackagedModel(torch.nn.Module):
+    "A `Model` with the preprocessing and postprocessing of its BioImage.IO package around it, for `predict`."
+    def __init__(self,
+                 model: Model, # the network
+                 preprocessing: Sequence[dict], # the steps applied to its input, as rdf.yaml states them
+                 postprocessing: Sequence[dict], # the steps applied to its output
+                 input_axes: Sequence[str], # the ids of the input's axes
+                 output_axes: Sequence[str], # the ids of the output's axes
+                ):
+        super().__init__()
+        self.model, self.preprocessing, self.postprocessing = model, list(preprocessing), list(postprocessing)
+        self.input_axes, self.output_axes = list(input_axes), list(output_axes)
+        self.dims, self.input_shape, self.eval_input_shape, self.output_shape = model.dims, model.input_shape, model.eval_input_shape, model.output_shape
+
+    @property
+    def num_in_channels(self) -> int:
+        "The network's input channels."
+        return self.model.num_in_channels
+    @property
+    def num_out_channels(self) -> int:
+        "The network's output channels."
+        return self.model.num_out_channels
+    @property
+    def eval_activation(self):
+        "The network's own activation in eval mode."
+        return self.model.eval_activation
+
+    def compute_output_shape(self, input_shape) -> Coordinate:
+        "The network's output shape for `input_shape` (voxels)."
+        return self.model.compute_output_shape(input_shape)
+
+    def scale(self, voxel_size) -> Coordinate:
+        "The voxel size of the output for input `voxel_size`."
+        return self.model.scale(voxel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        "Preprocessing, the network, postprocessing."
+        for step in self.preprocessing: x = process(step, x, self.input_axes)
+        y = self.model(x)
+        for step in self.postprocessing: y = process(step, y, self.output_axes)
+        return y
+
+# %% ../nbs/20_bioimage.ipynb #52357b5b
+from .training import package_file, read_bioimageio  # the package's weights are read in training, which starts runs from them
+
+def _test_tensor(package: Path, descr: dict, which: str) -> np.ndarray:
+    "The package's test input or output (format 0.5: the tensor's test_tensor; 0.4: test_inputs/test_outputs)."
+    tensor = descr[f"{which}s"][0]
+    source = tensor["test_tensor"]["source"] if "test_tensor" in tensor else descr[f"test_{which}s"][0]
+    return np.load(io.BytesIO(package_file(package, source)))
+
+def import_bioimageio(package, # a BioImage.IO model package (.zip or folder) of an architecture dacapo_nb rebuilds
+                      check: bool = True, # refuse a model that does not give the package's test output for its test input (to 1e-5)
+                     ): # a `Model`, or a `PackagedModel` when the package states pre- or postprocessing
+    "The model of a BioImage.IO package with its weights, and its preprocessing and postprocessing as the package states them."
+    package = Path(package)
+    read = read_bioimageio(package)
+    inputs, outputs = read.descr.get("inputs") or [], read.descr.get("outputs") or []
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"{package} has {len(inputs)} inputs and {len(outputs)} outputs; a dacapo_nb model takes one and gives one")
+    pre, post = inputs[0].get("preprocessing") or [], outputs[0].get("postprocessing") or []
+    for step in [*pre, *post]:
+        if _step_name(step) not in PROCESSING:
+            raise ValueError(f"{package}: its processing step {_step_name(step)!r} is not one dacapo_nb applies; it applies {', '.join(PROCESSING)}")
+    model = model_from_kwargs(**read.model_kwargs)
+    model.load_state_dict(read.state_dict)
+    if pre or post: model = PackagedModel(model, pre, post, _axis_ids(inputs[0]), _axis_ids(outputs[0]))
+    if check:
+        x, expected = _test_tensor(package, read.descr, "input"), _test_tensor(package, read.descr, "output")
+        model.eval()
+        with torch.no_grad(): got = model(torch.from_numpy(x)).numpy()
+        model.train()
+        away = float(np.abs(got - expected).max()) if got.shape == expected.shape else None
+        if away is None or away > 1e-5 * max(1.0, float(np.abs(expected).max())):
+            raise ValueError(f"{package}: the rebuilt model does not give the package's test output for its test input ("
+                             + (f"{away:.3g} away" if away is not None else f"shape {got.shape}, expected {expected.shape}")
+                             + "): pass check=False to import it anyway")
+    return model

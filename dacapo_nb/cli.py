@@ -285,6 +285,7 @@ TRAIN_EXAMPLES = """examples:
   dacapo-nb train --iterations 800                   # continue the same run to 800 iterations
   dacapo-nb train --raw my.zarr/raw --gt my.zarr/labels --mask my.zarr/labels_mask --out runs/mine
   dacapo-nb train --raw em.zarr/raw --gt em.zarr/membranes --gt-boundaries --out runs/em   # serial sections, 0 = membrane
+  dacapo-nb train --raw em.zarr/raw --gt em.zarr/membranes --gt-boundaries --init-from runs/demo --out runs/tuned   # fine-tune
 """
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights, the synthetic data and the training windows")
     train.add_argument("--overwrite", action="store_true",
                        help="start afresh: regenerate the data, delete the run directory's checkpoints, stats and snapshots")
+    train.add_argument("--init-from", default=None, metavar="SOURCE",
+                       help="start from trained weights (fine-tune): a run directory (its best checkpoint, else its newest), a checkpoint file "
+                            "or a BioImage.IO package (.zip or folder) of export_bioimageio; matched by name and shape, the rest new "
+                            "(default: random weights; a resumed run never reads it again)")
+    train.add_argument("--freeze", nargs="+", default=None, metavar="PREFIX",
+                       help="with --init-from: hold these parameters still for --freeze-iterations: encoder (the U-Net's down path) "
+                            "or parameter-name prefixes such as architecture.down.0")
+    train.add_argument("--freeze-iterations", type=int, default=0, help="how many iterations --freeze holds")
     add_validation_arguments(train)
     add_runs_parser(sub)
     add_blockwise_parsers(sub)
@@ -341,6 +350,12 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
         try: torch.device(args.device)
         except RuntimeError as e: raise ValueError(f"--device {args.device!r} is not a torch device ({e})") from None
     if Path(args.out).exists() and not Path(args.out).is_dir(): raise ValueError(f"--out {args.out} exists and is not a folder")
+    if args.freeze_iterations < 0: raise ValueError(f"--freeze-iterations must be >= 0, got {args.freeze_iterations}")
+    if (args.freeze is None) != (args.freeze_iterations == 0):
+        raise ValueError(f"--freeze {' '.join(args.freeze)} needs --freeze-iterations N: how long to hold it" if args.freeze
+                         else f"--freeze-iterations {args.freeze_iterations} needs --freeze encoder (or parameter-name prefixes)")
+    if args.freeze is not None and args.init_from is None: raise ValueError("--freeze holds trained weights still: give --init-from SOURCE")
+    args.init_weights = _init_weights(args)
     if args.gt_boundaries and args.gt is None: raise ValueError("--gt-boundaries says how to read --gt: give your --raw and --gt")
     if (args.val_raw is None) != (args.val_gt is None):
         given, missing = ("--val-raw", "--val-gt") if args.val_gt is None else ("--val-gt", "--val-raw")
@@ -354,6 +369,16 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
     return GunpowderTrainerConfig.quick(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                                         num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval,
                                         mixed_precision=True if args.mixed_precision else None, compile=args.compile)
+
+def _init_weights(args):
+    "The weights --init-from names (`initial_weights`), read before anything is written; None without it, or when the run resumes."
+    from dacapo_nb.training import initial_weights, latest_checkpoint
+    if args.init_from is None or (latest_checkpoint(Path(args.out) / "checkpoints") is not None and not args.overwrite): return None
+    try: return initial_weights(args.init_from)
+    except (ValueError, FileNotFoundError) as e:
+        said = str(e)
+        said = f"--init-from {said[len('init_from '):]}" if said.startswith("init_from ") else f"--init-from {args.init_from}: {said}"
+        raise type(e)(said) from None
 
 def _clear_run(out: Path) -> None:
     "Delete what a run wrote in `out` (not the data: `make_synthetic_data(overwrite=True)` replaces it whole)."
@@ -501,6 +526,11 @@ def _train(args) -> int:
     model = model_for(task, dims)
     say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
         f"{device}, run directory {out}")
+    if args.init_weights is not None:  # what will be loaded, before any iteration
+        from dacapo_nb.training import init_summary, match_weights
+        say(init_summary({**args.init_weights.describe(), **match_weights(model, args.init_weights.state_dict)}))
+    elif args.init_from is not None: say(f"--init-from {args.init_from} is not read again: {out} resumes from its checkpoint of iteration {_trained(out)}")
+    if args.freeze: say(f"--freeze {' '.join(args.freeze)}: held still for the first {args.freeze_iterations} iterations")
     validation = validation_arguments(args, out)
     if validation: say(f"validating every {args.validation_interval} iterations on {validation_data(args, out)}")
     say("starting the data pipeline (the first iteration takes a few seconds)")
@@ -508,7 +538,9 @@ def _train(args) -> int:
     if rank == 0: torch.distributed.barrier()  # the data is there: the other ranks open it
     try:
         for stats in run_training(out, model, task, [dataset], config, args.iterations, device=device,
-                                  checkpoint_interval=args.checkpoint_interval, **validation):
+                                  checkpoint_interval=args.checkpoint_interval, init_from=args.init_weights or args.init_from,
+                                  freeze=None if args.freeze is None else "encoder" if args.freeze == ["encoder"] else args.freeze,
+                                  freeze_iterations=args.freeze_iterations, **validation):
             if rank: continue
             if bar is None:  # from the first finished iteration: the rate leaves out the start-up
                 bar = tqdm(total=args.iterations, initial=stats.iteration + 1, unit="it", file=sys.stderr, dynamic_ncols=True)

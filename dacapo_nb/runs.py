@@ -20,9 +20,9 @@ from .training import load_checkpoint, read_jsonl
 from .validation import DEFAULT_POST_PROCESSING, best_validation, criterion_better
 
 # %% auto #0
-__all__ = ['read_run', 'find_runs', 'BestModel', 'run_model', 'load_best', 'run_checkpoint', 'RunModel', 'load_run',
-           'segment_parameters', 'differing_settings', 'iterations_per_second', 'validation_curve', 'draw_runs',
-           'plot_runs', 'RunComparison', 'compare_runs']
+__all__ = ['read_run', 'find_runs', 'BestModel', 'run_model', 'load_best', 'RunModel', 'load_run', 'segment_parameters',
+           'differing_settings', 'iterations_per_second', 'validation_curve', 'draw_runs', 'plot_runs', 'RunComparison',
+           'compare_runs']
 
 # %% ../nbs/16_runs.ipynb #53204967
 def read_run(run_dir, # a run directory
@@ -79,23 +79,7 @@ def load_best(run_dir, # a run directory that validated
     return BestModel(model, best["iteration"], best["parameters"], best["criterion"], best["score"], best["datasets"])
 
 # %% ../nbs/16_runs.ipynb #d7e9b9bd
-def run_checkpoint(run_dir, # a run directory
-                   iteration: Optional[int] = None, # a checkpoint's iteration; None: the best validated, else the newest
-                  ) -> tuple[Path, str]: # the checkpoint file, and a few words saying why it is the one
-    "The checkpoint of `run_dir` a prediction uses: `iteration`'s, else the best validated one (best.json), else the newest."
-    run = read_run(run_dir)
-    found = {int(p.stem.split("_")[-1]): p for p in (run["path"] / "checkpoints").glob("iteration_*.pt")}
-    if not found: raise FileNotFoundError(f"{run['path']} has no checkpoint (checkpoints/iteration_*.pt): train it first")
-    if iteration is not None:
-        if iteration not in found:
-            raise FileNotFoundError(f"{run['path']} has no checkpoint of iteration {iteration}; it has iterations {sorted(found)}")
-        return found[iteration], f"iteration {iteration}, as asked"
-    best = run["best"]
-    if best is None: return found[max(found)], "the newest checkpoint (the run did not validate)"
-    if best["iteration"] not in found:
-        raise FileNotFoundError(f"the best checkpoint of {run['path']} (iteration {best['iteration']}) is gone: "
-                                f"give an iteration, one of {sorted(found)}")
-    return found[best["iteration"]], f"the best validated ({best['criterion']} {best['score']:.4g})"
+from .training import run_checkpoint  # in training, whose `init_from` starts a run from it; `dacapo_nb.runs.run_checkpoint` stays
 
 @dataclass
 class RunModel:

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
 import random
 import warnings
-from dataclasses import asdict, is_dataclass, replace
+import zipfile
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -27,8 +29,10 @@ from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIteration
 from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
 
 # %% auto #0
-__all__ = ['describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'resume_checkpoint',
-           'read_jsonl', 'RunValidation', 'distributed_rank', 'rank_seed', 'run_training']
+__all__ = ['BIOIMAGEIO_ARCHITECTURES', 'ENCODER_PREFIXES', 'describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint',
+           'load_checkpoint', 'resume_checkpoint', 'read_jsonl', 'RunValidation', 'distributed_rank', 'rank_seed',
+           'run_checkpoint', 'package_file', 'PackageWeights', 'read_bioimageio', 'InitialWeights', 'initial_weights',
+           'match_weights', 'transfer_weights', 'init_summary', 'frozen_parameters', 'run_training']
 
 # %% ../nbs/14_training.ipynb #d893ad68
 def describe(obj, # a config, task, model, array or any value
@@ -273,11 +277,195 @@ def _data_parallel(model, device: torch.device):
     "`model` under DistributedDataParallel: gradients averaged over the ranks in every backward pass."
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None)
 
+# %% ../nbs/14_training.ipynb #f98c1ef8
+def run_checkpoint(run_dir, # a run directory
+                   iteration: Optional[int] = None, # a checkpoint's iteration; None: the best validated, else the newest
+                  ) -> tuple[Path, str]: # the checkpoint file, and a few words saying why it is the one
+    "The checkpoint of `run_dir` a prediction or a fine-tuning uses: `iteration`'s, else the best validated one (best.json), else the newest."
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").exists(): raise FileNotFoundError(f"{run_dir} is not a run directory: it has no run.json")
+    found = {int(p.stem.split("_")[-1]): p for p in (run_dir / "checkpoints").glob("iteration_*.pt")}
+    if not found: raise FileNotFoundError(f"{run_dir} has no checkpoint (checkpoints/iteration_*.pt): train it first")
+    if iteration is not None:
+        if iteration not in found:
+            raise FileNotFoundError(f"{run_dir} has no checkpoint of iteration {iteration}; it has iterations {sorted(found)}")
+        return found[iteration], f"iteration {iteration}, as asked"
+    best = json.loads((run_dir / "best.json").read_text()) if (run_dir / "best.json").exists() else None
+    if best is None: return found[max(found)], "the newest checkpoint (the run did not validate)"
+    if best["iteration"] not in found:
+        raise FileNotFoundError(f"the best checkpoint of {run_dir} (iteration {best['iteration']}) is gone: "
+                                f"give an iteration, one of {sorted(found)}")
+    return found[best["iteration"]], f"the best validated ({best['criterion']} {best['score']:.4g})"
+
+# %% ../nbs/14_training.ipynb #aa990ed7
+BIOIMAGEIO_ARCHITECTURES = ("dacapo_nb.bioimage.model_from_kwargs", "dacapo_nb.models.model_from_kwargs")  # what dacapo_nb rebuilds
+
+def package_file(package: Path, # a BioImage.IO package: a zip or a folder
+                 name: str, # a file in it, as rdf.yaml names it
+                ) -> bytes:
+    "The bytes of `name` in `package`."
+    if Path(package).is_dir(): return (Path(package) / name).read_bytes()
+    with zipfile.ZipFile(package) as z: return z.read(name)
+
+def _package_description(path: Path) -> Optional[str]:
+    "The name of the resource description in `path` (a folder or a zip), or None when it is no BioImage.IO package."
+    try: names = [p.name for p in path.iterdir()] if path.is_dir() else zipfile.ZipFile(path).namelist()
+    except zipfile.BadZipFile: return None
+    return next((n for n in sorted(names) if n == "rdf.yaml" or n.endswith("bioimageio.yaml")), None)
+
+@dataclass
+class PackageWeights:
+    "A BioImage.IO package's PyTorch state-dict weights, with the arguments that rebuild its network."
+    descr: dict # the resource description (rdf.yaml) as plain values
+    model_kwargs: dict # the arguments of `model_from_kwargs`
+    state_dict: dict # tensor name -> tensor
+    weights_file: str # the weights' file in the package
+    sha256: str # the checksum of that file
+
+def read_bioimageio(package, # a BioImage.IO model package: a .zip, or a folder with rdf.yaml
+                   ) -> PackageWeights:
+    "The state-dict weights of `package` and what rebuilds them; a line naming the architecture when dacapo_nb cannot rebuild it."
+    import yaml
+    package = Path(package)
+    if not package.exists(): raise FileNotFoundError(f"{package} does not exist")
+    rdf = _package_description(package)
+    if rdf is None: raise ValueError(f"{package} is not a BioImage.IO package (a .zip or a folder with rdf.yaml)")
+    descr = yaml.safe_load(package_file(package, rdf))
+    if not isinstance(descr, dict) or descr.get("type") != "model":
+        raise ValueError(f"{package}: its {rdf} describes no model (type {descr.get('type') if isinstance(descr, dict) else None!r})")
+    weights = descr.get("weights") or {}
+    sd = weights.get("pytorch_state_dict")
+    if sd is None:
+        raise ValueError(f"{package} has {', '.join(sorted(weights)) or 'no'} weights and no pytorch_state_dict: "
+                         "dacapo_nb reads PyTorch state-dict weights")
+    arch = sd.get("architecture")
+    if isinstance(arch, dict):  # format 0.5: a callable imported from a module, or defined in a file of the package
+        name = f"{arch['import_from']}.{arch.get('callable')}" if arch.get("import_from") else f"{arch.get('source')}:{arch.get('callable')}"
+        kwargs = arch.get("kwargs") or {}
+    else: name, kwargs = str(arch).replace(":", "."), sd.get("kwargs") or {}  # format 0.4: "module:callable"
+    if name not in BIOIMAGEIO_ARCHITECTURES:
+        raise ValueError(f"{package}: its pytorch_state_dict architecture is {name}; dacapo_nb rebuilds only "
+                         f"{BIOIMAGEIO_ARCHITECTURES[0]} (the packages export_bioimageio writes)")
+    data = package_file(package, sd["source"])
+    try: state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{package}: its weights {sd['source']} do not load ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    return PackageWeights(descr, kwargs, state, sd["source"], hashlib.sha256(data).hexdigest())
+
+# %% ../nbs/14_training.ipynb #869ce6a2
+@dataclass
+class InitialWeights:
+    "Weights a run starts from, and where they came from (what run.json records)."
+    state_dict: dict # tensor name -> tensor
+    source: str # the run directory, checkpoint or package, as given
+    kind: str # "run", "checkpoint", "state dict" or "BioImage.IO package"
+    weights_file: str # the file the tensors were read from (in a package: its name there)
+    sha256: str # the checksum of that file
+    iteration: Optional[int] # the updates the weights hold (None: not recorded, as in a package)
+    why: str # which weights, in words
+
+    def describe(self) -> dict:
+        "What run.json records of the source: everything but the tensors."
+        return {k: v for k, v in vars(self).items() if k != "state_dict"}
+
+def _torch_weights(path: Path) -> tuple[dict, Optional[int], str, str]:
+    "The tensors of a checkpoint or state-dict file, its iteration, kind and sha256."
+    data = path.read_bytes()
+    try: state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ValueError(f"init_from {path} is not a checkpoint: torch cannot read it ({type(e).__name__})") from None
+    sha = hashlib.sha256(data).hexdigest()
+    if isinstance(state, dict) and isinstance(state.get("model"), dict) and "iteration" in state:
+        return state["model"], state["iteration"], "checkpoint", sha
+    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return state, None, "state dict", sha
+    raise ValueError(f"init_from {path} is not a checkpoint: it holds a {type(state).__name__}, expected a dacapo_nb "
+                     "checkpoint (a run's checkpoints/iteration_*.pt) or a model's state_dict()")
+
+def initial_weights(source, # a run directory, a checkpoint (or state-dict) file, or a BioImage.IO package (.zip or folder)
+                   ) -> InitialWeights:
+    "The weights `source` holds, with its path, checksum and iteration; one line saying what `source` is when it holds none."
+    if isinstance(source, InitialWeights): return source
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"init_from {path} does not exist: give a run directory, a checkpoint file or a BioImage.IO package")
+    if path.is_dir() and (path / "run.json").exists():
+        checkpoint, why = run_checkpoint(path)
+        state, iteration, _, sha = _torch_weights(checkpoint)
+        return InitialWeights(state, str(path), "run", str(checkpoint), sha, iteration, f"{why}, iteration {iteration}")
+    if _package_description(path) is not None:
+        read = read_bioimageio(path)
+        name = read.descr.get("name", "?")
+        return InitialWeights(read.state_dict, str(path), "BioImage.IO package", read.weights_file, read.sha256, None, f"model {name!r}")
+    if path.is_dir():
+        raise ValueError(f"init_from {path} is a folder but no run directory (it has no run.json) and no BioImage.IO package (no rdf.yaml)")
+    state, iteration, kind, sha = _torch_weights(path)
+    return InitialWeights(state, str(path), kind, str(path), sha, iteration,
+                          f"iteration {iteration}" if iteration is not None else "weights of unknown iteration")
+
+# %% ../nbs/14_training.ipynb #6692915a
+def match_weights(model, # the model to start
+                  state_dict: dict, # the source's tensors
+                 ) -> dict: # tensor names: loaded, reinitialised ({name: [model's shape, source's shape]}), new, dropped
+    "Which of `state_dict`'s tensors fit `model` by name and shape, and which do not; a clear error when none fits."
+    own = model.state_dict()
+    fits = lambda k: k in state_dict and tuple(own[k].shape) == tuple(state_dict[k].shape)
+    plan = {"loaded": [k for k in own if fits(k)],
+            "reinitialised": {k: [list(own[k].shape), list(state_dict[k].shape)] for k in own if k in state_dict and not fits(k)},
+            "new": [k for k in own if k not in state_dict], "dropped": [k for k in state_dict if k not in own]}
+    if not any(own[k].dim() > 1 for k in plan["loaded"]):  # biases alone fit any network of the same widths
+        example = next((k for k, v in state_dict.items() if v.dim() > 1), None)
+        raise ValueError(f"none of the source's {sum(v.dim() > 1 for v in state_dict.values())} weight tensors fits the model by name and shape "
+                         f"(e.g. {example} {tuple(state_dict[example].shape) if example else ''}): weights of another architecture?")
+    return plan
+
+def transfer_weights(model, # loaded in place
+                     init: InitialWeights, # the source
+                    ) -> dict: # what run.json records: the source (`InitialWeights.describe`) and `match_weights`' names
+    "Load the tensors of `init` that fit `model`; the record of what was loaded, re-initialised, new and dropped."
+    plan = match_weights(model, init.state_dict)
+    with torch.no_grad(): model.load_state_dict({k: init.state_dict[k] for k in plan["loaded"]}, strict=False)
+    return {**init.describe(), **plan}
+
+def init_summary(record: dict, # `transfer_weights`' record (run.json's `init_from`)
+                ) -> str:
+    "The start of a run in one line: the source and the tensors loaded, re-initialised, new and dropped."
+    total = len(record["loaded"]) + len(record["reinitialised"]) + len(record["new"])
+    parts = [f"started from the {record['kind']} {record['source']} ({record['why']}, sha256 {record['sha256'][:12]})",
+             f"loaded {len(record['loaded'])} of the model's {total} tensors"]
+    if record["reinitialised"]:
+        parts.append("re-initialised (another shape): " + ", ".join(f"{k} {tuple(a)}, the source's {tuple(b)}" for k, (a, b) in record["reinitialised"].items()))
+    if record["new"]: parts.append("new (not in the source): " + ", ".join(record["new"]))
+    if record["dropped"]: parts.append("dropped (not in the model): " + ", ".join(record["dropped"]))
+    return "; ".join(parts)
+
+# %% ../nbs/14_training.ipynb #6cffe1fb
+ENCODER_PREFIXES = ("architecture.down",)  # what freeze="encoder" holds: every convolution of the U-Net's down path
+
+def frozen_parameters(model, # the model
+                      freeze, # None, "encoder", or parameter-name prefixes such as ["architecture.down.0", "architecture.down.1"]
+                     ) -> list[str]: # the names of the parameters `freeze` holds
+    "The parameters of `model` that `freeze` names; a clear error for a prefix that names none."
+    if freeze is None: return []
+    prefixes = ENCODER_PREFIXES if freeze == "encoder" else (freeze,) if isinstance(freeze, str) else tuple(freeze)
+    names = [n for n, _ in model.named_parameters()]
+    named = lambda n, p: n == p or n.startswith(p.rstrip(".") + ".")
+    for p in prefixes:
+        if not isinstance(p, str) or not any(named(n, p) for n in names):
+            raise ValueError(f"freeze {p!r} names no parameter of the model; give \"encoder\" or prefixes of its parameters, e.g. "
+                             f"{sorted({'.'.join(n.split('.')[:3]) for n in names})}")
+    return [n for n in names if any(named(n, p) for p in prefixes)]
+
 # %% ../nbs/14_training.ipynb #00c0d4f4
 def _package_version() -> str:
     "dacapo_nb's installed version for run.json; a source folder on `sys.path` that pip never installed has none."
     try: return version("dacapo_nb")
     except PackageNotFoundError: return "not installed (a source folder on sys.path)"
+
+def _recorded_run(run_json: Path) -> dict:
+    "A run directory's run.json as it stands ({} when there is none, or a torn one)."
+    try: return json.loads(run_json.read_text()) if run_json.exists() else {}
+    except ValueError: return {}
 
 def _recorded_kwargs(model) -> Optional[dict]:
     "What run.json records to rebuild `model` (`model_kwargs`); None for a network that `model_kwargs` cannot describe."
@@ -297,12 +485,21 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                  validation_interval: Optional[int] = None, # validate every this many iterations (needs validation_datasets)
                  validation_criterion: Optional[str] = None, # the score that picks the best iteration (None: `default_criterion`)
                  validation_sweep: Optional[Sequence[dict]] = None, # post-processing parameter sets (None: `parameter_sweep`)
+                 init_from=None, # start from trained weights: a run directory, a checkpoint, a BioImage.IO package or `InitialWeights` (a resume never loads it again)
+                 freeze=None, # hold parameters still for the first `freeze_iterations`: "encoder" or parameter-name prefixes
+                 freeze_iterations: int = 0, # how many iterations `freeze` holds
                 ) -> Iterator[TrainingIterationStats]:
     "Train in `run_dir` until `iterations`, yielding each iteration's statistics; resumes from the newest intact checkpoint."
     if not _fits(iterations, int) or iterations < 0: raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     if checkpoint_interval is not None and (not _fits(checkpoint_interval, int) or checkpoint_interval < 1):
         raise ValueError(f"checkpoint_interval must be None or an integer >= 1, got {checkpoint_interval!r}")
+    if not _fits(freeze_iterations, int) or freeze_iterations < 0 or (freeze is not None and freeze_iterations < 1):
+        raise ValueError(f"freeze_iterations must be an integer >= {int(freeze is not None)}{' with freeze' * (freeze is not None)}, got {freeze_iterations!r}")
+    frozen = frozen_parameters(model, freeze)
     run_dir = Path(run_dir)
+    resuming = latest_checkpoint(run_dir / "checkpoints") is not None  # a resume never reads the source again: it may be gone
+    init = initial_weights(init_from) if init_from is not None and not resuming else None
+    if init is not None: match_weights(model, init.state_dict)  # a source that does not fit is refused before anything is written
     validation_datasets = datasets_for_dims(validation_datasets, len(model.input_shape))  # a 2D model validates a stack per section
     validation = RunValidation(run_dir, task, validation_datasets, validation_interval, validation_criterion, validation_sweep) \
         if validation_datasets or validation_interval is not None else None
@@ -311,14 +508,23 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
     rank, world = distributed_rank()
     writer = rank == 0  # in a multi-process run, rank 0 alone writes the run directory
     if world > 1: trainer.config = replace(trainer.config, seed=rank_seed(trainer.config.seed, rank))  # each rank its own samples
+    if world > 1 and frozen: raise ValueError(f"freeze={freeze!r} trains in one process only: DistributedDataParallel needs every parameter's gradient")
     with RunDirectoryLock(run_dir) if writer else contextlib.nullcontext():
         _check_same_run(run_dir / "run.json", task, model)
         place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
         optimizer = trainer.create_optimizer(model)
         trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr") if writer else None)
         checkpoints, stats_file = run_dir / "checkpoints", run_dir / "stats.jsonl"
+        started = _recorded_run(run_dir / "run.json").get("init_from")  # a resumed run's start, as recorded
         trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)
         if trainer.iteration: _apply_config(trainer, optimizer)
+        if not trainer.iteration:  # a fresh run: from the source's weights where they fit
+            started = transfer_weights(model, init or initial_weights(init_from)) if init_from is not None else None
+        elif init_from is not None and (started or {}).get("source") != str(getattr(init_from, "source", init_from)):
+            warnings.warn(f"init_from {getattr(init_from, 'source', init_from)} is not loaded: {run_dir} resumes from its checkpoint "
+                          f"of iteration {trainer.iteration} (train into another run directory to start from it)")
+        hold = lambda still: [p.requires_grad_(not still) for n, p in model.named_parameters() if n in frozen]
+        if trainer.iteration < freeze_iterations: hold(True)
         trained = _data_parallel(model, device) if world > 1 else model  # after the resume: every rank starts from the same state
         if not writer: validation = None
         if writer: _stats_before(stats_file, trainer.iteration)
@@ -328,7 +534,9 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
             "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
             "trains_on": "sections" if len(model.input_shape) == 2 and any(d.raw.dims == 3 for d in datasets) else "volumes",
             "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
-            "validation": validation.describe() if validation else None, "processes": world,
+            "validation": validation.describe() if validation else None, "processes": world, "init_from": started,
+            "freeze": {"freeze": freeze if isinstance(freeze, str) else list(freeze), "parameters": frozen,
+                       "iterations": freeze_iterations} if frozen else None,
             "version": _package_version()}, indent=2).encode())
         saved = trainer.iteration if latest_checkpoint(checkpoints) or not writer else None
         keep = lambda: validation.protect if validation else ()
@@ -337,6 +545,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                 if validation and validation.due(trainer.iteration) and not validation.complete(trainer.iteration):
                     validation(model, trainer.iteration, device)  # a resume from a validation cut short
                 for stats in trainer.iterate(max(iterations - trainer.iteration, 0), trained, optimizer, device):
+                    if frozen and trainer.iteration == freeze_iterations: hold(False)  # thawed for the next update
                     if not writer: yield stats; continue
                     log.write(json.dumps(asdict(stats)) + "\n"); log.flush()
                     if validation and validation.due(trainer.iteration):
@@ -347,5 +556,6 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                         save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep()); saved = trainer.iteration
                     yield stats
         finally:
+            hold(False)  # the caller gets a model that trains whole
             if writer and trainer.iteration != saved:
                 save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep())
