@@ -59,7 +59,7 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     p.add_argument("--iteration", type=int, default=None, help="with --run: the checkpoint of this iteration instead")
     p.add_argument("--block-shape", type=int, nargs="+", default=None, help="input block in raw voxels")
     p.add_argument("--device", default=None)
-    p.add_argument("--raw-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="raw values that become 0 and 1, as in training (default: by raw's dtype)")
+    p.add_argument("--raw-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="raw values that become 0 and 1, as in training (default: the run's with --run, else by raw's dtype)")
     _common(p)
     s = sub.add_parser("segment", help="segment affinities or distances blockwise", formatter_class=fmt)
     s.add_argument("prediction", help="container.zarr/dataset"); s.add_argument("out", help="container.zarr/dataset")
@@ -116,13 +116,20 @@ def _predict_model(args):
     args.said = f", predicted with {loaded.checkpoint}: {loaded.why}"   # said with the result, so that an error stays one line
     return loaded.model
 
+def _raw_range(args) -> Optional[tuple]:
+    "--raw-range as given, else the range the run trained with (run.json), else None (by raw's dtype)."
+    if args.raw_range is not None or args.run is None: return args.raw_range and tuple(args.raw_range)
+    import json
+    trained = json.loads((Path(args.run) / "run.json").read_text()).get("datasets") or [{}]
+    return tuple(trained[0]["raw_range"]) if trained[0].get("raw_range") else None
+
 def predict_command(args) -> int:
     "Run `dacapo-nb predict`."
     from dacapo_nb.blockwise import predict_blockwise
     model = _predict_model(args)
     container, dataset = _split(args.out)
     out = predict_blockwise(model, _zarr(args.raw), container, dataset, block_shape=args.block_shape, num_workers=args.workers,
-                            device=args.device, overwrite=args.overwrite, worker_command=args.worker_command, raw_range=args.raw_range)
+                            device=args.device, overwrite=args.overwrite, worker_command=args.worker_command, raw_range=_raw_range(args))
     print(f"dacapo-nb: wrote {args.out} {out.roi}{getattr(args, 'said', '')}", file=sys.stderr)
     return 0
 
@@ -217,7 +224,7 @@ def validation_arguments(args, # the parsed `dacapo-nb train` arguments
         if raw.dims != getattr(args, "raw_dims", args.dims):
             raise ValueError(f"--val-raw {args.val_raw} has {raw.dims} spatial dimensions (axes {raw.axes}), the training data {getattr(args, 'raw_dims', args.dims)}")
         if args.gt_boundaries: gt = labels_from_boundaries(gt, per_section=args.dims == 2 and gt.dims == 3)
-        val = Dataset(Path(args.val_raw).name, raw, gt)
+        val = Dataset(Path(args.val_raw).name, raw, gt, raw_range=args.raw_range and tuple(args.raw_range))
     else:
         shape = (192, 192) if args.dims == 2 else (48, 96, 96)
         val = make_synthetic_data(out / "val_data.zarr", dims=args.dims, shape=shape, seed=args.seed + 1000)
@@ -302,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="2D or 3D data and network (default: 2 for the built-in data, your raw's for --raw)")
     train.add_argument("--raw", default=None, metavar="PATH",
                        help="your raw image: a zarr dataset such as data.zarr/raw, an OME-Zarr image, a TIFF stack, a folder of images, stack.h5/raw or data.n5/raw (default: the built-in synthetic data)")
+    train.add_argument("--raw-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                       help="raw values that become 0 and 1 (default: by raw's dtype); integer raw wider than 8 bits that uses part of its range needs it")
     train.add_argument("--voxel-size", type=int, nargs="+", default=None, metavar="NM",
                        help="nm per voxel (z y x) of inputs that store none: plain TIFF stacks and image folders")
     train.add_argument("--gt", default=None, metavar="PATH", help="your labels, e.g. data.zarr/labels (needed with --raw)")
@@ -516,7 +525,7 @@ def _train(args) -> int:
             gt = labels_from_boundaries(gt, per_section=dims == 2 and gt.dims == 3)
             say(f"--gt-boundaries: {len(np.unique(gt.data)) - 1} objects, the connected components of the inside{' per section' * (dims == 2 and gt.dims == 3)}")
         say(f"training {why}")
-        dataset = Dataset(Path(args.raw).name, raw, gt, mask)
+        dataset = Dataset(Path(args.raw).name, raw, gt, mask, raw_range=args.raw_range and tuple(args.raw_range))
         out.mkdir(parents=True, exist_ok=True)
         if args.overwrite and not rank: _clear_run(out)
         if rank: torch.distributed.barrier()

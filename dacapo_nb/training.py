@@ -531,7 +531,8 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         if validation: validation.resume(trainer.iteration)
         if writer: write_atomically(run_dir / "run.json", json.dumps({
             "task": describe(task), "model": describe(model), "model_kwargs": _recorded_kwargs(model), "trainer": describe(trainer_config),
-            "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in datasets],
+            "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask),
+                          "raw_range": describe(d.raw_range)} for d in datasets],
             "trains_on": "sections" if len(model.input_shape) == 2 and any(d.raw.dims == 3 for d in datasets) else "volumes",
             "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
             "validation": validation.describe() if validation else None, "processes": world, "init_from": started,

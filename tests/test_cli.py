@@ -293,3 +293,20 @@ def test_a_tiff_stack_trains_converts_and_predicts(tmp_path):
     predicted = run("predict", "--run", "run", "data.zarr/raw", "pred.zarr/affs", "--device", "cpu", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert zarr_values(tmp_path / "pred.zarr/affs").shape == (2, 4, 160, 160)
+
+
+def test_twelve_bit_raw_trains_with_raw_range_and_predict_uses_the_runs(tmp_path):
+    "uint16 raw that holds 12 bits: refused without --raw-range (naming it), trained with it, recorded, and reused by predict --run."
+    cells = np.repeat(np.repeat(np.random.default_rng(0).integers(1, 9, (6, 6)), 16, 0), 16, 1).astype(np.uint32)
+    raw = ((cells % 3) * 1200 + 200).astype(np.uint16)                       # 200..2600 of 0..65535
+    root = zarr.open_group(str(tmp_path / "mine.zarr"), mode="w")
+    for name, data in (("raw", raw), ("labels", cells)):
+        root.array(name, data, chunks=(48, 48)).attrs.update(voxel_size=[4, 4], offset=[0, 0], axes=["y", "x"])
+    mine = ["--raw", "mine.zarr/raw", "--gt", "mine.zarr/labels", "--fetchers", "0", "--device", "cpu", "--iterations", "1"]
+    refused = run("train", "--out", "run", *mine, cwd=tmp_path)
+    assert refused.returncode == 2 and "raw_range" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    trained = run("train", "--out", "run", *mine, "--raw-range", "0", "4095", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["datasets"][0]["raw_range"] == [0.0, 4095.0]
+    predicted = run("predict", "--run", "run", "mine.zarr/raw", "pred.zarr/affs", "--device", "cpu", cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr   # without the run's range predict would refuse this raw
