@@ -32,7 +32,7 @@ __all__ = ['UNIT_NAMES', 'TIFF_AXES', 'IMAGE_SUFFIXES', 'PIL_DTYPES', 'TIFF_SUFF
            'tiff_layout', 'tiff_physical_size', 'TiffArray', 'natural_key', 'image_files', 'image_header',
            'ImageFolderArray', 'stored_geometry', 'Hdf5Array', 'n5_geometry', 'N5Array', 'zarr3_node',
            'ome_image_level', 'ome_level_geometry', 'Zarr3Array', 'split_container', 'array_format', 'open_array',
-           'convert_to_zarr']
+           'progress_reporter', 'convert_to_zarr']
 
 # %% ../nbs/00_formats.ipynb #731dded0
 def require(module: str, # the module to import, e.g. 'tensorstore'
@@ -545,13 +545,16 @@ def open_array(path: Union[str, Path], # a file or folder, or a container and da
     return array
 
 # %% ../nbs/00_formats.ipynb #76696f5e
-def _progress(progress, total: int):
-    "(report(done, total), close) for `progress`: True a tqdm bar, False/None nothing, a callable itself."
+def progress_reporter(progress, # True: a tqdm bar; False or None: nothing; a callable(done, total): itself
+                      total: int, # blocks in all
+                      desc: str = "convert", # the bar's label
+                     ) -> tuple: # (report(done, total), close())
+    "How a blockwise job reports progress: a bar (a widget in a notebook, text in a terminal), nothing, or a callable."
     if callable(progress): return progress, lambda: None
     if progress is False or progress is None: return (lambda done, total: None), lambda: None
     if progress is not True: raise ValueError(f"progress must be True, False or a callable(done, total), got {progress!r}")
     from tqdm.auto import tqdm
-    bar = tqdm(total=total, unit="block", desc="convert")
+    bar = tqdm(total=total, unit="block", desc=desc)
     def report(done, total): bar.n = done; bar.refresh()
     return report, bar.close
 
@@ -586,7 +589,7 @@ def convert_to_zarr(source: Array, # what to convert: any readable array (e.g. f
     order = [source.axes.index(a) for a in target.axes]  # the channel axis first
     grid = [math.ceil(s / b) for s, b in zip(spatial, block)]
     total, done = math.prod(grid), _read_done(log)
-    report, close = _progress(progress, total)
+    report, close = progress_reporter(progress, total)
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
         report(len(done), total)

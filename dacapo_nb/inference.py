@@ -17,6 +17,7 @@ import torch
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, ZarrArray, check_roi_on_grid
+from .formats import progress_reporter
 from .pipeline import normalize_raw, unwrap_pipeline_error
 from .models import SectionwiseModel, autocast_dtype, available_device, place_model
 from .sources import DaCapoArraySource
@@ -95,16 +96,6 @@ class WriteBlocks(gp.BatchFilter):
         self.array[roi] = block.data[(slice(None),) * (block.data.ndim - roi.dims) + tuple(map(slice, begin, end))]
 
 # %% ../nbs/08_inference.ipynb #bef15a40
-def _progress_callback(progress, total: int):
-    "(callback(done, total), closer) for `progress`: True shows a tqdm bar, False/None nothing, a callable gets called."
-    if progress is True:
-        from tqdm.auto import tqdm  # a widget in a notebook, text in a terminal
-        bar = tqdm(total=total, unit="block", desc="predict")
-        return (lambda done, total: bar.update(done - bar.n)), bar.close
-    if progress is False or progress is None: return (lambda done, total: None), (lambda: None)
-    if callable(progress): return progress, (lambda: None)
-    raise ValueError(f"progress must be True, False or a callable(done, total), got {progress!r}")
-
 class _ScanProgress(gp.ScanCallback):
     "Forwards gp.Scan's progress to `callback(done, total)`."
     def __init__(self, callback): self.callback, self.total = callback, 0
@@ -241,7 +232,7 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
                                       autocast_dtype(device, mixed_precision))
     reference = gp.BatchRequest()
     reference[pred_key] = gp.ArraySpec(roi=Roi((0,) * net.dims, out_size))
-    callback, close = _progress_callback(progress, math.prod(n_blocks))
+    callback, close = progress_reporter(progress, math.prod(n_blocks), "predict")
     p += gp.Scan(reference, num_workers=num_workers, progress_callback=_ScanProgress(callback))
 
     training, threads = model.training, torch.get_num_threads()
