@@ -310,3 +310,17 @@ def test_twelve_bit_raw_trains_with_raw_range_and_predict_uses_the_runs(tmp_path
     assert json.loads((tmp_path / "run" / "run.json").read_text())["datasets"][0]["raw_range"] == [0.0, 4095.0]
     predicted = run("predict", "--run", "run", "mine.zarr/raw", "pred.zarr/affs", "--device", "cpu", cwd=tmp_path)
     assert predicted.returncode == 0, predicted.stderr   # without the run's range predict would refuse this raw
+
+
+def test_train_on_an_hdf5_file(tmp_path):
+    "HDF5 as CREMI and gunpowder write it (resolution and offset attributes in nm): a few iterations from the command line."
+    import h5py
+    cells = np.repeat(np.repeat(np.random.default_rng(0).integers(1, 9, (6, 6)), 16, 0), 16, 1).astype(np.uint64)
+    with h5py.File(tmp_path / "sample.h5", "w") as f:
+        for name, data in (("volumes/raw", ((cells % 3) * 80 + 40).astype(np.uint8)), ("volumes/labels/neuron_ids", cells)):
+            f.create_dataset(name, data=data).attrs.update(resolution=[4, 4], offset=[0, 0])
+    trained = run("train", "--iterations", "2", "--out", "run", "--raw", "sample.h5/volumes/raw", "--gt", "sample.h5/volumes/labels/neuron_ids",
+                  "--fetchers", "1", "--device", "cpu", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "dacapo-nb: --raw sample.h5/volumes/raw: voxel size (4, 4), ROI [0:384, 0:384] (384, 384)" in trained.stderr, trained.stderr
+    assert (tmp_path / "run" / "checkpoints" / "iteration_00000002.pt").exists()
