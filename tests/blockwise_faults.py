@@ -9,6 +9,13 @@ def slow_predict_setup(spec, worker_id):
         time.sleep(0.25); process(block)
     return slow
 
+def held_predict_setup(spec, worker_id):
+    "The real per-block predict, two seconds slower per block: a run that holds its output's lock long enough for a second one to meet it."
+    process = predict_block_setup(spec, worker_id)
+    def held(block):
+        time.sleep(2.0); process(block)
+    return held
+
 def failing_predict_setup(spec, worker_id):
     "The real predict, except that the block whose write ROI starts at the origin raises."
     process = predict_block_setup(spec, worker_id)

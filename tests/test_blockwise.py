@@ -35,7 +35,7 @@ def _blocks_done(state: Path, task: str = "predict") -> list[int]:
     return [int(line.split()[0]) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def _run_script(tmp: Path, out: str) -> subprocess.Popen:
+def _run_script(tmp: Path, out: str, setup: str = "slow_predict_setup") -> subprocess.Popen:
     "A parent process running a slow blockwise predict with 2 workers, in its own process group."
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(HERE)!r})
@@ -43,7 +43,7 @@ def _run_script(tmp: Path, out: str) -> subprocess.Popen:
         from dacapo_nb.blockwise import predict_blockwise
         raw = ZarrArray.open_from_array_identifier(LocalArrayIdentifier({str(tmp / 'raw.zarr')!r}, "raw"))
         predict_blockwise({str(tmp / 'model.pt')!r}, raw, {str(tmp / out)!r}, block_shape={BLOCK}, num_workers=2,
-                          progress=False, worker_setup="blockwise_faults:slow_predict_setup")
+                          progress=False, worker_setup="blockwise_faults:{setup}")
     """)
     return subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -234,7 +234,7 @@ def test_the_users_own_dataset_survives_predict_and_segment(setup):
 def test_a_second_run_into_one_output_is_refused_and_a_killed_runs_lock_taken_over(setup):
     tmp, model, raw, expected = setup
     state = state_dir(tmp / "busy.zarr", "prediction")
-    parent = _run_script(tmp, "busy.zarr")
+    parent = _run_script(tmp, "busy.zarr", "held_predict_setup")   # 16 blocks of 2 s on 2 workers: holds the lock ~16 s
     try:
         _wait_for(lambda: len(_blocks_done(state)) >= 1)
         with pytest.raises(RuntimeError) as e:
