@@ -15,7 +15,7 @@ import torch
 from funlib.geometry import Coordinate
 
 from .arrays import Array
-from .models import Model
+from .models import Model, ModelWrapper
 from .tasks import AffinitiesPredictor, DistancePredictor, OneHotPredictor, default_neighborhood
 from .validation import AFFINITY_METHODS, DEFAULT_POST_PROCESSING
 
@@ -167,7 +167,7 @@ def process(step: dict, # one pre- or postprocessing step as rdf.yaml states it:
     raise ValueError(f"the processing step {name!r} is not one dacapo_nb applies; it applies {', '.join(PROCESSING)}")
 
 # %% ../nbs/20_bioimage.ipynb #b45a6082
-class PackagedModel(torch.nn.Module):
+class PackagedModel(ModelWrapper):
     "A `Model` with the preprocessing and postprocessing of its BioImage.IO package around it, for `predict`."
     def __init__(self,
                  model: Model, # the network
@@ -176,23 +176,10 @@ class PackagedModel(torch.nn.Module):
                  input_axes: Sequence[str], # the ids of the input's axes
                  output_axes: Sequence[str], # the ids of the output's axes
                 ):
-        super().__init__()
-        self.model, self.preprocessing, self.postprocessing = model, list(preprocessing), list(postprocessing)
+        super().__init__(model)
+        self.preprocessing, self.postprocessing = list(preprocessing), list(postprocessing)
         self.input_axes, self.output_axes = list(input_axes), list(output_axes)
         self.dims, self.input_shape, self.eval_input_shape, self.output_shape = model.dims, model.input_shape, model.eval_input_shape, model.output_shape
-
-    @property
-    def num_in_channels(self) -> int:
-        "The network's input channels."
-        return self.model.num_in_channels
-    @property
-    def num_out_channels(self) -> int:
-        "The network's output channels."
-        return self.model.num_out_channels
-    @property
-    def eval_activation(self):
-        "The network's own activation in eval mode."
-        return self.model.eval_activation
 
     def compute_output_shape(self, input_shape) -> Coordinate:
         "The network's output shape for `input_shape` (voxels)."

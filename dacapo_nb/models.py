@@ -19,8 +19,8 @@ from .tasks import channel_softmax
 
 # %% auto #0
 __all__ = ['DEFAULT_INPUT_SHAPES', 'ACTIVATIONS', 'valid_input_shapes', 'unet_output_shape', 'check_input_tensor', 'UNet',
-           'Model', 'unet_for', 'model_for', 'SectionwiseModel', 'model_from_kwargs', 'model_kwargs', 'default_device',
-           'available_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype', 'CompiledModel']
+           'Model', 'unet_for', 'model_for', 'ModelWrapper', 'SectionwiseModel', 'model_from_kwargs', 'model_kwargs',
+           'default_device', 'available_device', 'place_model', 'cpu_has_bf16', 'autocast_dtype', 'CompiledModel']
 
 # %% ../nbs/06_models.ipynb #2d9bd3bb
 def _crop_to_factor(size: int, crop: int, factor: int) -> int:
@@ -341,25 +341,33 @@ def model_for(task, # a `Task`: its predictor's `embedding_dims` and its `eval_a
                          f"architecture {type(architecture).__name__} was given")
     return Model(architecture, task.predictor.embedding_dims, eval_activation=task.eval_activation)
 
-# %% ../nbs/06_models.ipynb #9cd64240
-class SectionwiseModel(nn.Module):
-    "A 2D `Model` as a 3D one that applies it to every section (the first spatial axis) of its input."
+# %% ../nbs/06_models.ipynb #2cb6e169
+class ModelWrapper(nn.Module):
+    "A `Model` inside another module that keeps its interface: channels and activation are the wrapped model's."
     def __init__(self,
-                 model: nn.Module, # a 2D dacapo_nb `Model`
+                 model: nn.Module, # the dacapo_nb `Model` inside
                 ):
         super().__init__()
-        if getattr(model, "dims", None) != 2: raise ValueError(f"SectionwiseModel needs a 2D model, got {type(model).__name__} with dims={getattr(model, 'dims', None)}")
         self.model = model
-        self.input_shape, self.eval_input_shape = (Coordinate((1, *s)) for s in (model.input_shape, model.eval_input_shape))
-        self.output_shape = self.compute_output_shape(self.input_shape)
-
-    dims = 3
     @property
     def num_in_channels(self) -> int: return self.model.num_in_channels
     @property
     def num_out_channels(self) -> int: return self.model.num_out_channels
     @property
     def eval_activation(self): return self.model.eval_activation
+
+# %% ../nbs/06_models.ipynb #9cd64240
+class SectionwiseModel(ModelWrapper):
+    "A 2D `Model` as a 3D one that applies it to every section (the first spatial axis) of its input."
+    def __init__(self,
+                 model: nn.Module, # a 2D dacapo_nb `Model`
+                ):
+        if getattr(model, "dims", None) != 2: raise ValueError(f"SectionwiseModel needs a 2D model, got {type(model).__name__} with dims={getattr(model, 'dims', None)}")
+        super().__init__(model)
+        self.input_shape, self.eval_input_shape = (Coordinate((1, *s)) for s in (model.input_shape, model.eval_input_shape))
+        self.output_shape = self.compute_output_shape(self.input_shape)
+
+    dims = 3
 
     def compute_output_shape(self, input_shape) -> Coordinate:
         "The 2D model's output shape per section; as many sections out as in."
