@@ -2,19 +2,17 @@
 import os, time
 from dacapo_nb.blockwise import predict_block_setup
 
-def slow_predict_setup(spec, worker_id):
-    "The real per-block predict, a quarter second slower per block (so a test can kill a run halfway)."
-    process = predict_block_setup(spec, worker_id)
-    def slow(block):
-        time.sleep(0.25); process(block)
-    return slow
+def delayed_predict_setup(seconds: float):
+    "A per-block setup: the real per-block predict, `seconds` slower per block."
+    def setup(spec, worker_id):
+        process = predict_block_setup(spec, worker_id)
+        def delayed(block):
+            time.sleep(seconds); process(block)
+        return delayed
+    return setup
 
-def held_predict_setup(spec, worker_id):
-    "The real per-block predict, two seconds slower per block: a run that holds its output's lock long enough for a second one to meet it."
-    process = predict_block_setup(spec, worker_id)
-    def held(block):
-        time.sleep(2.0); process(block)
-    return held
+slow_predict_setup = delayed_predict_setup(0.25)  # so a test can kill a run halfway
+held_predict_setup = delayed_predict_setup(2.0)   # a run that holds its output's lock long enough for a second one to meet it
 
 def failing_predict_setup(spec, worker_id):
     "The real predict, except that the block whose write ROI starts at the origin raises."
