@@ -119,8 +119,8 @@ def _predict_model(args):
 def _raw_range(args) -> Optional[tuple]:
     "--raw-range as given, else the range the run trained with (run.json), else None (by raw's dtype)."
     if args.raw_range is not None or args.run is None: return args.raw_range and tuple(args.raw_range)
-    import json
-    trained = json.loads((Path(args.run) / "run.json").read_text()).get("datasets") or [{}]
+    from dacapo_nb.runs import read_run
+    trained = read_run(args.run)["config"].get("datasets") or [{}]
     return tuple(trained[0]["raw_range"]) if trained[0].get("raw_range") else None
 
 def predict_command(args) -> int:
@@ -492,7 +492,6 @@ def _train(args) -> int:
     say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
     import torch
     from tqdm import tqdm
-    import numpy as np
     from dacapo_nb.datasets import Dataset, labels_from_boundaries, make_synthetic_data
     from dacapo_nb.models import model_for
     from dacapo_nb.snapshots import plot_snapshot
@@ -522,8 +521,8 @@ def _train(args) -> int:
         for name, array in (("raw", raw), ("gt", gt), ("mask", mask)):
             if array is not None: say(f"--{name} {getattr(args, name)}: voxel size {tuple(array.voxel_size)}, ROI {array.roi}")
         if args.gt_boundaries:
-            gt = labels_from_boundaries(gt, per_section=dims == 2 and gt.dims == 3)
-            say(f"--gt-boundaries: {len(np.unique(gt.data)) - 1} objects, the connected components of the inside{' per section' * (dims == 2 and gt.dims == 3)}")
+            gt = labels_from_boundaries(gt, per_section=dims == 2 and gt.dims == 3)  # ids 1 to N: the largest is the count
+            say(f"--gt-boundaries: {int(gt.data.max())} objects, the connected components of the inside{' per section' * (dims == 2 and gt.dims == 3)}")
         say(f"training {why}")
         dataset = Dataset(Path(args.raw).name, raw, gt, mask, raw_range=args.raw_range and tuple(args.raw_range))
         out.mkdir(parents=True, exist_ok=True)
