@@ -55,6 +55,7 @@ VARIANTS = {
     "balanced-nnup": ({"balance_classes": True}, {"constant_upsample": True}, {}),   # DaCapo's nearest-neighbour up-sampling
     "balanced-warmup1000": ({"balance_classes": True}, {}, {"warmup_iterations": 1000}),   # DaCapo's warm-up
     "balanced-nnup-warmup1000": ({"balance_classes": True}, {"constant_upsample": True}, {"warmup_iterations": 1000}),  # both
+    "balanced-nnup-warmup250": ({"balance_classes": True}, {"constant_upsample": True}, {"warmup_iterations": 250}),  # a warm-up of a sixth of 1500
 }
 
 

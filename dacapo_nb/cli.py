@@ -560,7 +560,9 @@ def _train(args) -> int:
         say(f"interrupted at iteration {_trained(out)}; run again to resume")
         return 130
     if bar is not None: bar.close()
-    if rank is not None: torch.distributed.destroy_process_group()
+    if rank is not None:  # leave together: a rank that tears its group down while rank 0 still writes aborts (gloo)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     if rank: return 0
     report_best(out)
     if last is None:
