@@ -319,11 +319,11 @@ def unet_for(dims: int, # 2 or 3
              input_shape=None, # the training input shape (default: 132^2 or 68^3)
              **kwargs, # any other `UNet` argument
             ) -> UNet:
-    "A small U-Net (12 feature maps, two levels of 2x down-sampling) for 2D or 3D data, sized for CPU training."
+    "A small U-Net (12 feature maps, two levels of 2x down-sampling, nearest-neighbour up-sampling) for 2D or 3D data, sized for CPU training."
     if dims not in DEFAULT_INPUT_SHAPES: raise ValueError(f"unet_for supports dims 2 or 3, got {dims!r}")
     shape = DEFAULT_INPUT_SHAPES[dims] if input_shape is None else Coordinate(input_shape)
     if shape.dims != dims: raise ValueError(f"input_shape {tuple(shape)} has {shape.dims} axes, expected {dims}")
-    return UNet(shape, **{"fmaps": 12, "downsample_factors": ((2,) * dims,) * 2, **kwargs})
+    return UNet(shape, **{"fmaps": 12, "downsample_factors": ((2,) * dims,) * 2, "constant_upsample": True, **kwargs})
 
 # %% ../nbs/06_models.ipynb #7b2a26b8
 def model_for(task, # a `Task`: its predictor's `embedding_dims` and its `eval_activation` make the head

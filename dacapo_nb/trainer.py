@@ -126,10 +126,14 @@ from .augments import IntensityAugmentConfig, SimpleAugmentConfig
 
 @patch(cls_method=True)
 def quick(cls: GunpowderTrainerConfig,
+          iterations: Optional[int] = None, # the run's length, if known: the warm-up grows with it (a sixth, 20 to 1000)
           **changes, # any setting to change, e.g. seed=0 or batch_size=4
          ) -> GunpowderTrainerConfig: # settings that learn within the first minute on a laptop CPU
-    "Settings for short CPU runs: a high learning rate after a short warm-up, small batches made in-process."
-    settings = dict(learning_rate=5e-3, warmup_iterations=20, batch_size=2, num_data_fetchers=0, snapshot_interval=100,
+    "Settings for CPU runs: a high learning rate after a short warm-up, small batches made in-process."
+    if iterations is not None and (not isinstance(iterations, int) or iterations < 1):
+        raise ValueError(f"GunpowderTrainerConfig.quick: iterations={iterations!r}, expected None or an integer >= 1")
+    warmup = 20 if iterations is None else min(1000, max(20, iterations // 6))
+    settings = dict(learning_rate=5e-3, warmup_iterations=warmup, batch_size=2, num_data_fetchers=0, snapshot_interval=100,
                     augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
     return cls(**{**settings, **changes})
 
