@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -16,8 +17,8 @@ from typing import Optional
 __all__ = ['IN_MEMORY_SEGMENT_VOXELS', 'BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', 'ANISOTROPY_FOR_SECTIONS', 'add_blockwise_parsers',
            'predict_command', 'segment_command', 'evaluate_command', 'add_validation_arguments', 'add_runs_parser',
            'validation_arguments', 'validation_data', 'report_best', 'runs', 'add_convert_parser', 'convert_command',
-           'build_parser', 'check_train_args', 'open_input', 'check_device', 'choose_dims', 'launch_ranks',
-           'join_ranks', 'train', 'main']
+           'build_parser', 'resumed_run', 'check_train_args', 'open_input', 'check_device', 'choose_dims',
+           'launch_ranks', 'join_ranks', 'train', 'main', 'exit_process']
 
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
@@ -185,7 +186,6 @@ def segment_command(args) -> int:
 
 def evaluate_command(args) -> int:
     "Run `dacapo-nb evaluate`; prints the scores as JSON."
-    import json
     from dacapo_nb.blockwise import evaluate_blockwise
     scores = evaluate_blockwise(_zarr(args.seg), _zarr(args.gt), block_size=args.block_size, num_workers=args.workers,
                                 overwrite=args.overwrite, worker_command=args.worker_command)
@@ -242,7 +242,6 @@ def report_best(out: Path, # the run directory
                ) -> None:
     "Say which iteration validated best, if the run validated."
     if not (out / "best.json").exists(): return
-    import json
     best = json.loads((out / "best.json").read_text())
     print(f"dacapo-nb: best {best['criterion']} {best['score']:.4g} at iteration {best['iteration']} with "
           f"{best['parameters']} ({out / best['checkpoint']})", file=sys.stderr)
@@ -320,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the labels are valid (non-zero), e.g. data.zarr/labels_mask (default: all of gt)")
     train.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda or cuda:1 (default: cuda when there is one, else cpu)")
     train.add_argument("--batch-size", type=int, default=2, help="training windows per iteration")
-    train.add_argument("--learning-rate", type=float, default=5e-3, help="RAdam's learning rate after a 20-iteration warm-up")
+    train.add_argument("--learning-rate", type=float, default=5e-3, help="RAdam's learning rate after the warm-up")
+    train.add_argument("--warmup-iterations", type=int, default=None, metavar="N",
+                       help="iterations of linear learning-rate warm-up (default: a sixth of --iterations, 20 to 1000; "
+                            "a resumed run keeps its own)")
     train.add_argument("--fetchers", type=int, default=1, help="data worker processes (0: in the training process)")
     train.add_argument("--mixed-precision", action="store_true",
                        help="mixed precision: float16 on CUDA, bfloat16 on a CPU with bfloat16 units (else float32, with a note)")
@@ -347,6 +349,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 # %% ../nbs/19_cli.ipynb #6b72e366
+def resumed_run(out, # the run directory `train --out` names
+                overwrite: bool = False, # --overwrite: start afresh, resume nothing
+               ) -> Optional[dict]: # its run.json, or None when the command starts a run
+    "The run.json of the run `dacapo-nb train --out OUT` resumes, so that it resumes with its own model and warm-up."
+    run_json = Path(out) / "run.json"
+    if overwrite or not run_json.exists(): return None
+    try: return json.loads(run_json.read_text())
+    except ValueError: return None  # torn by a kill: the run starts from the command's settings and rewrites it
+
 def check_train_args(args, # the parsed `dacapo-nb train` arguments
                     ):
     "The trainer config of `args`; a `ValueError` naming the first bad argument, before anything is written."
@@ -375,7 +386,12 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
         raise ValueError(f"--validation-interval {args.validation_interval} with --raw {args.raw} needs validation data of yours: "
                          "pass --val-raw CONTAINER/DATASET --val-gt CONTAINER/DATASET (the built-in synthetic validation data "
                          "goes only with the built-in training data)")
-    return GunpowderTrainerConfig.quick(batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+    if args.warmup_iterations is not None and args.warmup_iterations < 0:
+        raise ValueError(f"--warmup-iterations must be >= 0, got {args.warmup_iterations}")
+    resumed = resumed_run(args.out, args.overwrite)
+    warmup = args.warmup_iterations if args.warmup_iterations is not None or resumed is None else resumed["trainer"]["warmup_iterations"]
+    return GunpowderTrainerConfig.quick(iterations=args.iterations or None, **({} if warmup is None else {"warmup_iterations": warmup}),
+                                        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                                         num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval,
                                         mixed_precision=True if args.mixed_precision else None, compile=args.compile)
 
@@ -531,7 +547,11 @@ def _train(args) -> int:
     args.dims = dims
     torch.manual_seed(args.seed)
     task = affinities_task(dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
-    model = model_for(task, dims)
+    resumed = resumed_run(out, args.overwrite)
+    if resumed is not None and resumed.get("model_kwargs"):  # the run's own network, whatever today's default
+        from dacapo_nb.models import model_from_kwargs
+        model = model_from_kwargs(**resumed["model_kwargs"])
+    else: model = model_for(task, dims)
     say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
         f"{device}, run directory {out}")
     if args.init_weights is not None:  # what will be loaded, before any iteration
@@ -560,7 +580,7 @@ def _train(args) -> int:
         say(f"interrupted at iteration {_trained(out)}; run again to resume")
         return 130
     if bar is not None: bar.close()
-    if rank is not None:  # leave together: a rank that tears its group down while rank 0 still writes aborts (gloo)
+    if rank is not None:  # leave together: no rank tears the group down while another still works in it
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if rank: return 0
@@ -593,4 +613,11 @@ def main(argv=None, # the arguments after `dacapo-nb` (None: `sys.argv[1:]`)
         return 130
 
 # %% ../nbs/19_cli.ipynb #b635cbfd
-if __name__ == "__main__" and __spec__ is not None and __spec__.name == "dacapo_nb.cli": sys.exit(main())
+def exit_process(status: int, # the exit status
+                ) -> None:
+    "Leave with `status`; a torchrun rank skips the C++ teardown, where gloo's threads abort now and then, after flushing."
+    if "LOCAL_RANK" not in os.environ: sys.exit(status)
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(status)  # the rank's files are written and closed: run_training writes atomically and closes on the way out
+
+if __name__ == "__main__" and __spec__ is not None and __spec__.name == "dacapo_nb.cli": exit_process(main())
