@@ -117,7 +117,7 @@ def run_ours(container: Path, data: str, seed: int, iterations: int, variant: st
     task = affinities_task(2, **task_kwargs)
     torch.manual_seed(seed)
     model = model_for(task, 2, **model_kwargs)
-    config = GunpowderTrainerConfig.quick(seed=seed, snapshot_interval=None, **config_kwargs)
+    config = GunpowderTrainerConfig.quick(iterations=iterations, seed=seed, snapshot_interval=None, **config_kwargs)  # the warm-up the CLI gives
     run_dir = out.with_suffix(".run")
     start = time.perf_counter()
     for _ in run_training(run_dir, model, task, datasets, config, iterations=iterations, device="cpu",

@@ -68,8 +68,8 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     s.add_argument("--run", type=Path, default=None, help="a run directory: its validation's best post-processing is the default")
     s.add_argument("--method", choices=["components", "agglomerate", "mutex"], default=None,
                    help="affinities: components (blockwise), agglomeration or the mutex watershed (both in memory, up to 512^3 "
-                        "voxels); default: the run's, else agglomerate at --threshold 0.2 (components with --seed-threshold)")
-    s.add_argument("--threshold", type=float, default=None, help="links (or mean affinities) above it join (default: the run's, else 0.2)")
+                        "voxels); default: the run's, else agglomerate at --threshold 0.3 (components with --seed-threshold)")
+    s.add_argument("--threshold", type=float, default=None, help="links (or mean affinities) above it join (default: the run's, else 0.3)")
     s.add_argument("--min-size", type=int, default=None, help="segments with fewer voxels become background (default: the run's, else 0)")
     s.add_argument("--seed-threshold", type=float, default=None,
                    help="seeds above it, grown by a watershed (>= --threshold; default: the run's, else none)")

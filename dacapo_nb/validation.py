@@ -26,10 +26,10 @@ __all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS',
            'criterion_better', 'parameters_key', 'best_validation']
 
 # %% ../nbs/13_validation.ipynb #b7aa8376
-# what `dacapo-nb segment` does without a run's validated choice, per kind of prediction: on real EM (ISBI 2012) the
-# validation of each of our runs chose agglomeration at 0.2, where components at 0.5 merge through leaky membranes
-# (bench/README.md, quality)
-DEFAULT_POST_PROCESSING = {"affinities": {"method": "agglomerate", "threshold": 0.2, "min_size": 0},
+# what `dacapo-nb segment` does without a run's validated choice, per kind of prediction: on real EM (ISBI 2012), for
+# models trained with today's defaults, validation chose agglomeration at 0.3 at 1500 and 6000 iterations, where
+# components at 0.5 merge through leaky membranes (bench/README.md, quality)
+DEFAULT_POST_PROCESSING = {"affinities": {"method": "agglomerate", "threshold": 0.3, "min_size": 0},
                            "distances": {"threshold": 0.0}, "probabilities": {"threshold": 0.5}}
 AFFINITY_METHODS = {"components": affinities_to_segmentation, "agglomerate": agglomerate, "mutex": mutex_watershed}
 AFFINITY_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)  # predictions on real EM land anywhere in there (ISBI 2012: best at 0.1-0.3)
