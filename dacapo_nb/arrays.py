@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,14 +18,11 @@ import zarr
 from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 
-try: import fcntl
-except ImportError: fcntl = None  # not on Windows: folders there are not locked
-
 # %% auto #0
 __all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_on_grid', 'Array', 'check_axes', 'default_axes',
            'axes_from_metadata', 'FixedGeometryArray', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier',
-           'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'RunDirectoryLock',
-           'OnesArrayConfig', 'OnesArray', 'SectionArray']
+           'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'OnesArrayConfig',
+           'OnesArray', 'SectionArray']
 
 # %% ../nbs/00_arrays.ipynb #6981f8e1
 NON_SPATIAL_AXES = ("b", "c")
@@ -636,32 +632,7 @@ def create_from_array_identifier(cls: ZarrArray,
                                array_identifier.dataset, mode=mode))
 
 # %% ../nbs/00_arrays.ipynb #d7629248
-class RunDirectoryLock:
-    "Holds `run_dir/.lock` while a process works there (an OS file lock: it dies with its process, so no lock is ever stale)."
-    def __init__(self,
-                 run_dir: Path, # the folder (or dataset) that one process at a time works in, named in the refusal
-                 doing: str = "trains there", # what the holder does there, for the refusal
-                 advice: str = "stop it first, or train into another run directory", # what to do instead, for the refusal
-                 lock_file: Optional[Path] = None, # where the lock lives; None: `run_dir/.lock`
-                ):
-        self.what, self.doing, self.advice = Path(run_dir), doing, advice
-        self.path, self._file = Path(lock_file) if lock_file is not None else Path(run_dir) / ".lock", None
-
-    def __enter__(self) -> "RunDirectoryLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
-        if fcntl is not None:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0); holder = f.read().strip() or "another process"
-                f.close()
-                raise RuntimeError(f"{self.what} is in use: {holder} {self.doing}; {self.advice}") from None
-        f.seek(0); f.truncate(); f.write(f"process {os.getpid()}"); f.flush()
-        self._file = f
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._file is not None: self._file.close(); self._file = None  # closing releases the lock
+from .rundir import RunDirectoryLock  # in rundir; `dacapo_nb.arrays.RunDirectoryLock` stays
 
 # %% ../nbs/00_arrays.ipynb #4011f07d
 @dataclass

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import hashlib
 import importlib
+import io
 import json
 import math
 import os
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 from funlib.geometry import Coordinate, Roi
 
-from .arrays import Array, LocalArrayIdentifier, RunDirectoryLock, ZarrArray
+from .arrays import Array, LocalArrayIdentifier, ZarrArray
+from .rundir import RunDirectoryLock, write_atomically
 from .pipeline import _fits, unwrap_pipeline_error
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 from .models import available_device, default_device, place_model
@@ -63,10 +65,6 @@ def job_stamp(manifest: dict, # JSON-able description of the run
     "What a blockwise run writes into the metadata of each dataset it makes: it resumes only into datasets that carry it."
     return {"blockwise_job": hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]}
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text); os.replace(tmp, path)
-
 def check_state(state: Path, # the state folder
                 manifest: dict, # JSON-able description of the run
                 overwrite: bool = False, # start fresh, replacing the state and `outputs`: nothing is refused
@@ -101,7 +99,7 @@ def prepare_state(state: Path, # the state folder
         if state.exists(): shutil.rmtree(state)
         for o in outputs: shutil.rmtree(o, ignore_errors=True)
     (state / "errors").mkdir(parents=True, exist_ok=True)
-    _write_atomically(state / "manifest.json", json.dumps(json.loads(json.dumps(manifest)), indent=1))
+    write_atomically(state / "manifest.json", json.dumps(json.loads(json.dumps(manifest)), indent=1))
     return resume
 
 # %% ../nbs/11_blockwise.ipynb #48352d7e
@@ -116,17 +114,17 @@ def serve_blocks(spec_file: str, # the task's spec (JSON): task, state, setup an
         module, name = spec["setup"].split(":")
         process = getattr(importlib.import_module(module), name)(spec, client.worker_id)
     except Exception:
-        _write_atomically(state / "errors" / f"{task}-setup-{os.getpid()}.txt",
-                          f"worker setup of {task} failed:\n{traceback.format_exc()}")
+        write_atomically(state / "errors" / f"{task}-setup-{os.getpid()}.txt",
+                         f"worker setup of {task} failed:\n{traceback.format_exc()}")
         raise
     while True:
         with client.acquire_block() as block:
             if block is None: return
             try: process(block)
             except Exception:
-                _write_atomically(state / "errors" / f"{task}-{block.block_id[1]}.txt",
-                                  f"block {block.block_id[1]} of {task} failed: write ROI {block.write_roi}, read ROI "
-                                  f"{block.read_roi}\n{traceback.format_exc()}")
+                write_atomically(state / "errors" / f"{task}-{block.block_id[1]}.txt",
+                                 f"block {block.block_id[1]} of {task} failed: write ROI {block.write_roi}, read ROI "
+                                 f"{block.read_roi}\n{traceback.format_exc()}")
                 raise
             with open(state / f"{task}.log", "a") as log: log.write(f"{block.block_id[1]} {os.getpid()}\n")
 
@@ -179,7 +177,7 @@ def run_task(task: str, # the task's name (also the name of its log and done mar
     check_run_args(num_workers, progress, max_restarts, worker_command)
     state = Path(state)
     spec_file = state / f"{task}.json"
-    _write_atomically(spec_file, json.dumps({**spec, "task": task, "state": str(state.resolve())}, indent=1))
+    write_atomically(spec_file, json.dumps({**spec, "task": task, "state": str(state.resolve())}, indent=1))
     daisy.logging.set_log_basedir(str(state / "logs"))
     t = daisy.Task(task, total_roi=total_roi, read_roi=read_roi, write_roi=write_roi,
                    process_function=functools.partial(_start_worker, str(spec_file.resolve()), worker_command),
@@ -234,7 +232,7 @@ def _check_importable(model) -> None:
 
 def _save_model(model, path: Path) -> None:
     _check_importable(model)
-    tmp = path.with_name(f".{path.name}.tmp"); torch.save(model, tmp); os.replace(tmp, path)
+    buffer = io.BytesIO(); torch.save(model, buffer); write_atomically(path, buffer.getvalue())
 
 def predict_block_setup(spec: dict, # the worker's spec, written by `predict_blockwise`
                         worker_id: int, # daisy's id of this worker
@@ -689,5 +687,5 @@ def evaluate_blockwise(seg: ZarrArray, # the segmentation
     tables = sorted((state / "tables").glob("[0-9]*.npy"))
     if len(tables) != n: raise BlockwiseError(f"evaluate: {len(tables)} block tables in {state / 'tables'}, expected {n}")
     scores = scores_from_contingency(merge_contingency([np.load(t) for t in tables]), ignore_label)
-    _write_atomically(state / "scores.json", json.dumps(scores, indent=1))
+    write_atomically(state / "scores.json", json.dumps(scores, indent=1))
     return scores

@@ -90,15 +90,17 @@ def _split(path: str) -> tuple[str, str]:
 def _model_file(path: Path):
     "The model saved with `torch.save(model, path)` at `path`; one line naming what `path` is instead."
     import torch
+    from dacapo_nb.rundir import RunDir, checkpoint_run
     if not path.exists(): raise FileNotFoundError(f"model {path} does not exist")
     if path.is_dir():
-        if (path / "run.json").exists(): raise ValueError(f"model {path} is a run directory: give it as --run {path}")
+        if RunDir(path).is_run: raise ValueError(f"model {path} is a run directory: give it as --run {path}")
         raise ValueError(f"model {path} is a folder, expected a model file saved with torch.save(model, path) (or a run directory as --run)")
     try: model = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         raise ValueError(f"model {path} is not a torch file ({type(e).__name__}), expected a model saved with torch.save(model, path)") from None
     if isinstance(model, dict) and {"iteration", "model"} <= set(model):
-        run = path.parent.parent if path.parent.name == "checkpoints" else "RUN_DIR"
+        owner = checkpoint_run(path)
+        run = owner.path if owner is not None else "RUN_DIR"
         raise ValueError(f"model {path} is a training checkpoint (iteration {model['iteration']}), not a model: "
                          f"give its run directory, --run {run} --iteration {model['iteration']}")
     if not hasattr(model, "compute_output_shape"):
@@ -241,8 +243,9 @@ def validation_data(args, # the parsed `dacapo-nb train` arguments
 def report_best(out: Path, # the run directory
                ) -> None:
     "Say which iteration validated best, if the run validated."
-    if not (out / "best.json").exists(): return
-    best = json.loads((out / "best.json").read_text())
+    from dacapo_nb.rundir import RunDir
+    best = RunDir(out).read_best()
+    if best is None: return
     print(f"dacapo-nb: best {best['criterion']} {best['score']:.4g} at iteration {best['iteration']} with "
           f"{best['parameters']} ({out / best['checkpoint']})", file=sys.stderr)
 
@@ -353,10 +356,8 @@ def resumed_run(out, # the run directory `train --out` names
                 overwrite: bool = False, # --overwrite: start afresh, resume nothing
                ) -> Optional[dict]: # its run.json, or None when the command starts a run
     "The run.json of the run `dacapo-nb train --out OUT` resumes, so that it resumes with its own model and warm-up."
-    run_json = Path(out) / "run.json"
-    if overwrite or not run_json.exists(): return None
-    try: return json.loads(run_json.read_text())
-    except ValueError: return None  # torn by a kill: the run starts from the command's settings and rewrites it
+    from dacapo_nb.rundir import RunDir
+    return None if overwrite else RunDir(out).recorded() or None  # a torn one: the command's settings, and it is rewritten
 
 def check_train_args(args, # the parsed `dacapo-nb train` arguments
                     ):
@@ -397,8 +398,9 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
 
 def _init_weights(args):
     "The weights --init-from names (`initial_weights`), read before anything is written; None without it, or when the run resumes."
-    from dacapo_nb.training import initial_weights, latest_checkpoint
-    if args.init_from is None or (latest_checkpoint(Path(args.out) / "checkpoints") is not None and not args.overwrite): return None
+    from dacapo_nb.rundir import RunDir, latest_checkpoint
+    from dacapo_nb.training import initial_weights
+    if args.init_from is None or (latest_checkpoint(RunDir(args.out).checkpoints) is not None and not args.overwrite): return None
     try: return initial_weights(args.init_from)
     except (ValueError, FileNotFoundError) as e:
         said = str(e)
@@ -408,11 +410,12 @@ def _init_weights(args):
 def _clear_run(out: Path) -> None:
     "Delete what a run wrote in `out` (not the data: `make_synthetic_data(overwrite=True)` replaces it whole)."
     import shutil
-    from dacapo_nb.training import RunDirectoryLock
+    from dacapo_nb.rundir import RunDir, RunDirectoryLock
+    run = RunDir(out)
     with RunDirectoryLock(out):  # never under a training that runs there
-        for name in ("checkpoints", "snapshots.zarr"):
-            if (out / name).exists(): shutil.rmtree(out / name)
-        for name in ("stats.jsonl", "run.json", "snapshot.png"): (out / name).unlink(missing_ok=True)
+        for folder in (run.checkpoints, run.snapshots):
+            if folder.exists(): shutil.rmtree(folder)
+        for file in (run.stats, run.config, run.picture): file.unlink(missing_ok=True)
 
 # %% ../nbs/19_cli.ipynb #283a97e0
 def open_input(spec: str, # a path: data.zarr/raw, image.ome.zarr, stack.tif, a folder of images, stack.h5/raw, data.n5/raw
@@ -487,9 +490,9 @@ def join_ranks() -> Optional[int]:
 # %% ../nbs/19_cli.ipynb #291c71f5
 def _trained(out: Path) -> int:
     "The iteration of the run's newest checkpoint (0 when there is none)."
-    from dacapo_nb.training import latest_checkpoint
-    newest = latest_checkpoint(out / "checkpoints")
-    return int(newest.stem.split("_")[-1]) if newest is not None else 0
+    from dacapo_nb.rundir import RunDir, checkpoint_iteration, latest_checkpoint
+    newest = latest_checkpoint(RunDir(out).checkpoints)
+    return checkpoint_iteration(newest) if newest is not None else 0
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     "Show a warning as one `dacapo-nb: warning:` line, from rank 0 only under torch.distributed."
@@ -510,6 +513,7 @@ def _train(args) -> int:
     from tqdm import tqdm
     from dacapo_nb.datasets import Dataset, labels_from_boundaries, make_synthetic_data
     from dacapo_nb.models import model_for
+    from dacapo_nb.rundir import RunDir
     from dacapo_nb.snapshots import plot_snapshot
     from dacapo_nb.tasks import affinities_task, distance_task
     from dacapo_nb.training import run_training
@@ -589,8 +593,9 @@ def _train(args) -> int:
         say(f"{out} has trained {_trained(out)} iterations already (asked for {args.iterations}): "
             "nothing to do; give a larger --iterations to train on")
     try:
-        plot_snapshot(out / "snapshots.zarr", path=out / "snapshot.png")
-        say(f"wrote {out / 'snapshot.png'}, snapshots in {out / 'snapshots.zarr'}, checkpoints in {out / 'checkpoints'}")
+        run = RunDir(out)
+        plot_snapshot(run.snapshots, path=run.picture)
+        say(f"wrote {run.picture}, snapshots in {run.snapshots}, checkpoints in {run.checkpoints}")
     except FileNotFoundError:
         say(f"no snapshot yet (snapshot interval {args.snapshot_interval})")
     return 0

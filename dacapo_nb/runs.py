@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .models import Model, model_from_kwargs
-from .training import load_checkpoint, read_jsonl
+from .rundir import RunDir, find_run_dirs, load_checkpoint, read_jsonl
 from .validation import DEFAULT_POST_PROCESSING, best_validation, criterion_better
 
 # %% auto #0
@@ -28,17 +28,15 @@ __all__ = ['read_run', 'find_runs', 'BestModel', 'run_model', 'load_best', 'RunM
 def read_run(run_dir, # a run directory
             ) -> dict: # name, path, config (run.json), stats, validation (rows), best (best.json or None)
     "The records of a run directory: run.json, stats.jsonl, validation.jsonl and best.json."
-    run_dir = Path(run_dir)
-    if not (run_dir / "run.json").exists(): raise FileNotFoundError(f"{run_dir} is not a run directory: it has no run.json")
-    best = run_dir / "best.json"
-    return {"name": run_dir.name, "path": run_dir, "config": json.loads((run_dir / "run.json").read_text()),
-            "stats": read_jsonl(run_dir / "stats.jsonl")[0], "validation": read_jsonl(run_dir / "validation.jsonl")[0],
-            "best": json.loads(best.read_text()) if best.exists() else None}
+    run = RunDir(run_dir)
+    if not run.is_run: raise FileNotFoundError(f"{run.path} is not a run directory: it has no run.json")
+    return {"name": run.path.name, "path": run.path, "config": json.loads(run.config.read_text()),
+            "stats": read_jsonl(run.stats)[0], "validation": read_jsonl(run.validation)[0], "best": run.read_best()}
 
 def find_runs(folder, # a folder holding run directories, at any depth
              ) -> list[Path]: # the run directories, sorted
     "The run directories (folders with a run.json) under `folder`."
-    return sorted(p.parent for p in Path(folder).rglob("run.json"))
+    return find_run_dirs(folder)
 
 # %% ../nbs/16_runs.ipynb #2e95abb7
 @dataclass
@@ -55,7 +53,7 @@ def run_model(run_dir, # a run directory whose run.json records `model_kwargs`
              ) -> Model: # the run's model, its weights untrained
     "The run's model rebuilt from the `model_kwargs` its run.json records (`model_from_kwargs`); weights not loaded."
     run = read_run(run_dir)
-    where = run["path"] / "run.json"
+    where = RunDir(run["path"]).config
     if "model_kwargs" not in run["config"]:
         raise ValueError(f"{where} does not record model_kwargs (it was written by dacapo_nb {run['config'].get('version', '?')}, "
                          "before runs recorded them): build the run's model yourself and pass it to load_best")
@@ -72,14 +70,14 @@ def load_best(run_dir, # a run directory that validated
     run = read_run(run_dir)
     if not run["validation"]: raise ValueError(f"{run['path']} has no validation rows: train with validation_datasets and validation_interval")
     best = run["best"] if criterion is None and run["best"] else best_validation(run["validation"], criterion or "voi")
-    path = Path(run_dir) / "checkpoints" / f"iteration_{best['iteration']:08d}.pt"
+    path = RunDir(run_dir).checkpoint(best["iteration"])
     if not path.exists(): raise FileNotFoundError(f"the checkpoint of iteration {best['iteration']} ({path}) is gone: pruning keeps only the run's own best")
     model = run_model(run_dir) if model is None else model
     load_checkpoint(path, model)
     return BestModel(model, best["iteration"], best["parameters"], best["criterion"], best["score"], best["datasets"])
 
 # %% ../nbs/16_runs.ipynb #d7e9b9bd
-from .training import run_checkpoint  # in training, whose `init_from` starts a run from it; `dacapo_nb.runs.run_checkpoint` stays
+from .rundir import run_checkpoint  # in rundir, with the run directory's layout; `dacapo_nb.runs.run_checkpoint` stays
 
 @dataclass
 class RunModel:

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import os
-import random
 import warnings
 import zipfile
 from dataclasses import asdict, dataclass, is_dataclass, replace
@@ -25,14 +24,14 @@ from .arrays import LocalContainerIdentifier
 from .datasets import Dataset, datasets_for_dims
 from .models import available_device, model_kwargs, place_model
 from .pipeline import _fits
+from .rundir import RunDir
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
 from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
 
 # %% auto #0
-__all__ = ['BIOIMAGEIO_ARCHITECTURES', 'ENCODER_PREFIXES', 'describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint',
-           'load_checkpoint', 'resume_checkpoint', 'read_jsonl', 'RunValidation', 'distributed_rank', 'rank_seed',
-           'run_checkpoint', 'package_file', 'PackageWeights', 'read_bioimageio', 'InitialWeights', 'initial_weights',
-           'match_weights', 'transfer_weights', 'init_summary', 'frozen_parameters', 'run_training']
+__all__ = ['BIOIMAGEIO_ARCHITECTURES', 'ENCODER_PREFIXES', 'describe', 'RunValidation', 'distributed_rank', 'rank_seed',
+           'package_file', 'PackageWeights', 'read_bioimageio', 'InitialWeights', 'initial_weights', 'match_weights',
+           'transfer_weights', 'init_summary', 'frozen_parameters', 'run_training']
 
 # %% ../nbs/14_training.ipynb #d893ad68
 def describe(obj, # a config, task, model, array or any value
@@ -56,82 +55,9 @@ def describe(obj, # a config, task, model, array or any value
     return repr(obj)
 
 # %% ../nbs/14_training.ipynb #2e178bc1
-def write_atomically(path: Path, # the file to write
-                     data: bytes, # its whole content
-                    ) -> None:
-    "Write `data` to `path` under a temporary name, then rename it; a failed write leaves no temporary file behind."
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from None  # the disk's error, with the file it was writing
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-# %% ../nbs/14_training.ipynb #8a88506a
-def save_checkpoint(directory: Path, # the run's checkpoints folder
-                    model, # the model
-                    optimizer, # its optimizer
-                    scheduler, # the learning-rate scheduler, or None
-                    iteration: int, # the number of updates the weights hold
-                    keep: int = 3, # how many of the newest checkpoints to keep
-                    protect: Sequence[int] = (), # iterations whose checkpoints are kept anyway (the best)
-                   ) -> Path:
-    "Write `iteration_{n}.pt` atomically; keep the newest `keep` and those of `protect`; return its path."
-    directory = Path(directory); directory.mkdir(parents=True, exist_ok=True)
-    state = {"iteration": iteration, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    path = directory / f"iteration_{iteration:08d}.pt"
-    write_atomically(path, buffer.getvalue())
-    for old in sorted(directory.glob("iteration_*.pt"))[:-keep]:
-        if int(old.stem.split("_")[1]) not in protect: old.unlink()
-    return path
-
-def latest_checkpoint(directory: Path, # the run's checkpoints folder
-                     ) -> Optional[Path]:
-    "The newest checkpoint file in `directory`, if any (see `resume_checkpoint` for one that loads)."
-    found = sorted(Path(directory).glob("iteration_*.pt"))
-    return found[-1] if found else None
-
-def load_checkpoint(path: Path, # a checkpoint file
-                    model, # restored in place
-                    optimizer=None, # restored in place, if given
-                    scheduler=None, # restored in place, if given
-                   ) -> int:
-    "Restore model (and optimizer, scheduler, RNG state) from `path`; return its iteration."
-    return _restore(torch.load(path, map_location="cpu", weights_only=False), model, optimizer, scheduler)
-
-def _restore(state: dict, model, optimizer=None, scheduler=None) -> int:
-    model.load_state_dict(state["model"])
-    if optimizer is not None: optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None: scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"]["torch"]); np.random.set_state(state["rng"]["numpy"]); random.setstate(state["rng"]["python"])
-    return state["iteration"]
-
-def resume_checkpoint(directory: Path, # the run's checkpoints folder
-                      model, # restored in place
-                      optimizer=None, # restored in place, if given
-                      scheduler=None, # restored in place, if given
-                     ) -> int:
-    "Restore the newest checkpoint that loads (warning about each damaged one skipped); its iteration, or 0."
-    for path in sorted(Path(directory).glob("iteration_*.pt"), reverse=True):
-        try: state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            warnings.warn(f"skipped the damaged checkpoint {path} ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
-            continue
-        return _restore(state, model, optimizer, scheduler)
-    return 0
-
-# %% ../nbs/14_training.ipynb #ae133d2e
-from .arrays import RunDirectoryLock  # lives in arrays, below blockwise, whose outputs take it too; `dacapo_nb.training.RunDirectoryLock` stays
+from .rundir import (  # in rundir; `dacapo_nb.training.<name>` stays
+    RunDirectoryLock, latest_checkpoint, load_checkpoint, read_jsonl, resume_checkpoint, run_checkpoint, save_checkpoint,
+    write_atomically)
 
 # %% ../nbs/14_training.ipynb #5f2ccb7a
 def _differences(old, new, where: str = "") -> list[str]:
@@ -175,16 +101,6 @@ def _stats_before(stats_file: Path, iteration: int) -> None:
     if text != stats_file.read_text(): write_atomically(stats_file, text.encode())
 
 # %% ../nbs/14_training.ipynb #854943f1
-def read_jsonl(path: Path, # a file of JSON lines
-              ) -> tuple[list, int]: # the rows, and the number of torn lines skipped
-    "The JSON lines of `path` (none if it is missing) and how many torn lines were skipped."
-    if not path.exists(): return [], 0
-    rows, torn = [], 0
-    for line in path.read_text().splitlines():
-        try: rows.append(json.loads(line))
-        except ValueError: torn += 1
-    return rows, torn
-
 class RunValidation:
     "The validation of a run directory: what is validated and when; `validation.jsonl`, `best.json` and the best's checkpoint."
     def __init__(self,
@@ -207,7 +123,8 @@ class RunValidation:
         self.criterion = criterion or default_criterion(task)
         criterion_better(self.criterion)  # a clear error for an unknown criterion, before training
         self.sweep = parameter_sweep(task) if sweep is None else [dict(p) for p in sweep]
-        self.file, self.best_file = self.run_dir / "validation.jsonl", self.run_dir / "best.json"
+        self.run = RunDir(run_dir)  # where its files live
+        self.file, self.best_file = self.run.validation, self.run.best
         self.rows, self.best = [], None
 
     @property
@@ -244,7 +161,7 @@ class RunValidation:
     def _write_best(self) -> None:
         self.best = best_validation(self.rows, self.criterion)
         if self.best is None: self.best_file.unlink(missing_ok=True); return
-        checkpoint = f"checkpoints/iteration_{self.best['iteration']:08d}.pt"
+        checkpoint = self.run.checkpoint(self.best["iteration"]).relative_to(self.run.path).as_posix()
         write_atomically(self.best_file, json.dumps({**self.best, "checkpoint": checkpoint}, indent=2).encode())
 
     def __call__(self,
@@ -254,7 +171,7 @@ class RunValidation:
                 ) -> Optional[dict]: # the best so far (see `best_validation`)
         "Validate every dataset, append the rows to `validation.jsonl` in one write, update `best.json`."
         rows = [{"iteration": iteration, **r} for d in self.datasets
-                for r in validate(model, self.task, d, self.run_dir / "validation.zarr", self.sweep, device)]
+                for r in validate(model, self.task, d, self.run.predictions, self.sweep, device)]
         with open(self.file, "a") as f: f.write("".join(json.dumps(r) + "\n" for r in rows)); f.flush()
         self.rows += rows
         self._write_best()
@@ -276,26 +193,6 @@ def rank_seed(seed: Optional[int], # the run's seed, or None
 def _data_parallel(model, device: torch.device):
     "`model` under DistributedDataParallel: gradients averaged over the ranks in every backward pass."
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None)
-
-# %% ../nbs/14_training.ipynb #f98c1ef8
-def run_checkpoint(run_dir, # a run directory
-                   iteration: Optional[int] = None, # a checkpoint's iteration; None: the best validated, else the newest
-                  ) -> tuple[Path, str]: # the checkpoint file, and a few words saying why it is the one
-    "The checkpoint of `run_dir` a prediction or a fine-tuning uses: `iteration`'s, else the best validated one (best.json), else the newest."
-    run_dir = Path(run_dir)
-    if not (run_dir / "run.json").exists(): raise FileNotFoundError(f"{run_dir} is not a run directory: it has no run.json")
-    found = {int(p.stem.split("_")[-1]): p for p in (run_dir / "checkpoints").glob("iteration_*.pt")}
-    if not found: raise FileNotFoundError(f"{run_dir} has no checkpoint (checkpoints/iteration_*.pt): train it first")
-    if iteration is not None:
-        if iteration not in found:
-            raise FileNotFoundError(f"{run_dir} has no checkpoint of iteration {iteration}; it has iterations {sorted(found)}")
-        return found[iteration], f"iteration {iteration}, as asked"
-    best = json.loads((run_dir / "best.json").read_text()) if (run_dir / "best.json").exists() else None
-    if best is None: return found[max(found)], "the newest checkpoint (the run did not validate)"
-    if best["iteration"] not in found:
-        raise FileNotFoundError(f"the best checkpoint of {run_dir} (iteration {best['iteration']}) is gone: "
-                                f"give an iteration, one of {sorted(found)}")
-    return found[best["iteration"]], f"the best validated ({best['criterion']} {best['score']:.4g})"
 
 # %% ../nbs/14_training.ipynb #aa990ed7
 BIOIMAGEIO_ARCHITECTURES = ("dacapo_nb.bioimage.model_from_kwargs", "dacapo_nb.models.model_from_kwargs")  # what dacapo_nb rebuilds
@@ -389,7 +286,7 @@ def initial_weights(source, # a run directory, a checkpoint (or state-dict) file
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"init_from {path} does not exist: give a run directory, a checkpoint file or a BioImage.IO package")
-    if path.is_dir() and (path / "run.json").exists():
+    if path.is_dir() and RunDir(path).is_run:
         checkpoint, why = run_checkpoint(path)
         state, iteration, _, sha = _torch_weights(checkpoint)
         return InitialWeights(state, str(path), "run", str(checkpoint), sha, iteration, f"{why}, iteration {iteration}")
@@ -462,11 +359,6 @@ def _package_version() -> str:
     try: return version("dacapo_nb")
     except PackageNotFoundError: return "not installed (a source folder on sys.path)"
 
-def _recorded_run(run_json: Path) -> dict:
-    "A run directory's run.json as it stands ({} when there is none, or a torn one)."
-    try: return json.loads(run_json.read_text()) if run_json.exists() else {}
-    except ValueError: return {}
-
 def _recorded_kwargs(model) -> Optional[dict]:
     "What run.json records to rebuild `model` (`model_kwargs`); None for a network that `model_kwargs` cannot describe."
     try: return model_kwargs(model)
@@ -496,8 +388,8 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
     if not _fits(freeze_iterations, int) or freeze_iterations < 0 or (freeze is not None and freeze_iterations < 1):
         raise ValueError(f"freeze_iterations must be an integer >= {int(freeze is not None)}{' with freeze' * (freeze is not None)}, got {freeze_iterations!r}")
     frozen = frozen_parameters(model, freeze)
-    run_dir = Path(run_dir)
-    resuming = latest_checkpoint(run_dir / "checkpoints") is not None  # a resume never reads the source again: it may be gone
+    run = RunDir(run_dir); run_dir = run.path
+    resuming = latest_checkpoint(run.checkpoints) is not None  # a resume never reads the source again: it may be gone
     init = initial_weights(init_from) if init_from is not None and not resuming else None
     if init is not None: match_weights(model, init.state_dict)  # a source that does not fit is refused before anything is written
     validation_datasets = datasets_for_dims(validation_datasets, len(model.input_shape))  # a 2D model validates a stack per section
@@ -510,12 +402,12 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
     if world > 1: trainer.config = replace(trainer.config, seed=rank_seed(trainer.config.seed, rank))  # each rank its own samples
     if world > 1 and frozen: raise ValueError(f"freeze={freeze!r} trains in one process only: DistributedDataParallel needs every parameter's gradient")
     with RunDirectoryLock(run_dir) if writer else contextlib.nullcontext():
-        _check_same_run(run_dir / "run.json", task, model)
+        _check_same_run(run.config, task, model)
         place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
         optimizer = trainer.create_optimizer(model)
-        trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr") if writer else None)
-        checkpoints, stats_file = run_dir / "checkpoints", run_dir / "stats.jsonl"
-        started = _recorded_run(run_dir / "run.json").get("init_from")  # a resumed run's start, as recorded
+        trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run.snapshots) if writer else None)
+        checkpoints, stats_file = run.checkpoints, run.stats
+        started = run.recorded().get("init_from")  # a resumed run's start, as recorded
         trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)
         if trainer.iteration: _apply_config(trainer, optimizer)
         if not trainer.iteration:  # a fresh run: from the source's weights where they fit
@@ -529,7 +421,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         if not writer: validation = None
         if writer: _stats_before(stats_file, trainer.iteration)
         if validation: validation.resume(trainer.iteration)
-        if writer: write_atomically(run_dir / "run.json", json.dumps({
+        if writer: write_atomically(run.config, json.dumps({
             "task": describe(task), "model": describe(model), "model_kwargs": _recorded_kwargs(model), "trainer": describe(trainer_config),
             "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask),
                           "raw_range": describe(d.raw_range)} for d in datasets],

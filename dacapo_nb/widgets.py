@@ -30,7 +30,8 @@ from fastcore.basics import patch
 from .snapshots import draw_snapshot, figure_png, snapshot_iterations, snapshot_panels, snapshot_volumes
 from .snapshots import SNAPSHOT_VOLUMES, label_colors, plot_snapshot  # re-exported: `from dacapo_nb.widgets import plot_snapshot` keeps working
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig
-from .training import read_jsonl, run_training
+from .rundir import RunDir, read_jsonl
+from .training import run_training
 from .runs import compare_runs, draw_runs, find_runs, read_run, validation_curve
 from .validation import best_validation, criterion_better
 
@@ -251,7 +252,7 @@ class ValidationPanel:
                  criterion:Optional[str]=None, # the score drawn; None: the run's own (run.json), else VOI
                  dpi:int=72, # resolution of the figure
                 ):
-        self.run_dir, self.file, self._criterion, self.dpi = Path(run_dir), Path(run_dir) / "validation.jsonl", criterion, dpi
+        self.run_dir, self.file, self._criterion, self.dpi = Path(run_dir), RunDir(run_dir).validation, criterion, dpi
         self.rows, self._size, self.draws = [], None, 0
         self.figure = Figure(figsize=(5, 2.8), dpi=dpi)   # laid out by `_laid_out_png`
         FigureCanvasAgg(self.figure)
@@ -270,8 +271,7 @@ class ValidationPanel:
     def criterion(self) -> str:
         "The score drawn: as given, else the run's own criterion from run.json, else VOI."
         if self._criterion: return self._criterion
-        try: return (json.loads((self.run_dir / "run.json").read_text()).get("validation") or {}).get("criterion") or "voi"
-        except (OSError, ValueError): return "voi"
+        return (RunDir(self.run_dir).recorded().get("validation") or {}).get("criterion") or "voi"
 
     @property
     def seconds(self) -> float:
@@ -390,7 +390,7 @@ class TrainingDashboard:
         self.device_label = widgets.Label()
         self.curves = _picture("dn-curves")
         self.error_box = widgets.HTML()
-        self.viewer = SnapshotViewer(self.run_dir / "snapshots.zarr", volumes=snapshot_volumes, watch=None, dpi=self.dpi)
+        self.viewer = SnapshotViewer(RunDir(self.run_dir).snapshots, volumes=snapshot_volumes, watch=None, dpi=self.dpi)
         self.validation = ValidationPanel(self.run_dir, self.validation_arguments["validation_criterion"], dpi=self.dpi)
         for w, cls in ((self.start_button, "dn-start"), (self.pause_button, "dn-pause"), (self.stop_button, "dn-stop"),
                        (self.status_label, "dn-status"), (self.progress, "dn-progress"), (self.progress_label, "dn-progress-label"),
@@ -500,7 +500,7 @@ def _record(self: TrainingDashboard, stats) -> None:
 @patch
 def _load_history(self: TrainingDashboard, before: int) -> None:
     "Fill the curves with the logged iterations before `before` (a resumed run)."
-    log = self.run_dir / "stats.jsonl"
+    log = RunDir(self.run_dir).stats
     if not log.exists(): return
     for line in log.read_text().splitlines():
         s = json.loads(line) if line.strip() else None
@@ -751,7 +751,7 @@ class RunFollower:
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=process is None)
         self.stop_button.on_click(lambda button: self.stop())
         self.curves = _picture("dn-follow-curves")
-        self.viewer = SnapshotViewer(self.run_dir / "snapshots.zarr", watch=None, dpi=dpi)
+        self.viewer = SnapshotViewer(RunDir(self.run_dir).snapshots, watch=None, dpi=dpi)
         self.validation, self.validation_box = None, widgets.VBox([])
         self.widget = widgets.VBox([widgets.HBox([self.stop_button, self.status_label]), widgets.HBox([self.progress, self.progress_label]),
                                     self.curves, self.validation_box, widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
@@ -796,17 +796,16 @@ class RunFollower:
 def refresh(self:RunFollower)->None:
     "Re-read the run directory and update the panel."
     with self._lock:
-        try: meta = json.loads((self.run_dir / "run.json").read_text())
-        except (OSError, ValueError): meta = {}
+        run = RunDir(self.run_dir); meta = run.recorded()
         self.target, self.processes = meta.get("iterations", self.target), meta.get("processes", self.processes)
-        log = self.run_dir / "stats.jsonl"
+        log = run.stats
         size = log.stat().st_size if log.exists() else 0
         if size != self._size:
             self.stats, self.torn = read_jsonl(log)
             self._size = size
             if self.stats: self._draw_curve()
         self.viewer.refresh()
-        if self.validation is None and (self.run_dir / "validation.jsonl").exists():
+        if self.validation is None and run.validation.exists():
             self.validation = ValidationPanel(self.run_dir, dpi=self.dpi)
             self.validation_box.children = (self.validation.widget,)
         elif self.validation is not None: self.validation.refresh()

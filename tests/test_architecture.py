@@ -94,3 +94,51 @@ def test_cli_help_loads_no_notebook_machinery():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+RUN_DIR_NAMES = ("run.json", "stats.jsonl", "validation.jsonl", "best.json", "checkpoints", "snapshots.zarr",
+                 "validation.zarr", "snapshot.png", ".lock")  # and checkpoints' iteration_NNNNNNNN.pt
+
+
+def _docstrings(tree) -> set:
+    "The docstring nodes of `tree`: prose, not paths."
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant): found.add(id(first.value))
+    return found
+
+
+def run_dir_names(path: Path) -> list[tuple[int, str]]:
+    "(line, string) of each string in `path` that spells a run-directory file as a path (messages and docstrings aside)."
+    tree = ast.parse(path.read_text())
+    skip, found = _docstrings(tree), []
+    for node in ast.walk(tree):  # an f-string as one string, a {} for each value; its pieces are not strings of their own
+        if isinstance(node, ast.JoinedStr): skip |= {id(v) for v in node.values}
+    for node in ast.walk(tree):
+        if id(node) in skip: continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str): text = node.value
+        elif isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        else: continue
+        if re.search(r"\s", text): continue  # a sentence naming a file to a person, not a path
+        if any(part in RUN_DIR_NAMES or part.startswith("iteration_") for part in text.split("/")):
+            found.append((node.lineno, text))
+    return sorted(found)
+
+
+def test_only_rundir_spells_the_run_directory():
+    "One module knows the run directory's layout: no other spells one of its file names as a path."
+    found = [f"{p.name}:{line}: {text!r}" for p in sorted(PACKAGE.glob("*.py")) if p.name != "rundir.py"
+             for line, text in run_dir_names(p)]
+    assert found == [], "\n".join(found)
+
+
+def test_the_layout_check_finds_a_spelled_name(tmp_path):
+    "The check above can fail: names as paths, in f-strings and globs are seen; sentences and docstrings are not."
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""Writes run.json."""\ndef f(run_dir, i):\n    "Reads stats.jsonl."\n    a = run_dir / "run.json"\n'
+                   '    b = run_dir / f"checkpoints/iteration_{i:08d}.pt"\n    c = run_dir.glob("iteration_*.pt")\n'
+                   '    raise ValueError(f"{run_dir} has no run.json")\n    return f"{run_dir}.lock"\n')
+    assert run_dir_names(bad) == [(4, "run.json"), (5, "checkpoints/iteration_{}.pt"), (6, "iteration_*.pt")]
