@@ -142,14 +142,13 @@ def _sectioned(prediction) -> bool:
     "Whether `prediction` holds 2D affinities over a 3D stack (a 2D model's, section by section): two channels, three axes."
     return prediction.dims == 3 and "c" in prediction.axes and prediction.num_channels == 2
 
-def _segment_in_memory(args, method: str, parameters: dict, said: str) -> int:
+def _segment_in_memory(args, prediction, method: str, parameters: dict, said: str) -> int:
     "`dacapo-nb segment` in memory: agglomeration or the mutex watershed (no blockwise version yet), and any method section by section."
     from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
     from dacapo_nb.validation import AFFINITY_METHODS
     container, dataset = _split(args.out)
     if (Path(container) / dataset / ".zarray").exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} exists: pass --overwrite to replace it")
-    prediction = _zarr(args.prediction)
     voxels = math.prod(prediction.roi.shape / prediction.voxel_size)
     if voxels > IN_MEMORY_SEGMENT_VOXELS:
         raise ValueError(f"{args.prediction} has {voxels} voxels, more than the {IN_MEMORY_SEGMENT_VOXELS} that {method} segments "
@@ -178,9 +177,10 @@ def segment_command(args) -> int:
     if method != "components" and args.kind != "affinities": raise ValueError(f"--method {method} segments affinities, not {args.kind}")
     if method != "components" and parameters.get("seed_threshold") is not None:
         raise ValueError(f"--seed-threshold seeds the components' watershed; --method {method} takes --threshold and --min-size")
-    if method != "components" or (args.kind == "affinities" and _sectioned(_zarr(args.prediction))):
-        return _segment_in_memory(args, method, parameters, said)
-    seg = segment_blockwise(_zarr(args.prediction), container, dataset, kind=args.kind, **parameters, block_size=args.block_size,
+    prediction = _zarr(args.prediction)
+    if method != "components" or (args.kind == "affinities" and _sectioned(prediction)):
+        return _segment_in_memory(args, prediction, method, parameters, said)
+    seg = segment_blockwise(prediction, container, dataset, kind=args.kind, **parameters, block_size=args.block_size,
                             num_workers=args.workers,
                             overwrite=args.overwrite, worker_command=args.worker_command)
     print(f"dacapo-nb: wrote {args.out} {seg.roi}, {said}", file=sys.stderr)
@@ -216,6 +216,7 @@ def add_runs_parser(sub, # the subparsers of `dacapo-nb`
 
 def validation_arguments(args, # the parsed `dacapo-nb train` arguments
                          out: Path, # the run directory
+                         raw_dims: Optional[int] = None, # the spatial dimensions of the training raw (None: --dims)
                         ) -> dict: # `run_training`'s validation keyword arguments
     "The validation arguments of `run_training` for `dacapo-nb train`: your --val-raw/--val-gt, else a second synthetic volume."
     if args.validation_interval is None: return {}
@@ -223,8 +224,8 @@ def validation_arguments(args, # the parsed `dacapo-nb train` arguments
     if args.val_raw is not None:
         from dacapo_nb.datasets import labels_from_boundaries
         raw, gt = open_input(args.val_raw, "val-raw", args.voxel_size), open_input(args.val_gt, "val-gt", args.voxel_size)
-        if raw.dims != getattr(args, "raw_dims", args.dims):
-            raise ValueError(f"--val-raw {args.val_raw} has {raw.dims} spatial dimensions (axes {raw.axes}), the training data {getattr(args, 'raw_dims', args.dims)}")
+        if raw.dims != (raw_dims or args.dims):
+            raise ValueError(f"--val-raw {args.val_raw} has {raw.dims} spatial dimensions (axes {raw.axes}), the training data {raw_dims or args.dims}")
         if args.gt_boundaries: gt = labels_from_boundaries(gt, per_section=args.dims == 2 and gt.dims == 3)
         val = Dataset(Path(args.val_raw).name, raw, gt, raw_range=args.raw_range and tuple(args.raw_range))
     else:
@@ -537,7 +538,6 @@ def _train(args) -> int:
         raw, gt = open_input(args.raw, "raw", args.voxel_size), open_input(args.gt, "gt", args.voxel_size)
         mask = open_input(args.mask, "mask", args.voxel_size) if args.mask is not None else None
         dims, why = choose_dims(raw, args.dims)
-        args.raw_dims = raw.dims
         for name, array in (("raw", raw), ("gt", gt), ("mask", mask)):
             if array is not None: say(f"--{name} {getattr(args, name)}: voxel size {tuple(array.voxel_size)}, ROI {array.roi}")
         if args.gt_boundaries:
@@ -563,7 +563,7 @@ def _train(args) -> int:
         say(init_summary({**args.init_weights.describe(), **match_weights(model, args.init_weights.state_dict)}))
     elif args.init_from is not None: say(f"--init-from {args.init_from} is not read again: {out} resumes from its checkpoint of iteration {_trained(out)}")
     if args.freeze: say(f"--freeze {' '.join(args.freeze)}: held still for the first {args.freeze_iterations} iterations")
-    validation = validation_arguments(args, out)
+    validation = validation_arguments(args, out, raw_dims=None if args.raw is None else dataset.raw.dims)
     if validation: say(f"validating every {args.validation_interval} iterations on {validation_data(args, out)}")
     say("starting the data pipeline (the first iteration takes a few seconds)")
     bar, last = None, None
