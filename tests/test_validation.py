@@ -216,7 +216,7 @@ def test_segment_with_agglomeration_and_mutex_watershed(two_runs, data, tmp_path
 
 
 def test_segment_defaults_and_seeds(data, tmp_path, capsys):
-    "`dacapo-nb segment` without a run: agglomeration at 0.2 (DEFAULT_POST_PROCESSING); --seed-threshold means components."
+    "`dacapo-nb segment` without a run: agglomeration at 0.3 (DEFAULT_POST_PROCESSING); --seed-threshold means components."
     from dacapo_nb.cli import main
     from dacapo_nb.inference import predict
     from dacapo_nb.segmentation import affinities_to_segmentation, agglomerate
@@ -225,8 +225,9 @@ def test_segment_defaults_and_seeds(data, tmp_path, capsys):
     affs = predict(fresh_model(), data[1].raw, tmp_path / "pred.zarr", "affs", device="cpu", progress=False)
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/default")]) == 0
     said = capsys.readouterr().err
+    assert DEFAULT_POST_PROCESSING["affinities"] == {"method": "agglomerate", "threshold": 0.3, "min_size": 0}, DEFAULT_POST_PROCESSING
     assert f"segmented with {DEFAULT_POST_PROCESSING['affinities']}: dacapo_nb's defaults" in said, said
-    np.testing.assert_array_equal(zarr.open(str(tmp_path / "seg.zarr/default"), mode="r")[:], agglomerate(affs[affs.roi], threshold=0.2))
+    np.testing.assert_array_equal(zarr.open(str(tmp_path / "seg.zarr/default"), mode="r")[:], agglomerate(affs[affs.roi], threshold=0.3))
     assert main(["segment", str(tmp_path / "pred.zarr/affs"), str(tmp_path / "seg.zarr/seeded"), "--threshold", "0.5",
                  "--seed-threshold", "0.9"]) == 0
     said = capsys.readouterr().err
