@@ -138,6 +138,7 @@ def check_axes(axes: Sequence[str], # one name per data dimension
                          f"{voxel_size} has {Coordinate(voxel_size).dims} dimensions")
     return axes
 
+# %% ../nbs/00_arrays.ipynb #48b61670
 def default_axes(ndim: int, # dimensions of the data
                  spatial_dims: int, # how many of them (the last ones) are spatial
                 ) -> list[str]: # 'b', 'c' in front as needed, then 'z', 'y', 'x' (or 'd0', 'd1', ...)
@@ -242,6 +243,7 @@ class LocalArrayIdentifier:
     def __post_init__(self): object.__setattr__(self, "container", Path(self.container))
     def __str__(self): return f"{self.container}/{self.dataset}"
 
+# %% ../nbs/00_arrays.ipynb #71d62d1e
 @dataclass(frozen=True)
 class LocalContainerIdentifier:
     "A local zarr container."
@@ -271,6 +273,7 @@ class ZarrArrayConfig:
         "The class this config opens: `ZarrArray`."
         return ZarrArray
 
+# %% ../nbs/00_arrays.ipynb #d7688a57
 def _axis_names(axes: Sequence[str]) -> list[str]:
     "funlib.persistence marks non-spatial axes with a trailing '^'."
     return [f"{a}^" if a in NON_SPATIAL_AXES else a for a in axes]
@@ -302,6 +305,7 @@ def ngff_to_nm(value, # a scale or translation entry (a number or a `Fraction`),
                          "size, or correct the metadata")
     return int(nm)
 
+# %% ../nbs/00_arrays.ipynb #13ea49c4
 def _exact(value, field: str) -> Fraction:
     "The exact value of a JSON number as written (0.1 is 1/10)."
     if isinstance(value, Fraction): return value
@@ -341,6 +345,7 @@ def _ngff_transform(transforms, n: int, field: str) -> tuple[list[Fraction], lis
         values[kind] = [_exact(v, f"{field} {kind}") for v in t[kind]]
     return values["scale"], values.get("translation", [Fraction(0)] * n)
 
+# %% ../nbs/00_arrays.ipynb #e53f6736
 def ngff_geometry(multiscale: dict, # one entry of an OME-NGFF 0.4 (or 0.5) image group's `multiscales`
                   level: int, # index of the level in its `datasets`
                   shape: Sequence[int], # shape of that level's array
@@ -395,11 +400,13 @@ def ngff_multiscale(path: str, # the array's path inside its parent group (the i
                   {"type": "translation", "translation": [0.0] * len(lead) + [float(o) for o in offset]}]
     return {"version": "0.4", "name": path, "axes": ngff_axes, "datasets": [{"path": path, "coordinateTransformations": transforms}]}
 
+# %% ../nbs/00_arrays.ipynb #4f348aec
 def _is_entry_of(entry, path: str) -> bool:
     "Whether `entry` of a `multiscales` list is the single-level entry of the array at `path`."
     datasets = entry.get("datasets") if isinstance(entry, dict) else None
     return isinstance(datasets, list) and len(datasets) == 1 and isinstance(datasets[0], dict) and datasets[0].get("path") == path
 
+# %% ../nbs/00_arrays.ipynb #a0509d8e
 def _put_ngff(container: Path, dataset: str, axes: Sequence[str], voxel_size: Coordinate, offset: Coordinate) -> None:
     "Write (or replace, or drop) the array's entry in its parent group's `multiscales`; this also creates missing parent groups."
     parent, _, path = dataset.strip("/").rpartition("/")
@@ -420,6 +427,7 @@ def _read_attrs(node: Path) -> dict:
     f = Path(node) / ".zattrs"
     return json.loads(f.read_text()) if f.exists() else {}
 
+# %% ../nbs/00_arrays.ipynb #c923a29c
 def _find_ngff_level(container: Path, dataset: str) -> Optional[tuple[str, int, int, dict]]:
     "(image group, multiscale index, level index, multiscale) of the OME-NGFF image that lists `dataset` as a level."
     parts = [p for p in dataset.strip("/").split("/") if p]
@@ -432,6 +440,7 @@ def _find_ngff_level(container: Path, dataset: str) -> Optional[tuple[str, int, 
                 if isinstance(d, dict) and str(d.get("path", "")).strip("/") == path: return group, i, j, m
     return None
 
+# %% ../nbs/00_arrays.ipynb #d3f0a4f6
 def _check_zarr_v2(container: Path, dataset: str) -> None:
     "Raise a `ValueError` that says what to do when `dataset`, or a group above it, is zarr v3 / OME-NGFF 0.5."
     parts = [p for p in dataset.strip("/").split("/") if p]
@@ -442,6 +451,7 @@ def _check_zarr_v2(container: Path, dataset: str) -> None:
         if "ome" in _read_attrs(node):
             raise ValueError(f"{node} has OME-NGFF 0.5 metadata (an 'ome' attribute): {ZARR3_ADVICE}")
 
+# %% ../nbs/00_arrays.ipynb #c6ba2cf1
 def _zarray_shape(node: Path, what: str) -> tuple:
     "The shape of the zarr v2 array at `node`, read from its `.zarray`."
     f = Path(node) / ".zarray"
@@ -572,6 +582,7 @@ def _default_chunks(spatial_shape: Coordinate) -> tuple:
     edge = 64 if spatial_shape.dims >= 3 else 256
     return tuple(min(int(s), edge) for s in spatial_shape)
 
+# %% ../nbs/00_arrays.ipynb #2b29190e
 @patch(cls_method=True)
 def create_from_array_identifier(cls: ZarrArray,
                                  array_identifier: LocalArrayIdentifier, # where the dataset goes
@@ -646,6 +657,7 @@ class OnesArrayConfig:
         "The class this config builds: `OnesArray`."
         return OnesArray
 
+# %% ../nbs/00_arrays.ipynb #ecab82ba
 class OnesArray(Array):
     "Ones (`bool`) with the metadata of a source array; read-only and never allocated whole."
 
@@ -719,6 +731,7 @@ class _SectionData:
     def __setitem__(self, key, value): self._data[self._full(key)] = value
     def __array__(self, dtype=None, copy=None): return np.asarray(self[(slice(None),) * self.ndim], dtype=dtype)
 
+# %% ../nbs/00_arrays.ipynb #bad1a7dc
 class SectionArray(Array):
     "Section `index` (in voxels, along the first spatial axis) of a 3D array, as a 2D array that reads only that plane."
     def __init__(self,

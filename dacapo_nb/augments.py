@@ -73,6 +73,7 @@ def _sample_linear(data: np.ndarray, grid: np.ndarray) -> np.ndarray:
     np.clip(out, min(low, 0), max(high, 0), out=out)  # float32 weights can overshoot the inputs by an ulp
     return out if out.dtype == data.dtype else np.rint(out).astype(data.dtype) if data.dtype.kind in "iub" else out.astype(data.dtype)
 
+# %% ../nbs/04_augments.ipynb #b49d1540
 def _sample_nearest(data: np.ndarray, where: np.ndarray) -> np.ndarray:
     "Channels `data` (C, *S) at the voxel nearest to each position `where` (*T, dims), in voxels: (C, *T), exact for any dtype."
     index = np.zeros(where.shape[:-1], np.intp)
@@ -90,6 +91,7 @@ def _axis_weights(u: np.ndarray, n: int) -> np.ndarray:
     w[np.arange(len(u)), i0], w[np.arange(len(u)), i0 + 1] = 1 - t, t
     return w
 
+# %% ../nbs/04_augments.ipynb #0d1b35fb
 def _interpolate_grid(weights: list, # per axis a, the (T_a, n_a) weights of `_axis_weights`, float32
                       values: np.ndarray, # (c, n_0, ..., n_d) float32 values at the control points, channels first
                      ) -> np.ndarray: # (c, T_0, ..., T_d), C-contiguous: each channel one block
@@ -101,6 +103,7 @@ def _interpolate_grid(weights: list, # per axis a, the (T_a, n_a) weights of `_a
         np.matmul(weights[0], np.ascontiguousarray(x).reshape(len(x), -1), out=out[c].reshape(len(weights[0]), -1))
     return out
 
+# %% ../nbs/04_augments.ipynb #6114be80
 def _rotation(dims: int, rotate: bool, uniform_3d_rotation: bool) -> np.ndarray:
     "A random rotation matrix: any angle in 2D; in 3D about the first axis, or uniform over all rotations."
     r = np.eye(dims)
@@ -112,6 +115,7 @@ def _rotation(dims: int, rotate: bool, uniform_3d_rotation: bool) -> np.ndarray:
     r[-2:, -2:] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
     return r
 
+# %% ../nbs/04_augments.ipynb #01639e05
 class ElasticAugment(gp.BatchFilter):
     "Random smooth deformation and rotation, the same for every requested array."
 

@@ -55,6 +55,7 @@ def _test_input(model: Model, raw: Array) -> np.ndarray:
     data = np.asarray(data, np.float32)
     return data.reshape((1, model.num_in_channels) + shape)
 
+# %% ../nbs/20_bioimage.ipynb #e13dad24
 def export_bioimageio(model: Model, # the trained model (its weights as they are now)
                       task, # the task it was trained for: channel names and post-processing
                       raw: Array, # raw data like the model's inputs, for the test input; its voxel size is the model's
@@ -135,6 +136,7 @@ def _axis_ids(tensor: dict) -> list[str]:
 
 def _step_name(step: dict) -> str: return step.get("id") or step.get("name")  # 0.5 names a step's id, 0.4 its name
 
+# %% ../nbs/20_bioimage.ipynb #b37e306e
 def process(step: dict, # one pre- or postprocessing step as rdf.yaml states it: id (or name) and kwargs
             x: torch.Tensor, # the tensor
             axes: Sequence[str], # the ids of its axes
@@ -205,6 +207,7 @@ def _test_tensor(package: Path, descr: dict, which: str) -> np.ndarray:
     source = tensor["test_tensor"]["source"] if "test_tensor" in tensor else descr[f"test_{which}s"][0]
     return np.load(io.BytesIO(package_file(package, source)))
 
+# %% ../nbs/20_bioimage.ipynb #3d5e5500
 def import_bioimageio(package, # a BioImage.IO model package (.zip or folder) of an architecture dacapo_nb rebuilds
                       check: bool = True, # refuse a model that does not give the package's test output for its test input (to 1e-5)
                      ): # a `Model`, or a `PackagedModel` when the package states pre- or postprocessing

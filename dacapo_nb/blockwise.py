@@ -45,6 +45,7 @@ __all__ = ['BlockwiseError', 'state_dir', 'output_lock', 'job_stamp', 'check_sta
 class BlockwiseError(RuntimeError):
     "A blockwise run failed: the message names the task, the failed block's ROIs and carries the worker's traceback."
 
+# %% ../nbs/11_blockwise.ipynb #51dbf77d
 def state_dir(container, # the output's zarr container
               dataset: str, # the output's dataset
              ) -> Path:
@@ -53,6 +54,7 @@ def state_dir(container, # the output's zarr container
         raise ValueError(f"dataset must name a dataset inside the container {container}, got {dataset!r}")
     return Path(container) / ".blockwise" / dataset.strip("/")
 
+# %% ../nbs/11_blockwise.ipynb #94a62b66
 def output_lock(container, # the output's zarr container
                 dataset: str, # the dataset (or state) one blockwise run at a time writes
                ) -> RunDirectoryLock:
@@ -60,11 +62,13 @@ def output_lock(container, # the output's zarr container
     return RunDirectoryLock(Path(container) / dataset, "writes it", "stop it first, or write to another dataset",
                             lock_file=Path(container) / ".blockwise" / ".locks" / f"{dataset.strip('/')}.lock")
 
+# %% ../nbs/11_blockwise.ipynb #9f032100
 def job_stamp(manifest: dict, # JSON-able description of the run
              ) -> dict: # metadata for the run's outputs: a digest of the manifest
     "What a blockwise run writes into the metadata of each dataset it makes: it resumes only into datasets that carry it."
     return {"blockwise_job": hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]}
 
+# %% ../nbs/11_blockwise.ipynb #92a41525
 def check_state(state: Path, # the state folder
                 manifest: dict, # JSON-able description of the run
                 overwrite: bool = False, # start fresh, replacing the state and `outputs`: nothing is refused
@@ -87,6 +91,7 @@ def check_state(state: Path, # the state folder
                                       "to replace it, or choose another dataset name")
     return old is not None
 
+# %% ../nbs/11_blockwise.ipynb #a38fd879
 def prepare_state(state: Path, # the state folder
                   manifest: dict, # JSON-able description of the run
                   overwrite: bool = False, # start fresh (removing the state and `outputs`) instead of resuming
@@ -128,6 +133,7 @@ def serve_blocks(spec_file: str, # the task's spec (JSON): task, state, setup an
                 raise
             with open(state / f"{task}.log", "a") as log: log.write(f"{block.block_id[1]} {os.getpid()}\n")
 
+# %% ../nbs/11_blockwise.ipynb #4235a061
 def _start_worker(spec_file: str, command: Optional[str]) -> None:
     "What daisy runs in each worker process: the loop itself, or the loop behind a command prefix."
     if not command: return serve_blocks(spec_file)
@@ -144,11 +150,13 @@ class _CallbackObserver:
     def on_progress(self, states): self._call(states)
     def on_finish(self, states): self._call(states)
 
+# %% ../nbs/11_blockwise.ipynb #7a28929c
 def _observer(progress, task: str):
     if progress is True or progress is False or progress is None: return bool(progress)
     if callable(progress): return _CallbackObserver(task, progress)
     raise ValueError(f"progress must be True, False or a callable(done, total), got {progress!r}")
 
+# %% ../nbs/11_blockwise.ipynb #dd17a92c
 def check_run_args(num_workers, # worker processes: an integer >= 1
                    progress=True, # True, False or a callable(done, total)
                    max_restarts=3, # worker deaths tolerated: an integer >= 0
@@ -161,6 +169,7 @@ def check_run_args(num_workers, # worker processes: an integer >= 1
         raise ValueError(f"worker_command must be None or a command prefix such as 'srun -n 1', got {worker_command!r}")
     _observer(progress, "")
 
+# %% ../nbs/11_blockwise.ipynb #895352f7
 def run_task(task: str, # the task's name (also the name of its log and done markers)
              state: Path, # the run's state folder (from `prepare_state`)
              total_roi: Roi, # everything the blocks read, world units
@@ -208,6 +217,7 @@ def check_block_size(block_size, # a block's size, world units
                          f"on each of its {voxel_size.dims} axes")
     return block_size
 
+# %% ../nbs/11_blockwise.ipynb #8500d1dd
 def _zarr_id(array: Array, what: str) -> list:
     if not isinstance(array, ZarrArray):
         raise ValueError(f"{what} must be a ZarrArray (workers open it by path), got {type(array).__name__}")
@@ -223,6 +233,7 @@ def model_digest(model) -> str:
         h.update(k.encode()); h.update(str(tuple(v.shape)).encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
+# %% ../nbs/11_blockwise.ipynb #1a82cce4
 def _check_importable(model) -> None:
     "Refuse a model that workers could not load: one of its classes is defined in `__main__`."
     for m in model.modules():
@@ -234,6 +245,7 @@ def _save_model(model, path: Path) -> None:
     _check_importable(model)
     buffer = io.BytesIO(); torch.save(model, buffer); write_atomically(path, buffer.getvalue())
 
+# %% ../nbs/11_blockwise.ipynb #a710481b
 def predict_block_setup(spec: dict, # the worker's spec, written by `predict_blockwise`
                         worker_id: int, # daisy's id of this worker
                        ) -> Callable: # block -> None
@@ -309,6 +321,7 @@ def _graph_db(path: Path, dims: int, mode: str = "r+"):
                                node_attrs={"position": Vec(int, dims), "size": int, "first": int, "seed": int},
                                edge_attrs={"affinity": float, "saddle": float, "block": int})
 
+# %% ../nbs/11_blockwise.ipynb #504c876e
 def _link_affinities(pred: np.ndarray, spec: dict) -> tuple[np.ndarray, list]:
     "The links the segmentation follows as affinities `(offsets, *spatial)`; distances: the lesser distance of a face pair."
     if spec["kind"] == "affinities": return pred, [Coordinate(o) for o in spec["neighborhood"]]
@@ -319,6 +332,7 @@ def _link_affinities(pred: np.ndarray, spec: dict) -> tuple[np.ndarray, list]:
         src, dst = partner_slices(o, d.shape); affs[c][src] = np.minimum(d[src], d[dst])  # above threshold: both inside
     return affs, offsets
 
+# %% ../nbs/11_blockwise.ipynb #2f2fc939
 def _links(pred: np.ndarray, spec: dict, threshold: float):
     "(voxels taking part, a, b, strength of each link above `threshold`) in one region of the prediction."
     affs, offsets = _link_affinities(pred, spec)
@@ -327,6 +341,7 @@ def _links(pred: np.ndarray, spec: dict, threshold: float):
     part = pred[spec["channel"]] > threshold if spec["kind"] == "distances" else linked  # an inside voxel alone is an object
     return part, a, b, np.concatenate(strength)
 
+# %% ../nbs/11_blockwise.ipynb #982021f4
 def _face_pairs(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "(a, b, the lesser of `m` at a and b) for every pair of face neighbours in `m`'s shape: the passes of a watershed."
     index = np.arange(m.size).reshape(m.shape)
@@ -356,6 +371,7 @@ class _Blocks:
         b, e = (inner.begin - outer.begin) / self.vs, (inner.end - outer.begin) / self.vs
         return tuple(map(slice, b, e))
 
+# %% ../nbs/11_blockwise.ipynb #e9fab093
 def _fragment_ids(block: int, # the block's index in the grid
                   local: np.ndarray, # fragments 1..n inside the block (0: none)
                  ) -> np.ndarray: # uint64 ids unique in the volume, 0 where local is 0
@@ -367,12 +383,14 @@ def _split_fragment_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "(block index, number in the block) of each fragment id, as `_fragment_ids` made it."
     return ids >> 32, ids & 0xFFFFFFFF
 
+# %% ../nbs/11_blockwise.ipynb #b11a39a7
 def _open_segment(spec: dict) -> tuple:
     "What a fragments or edges worker opens once: (prediction, fragments, block geometry, graph database)."
     torch.set_num_threads(1)
     g = _Blocks(spec)
     return _open(spec["prediction"]), _open(spec["fragments"]), g, _graph_db(spec["graph"], g.roi.dims)
 
+# %% ../nbs/11_blockwise.ipynb #1366aed0
 def _block_components(pred: ZarrArray, roi: Roi, g: _Blocks, spec: dict) -> tuple[np.ndarray, np.ndarray]:
     "(fragments 1..n, no seed for any): components of the links inside the block; whether a voxel takes part is read with the halo."
     grown = g.grown(roi)
@@ -382,6 +400,7 @@ def _block_components(pred: ZarrArray, roi: Roi, g: _Blocks, spec: dict) -> tupl
     local = relabel_by_first_voxel(label_components(part[inner], a, b))
     return local, np.zeros(int(local.max()) + 1, np.int64)
 
+# %% ../nbs/11_blockwise.ipynb #aeb70615
 def _block_basins(pred: ZarrArray, # the prediction
                   seeds: ZarrArray, # the run's seeds (global labels, from the seeds' own blockwise run)
                   roi: Roi, # the block
@@ -403,6 +422,7 @@ def _block_basins(pred: ZarrArray, # the prediction
     seed_of = np.zeros(int(local.max()) + 1, np.int64); seed_of[local.ravel()] = np.maximum(key.ravel(), 0)
     return local, seed_of
 
+# %% ../nbs/11_blockwise.ipynb #6887b9d7
 def fragments_block_setup(spec: dict, worker_id: int) -> Callable:
     "Per block: fragments inside the block, written to the fragments zarr and as nodes of the graph."
     pred, frags, g, db = _open_segment(spec)
@@ -427,6 +447,7 @@ def fragments_block_setup(spec: dict, worker_id: int) -> Callable:
             db.write_nodes(graph.nodes)
     return process
 
+# %% ../nbs/11_blockwise.ipynb #d615f99b
 def edges_block_setup(spec: dict, worker_id: int) -> Callable:
     "Per block: fragments joined across the block's faces, as graph edges: the strongest link, or (seeded) the highest pass."
     pred, frags, g, db = _open_segment(spec)
@@ -452,6 +473,7 @@ def edges_block_setup(spec: dict, worker_id: int) -> Callable:
                              [[int(p), int(q), float(w), float(x), idx] for (p, q), w, x in zip(pairs, *best)])
     return process
 
+# %% ../nbs/11_blockwise.ipynb #a15fb9b7
 def relabel_block_setup(spec: dict, worker_id: int) -> Callable:
     "Per block: fragments to their segment's label, through the block's slice of the global step's lookup table."
     frags, seg, g = _open(spec["fragments"]), _open(spec["segmentation"]), _Blocks(spec)
@@ -475,6 +497,7 @@ def _pieces(con, query: str, dtype, size: int = 1 << 14, params: tuple = ()):
     cursor = con.execute(query, params)
     while rows := cursor.fetchmany(size): yield np.array(rows, dtype)
 
+# %% ../nbs/11_blockwise.ipynb #8235a02c
 class _Forest:
     "Union-find over fragments 0..n-1 in numpy arrays: a few bytes per fragment, edges joined in pieces."
     def __init__(self, n: int): # the number of fragments
@@ -526,6 +549,7 @@ def _fragment_offsets(con, # the fragment graph (sqlite3 connection)
         counts[b] = n
     return np.concatenate([[0], np.cumsum(counts)])
 
+# %% ../nbs/11_blockwise.ipynb #7efd4414
 def _global_step(graph: Path, # the fragment graph (SQLite)
                  min_size: int, # segments with fewer voxels are dropped
                  lut: Path, # the folder the lookup table goes to (`offsets.npy`, `segments.npy`)
@@ -656,6 +680,7 @@ def contingency_block_setup(spec: dict, worker_id: int) -> Callable:
         tmp = out / f".{block.block_id[1]}.tmp.npy"; np.save(tmp, table); os.replace(tmp, out / f"{block.block_id[1]}.npy")
     return process
 
+# %% ../nbs/11_blockwise.ipynb #e9fe237d
 def evaluate_blockwise(seg: ZarrArray, # the segmentation
                        gt: ZarrArray, # the ground truth labels, seg's voxel size
                        mask: Optional[ZarrArray] = None, # only voxels where it is non-zero count

@@ -32,6 +32,7 @@ def _voxel_sizes_divide(a: Coordinate, b: Coordinate) -> bool:
     "Whether along each axis one of `a` and `b` is a multiple of the other."
     return all(x % y == 0 or y % x == 0 for x, y in zip(a, b))
 
+# %% ../nbs/07_datasets.ipynb #5d61162d
 def _sample_points(points, roi: Roi, what: str) -> np.ndarray:
     "`points` as a float `(N, dims)` array, each inside `roi`, else a `ValueError` naming the first bad point."
     arr = np.asarray(points, dtype=float)
@@ -57,6 +58,7 @@ def _chunk_sample(array: Array, # the array to sample
     rois = [Roi(array.roi.begin + Coordinate(np.unravel_index(i, tuple(grid))) * chunk, chunk).intersect(array.roi) for i in picks]
     return np.concatenate([array[r].ravel() for r in rois]), len(rois)
 
+# %% ../nbs/07_datasets.ipynb #44ad5f7d
 LABEL_MAP_SHARE = 0.9  # one non-zero label on at least this share of the voxels: a foreground map, not instances
 
 def label_map_warning(gt: Array, # the ground truth
@@ -176,6 +178,7 @@ def _subsample(array: Array, roi: Roi, max_voxels: int) -> np.ndarray:
                   for a, s in zip(array.axes, array._index(roi)))
     return np.asarray(array.data[index])
 
+# %% ../nbs/07_datasets.ipynb #d5104696
 def mask_fraction(dataset: Dataset, # the dataset whose mask is looked at
                   max_voxels: int = 1_000_000, # the most mask voxels read
                  ) -> float: # the estimated fraction, in [0, 1]
@@ -246,6 +249,7 @@ def _seed_points(extent: np.ndarray, cell_size: float, rng: np.random.Generator)
     grid = np.stack(np.meshgrid(*[np.arange(k) for k in n], indexing="ij"), -1).reshape(-1, len(n))
     return (grid + 0.5 + rng.uniform(-0.4, 0.4, grid.shape)) * (extent / n)
 
+# %% ../nbs/07_datasets.ipynb #ac316883
 def _voronoi_labels(shape: tuple, voxel_size: np.ndarray, points: np.ndarray) -> np.ndarray:
     "Label `i + 1` for the voxels nearest (in world units) to `points[i]`; membranes between cells are 0."
     seeds = np.zeros(shape, np.uint64)
@@ -312,6 +316,7 @@ def _open_synthetic(path: Path, params: dict) -> Dataset:
     open_ = lambda name: ZarrArray.open_from_array_identifier(LocalArrayIdentifier(path, name), name=name, mode="r")
     return Dataset(path.stem, open_("raw"), open_("gt"), open_("mask") if params["mask"] else None)
 
+# %% ../nbs/07_datasets.ipynb #c7ea0c2f
 def make_synthetic_data(path, # the zarr container to write (or reuse)
                         dims: int = 3, # 2 or 3
                         shape: Optional[Sequence[int]] = None, # voxels (None: (128, 192, 192) or (512, 512))

@@ -22,6 +22,7 @@ def _shaped_like_gt(x: np.ndarray, gt: np.ndarray, what: str) -> np.ndarray:
     if x.shape != gt.shape: raise ValueError(f"{what} has shape {x.shape} but gt has {gt.shape}: they must be equal")
     return x
 
+# %% ../nbs/10_evaluation.ipynb #0c9df358
 def _voxels(seg, gt, mask=None, ignore_label: Optional[int] = 0) -> tuple[np.ndarray, np.ndarray]:
     "The evaluated voxels of `seg` and `gt` as flat, consecutive labels."
     seg, gt = as_numpy(seg, "seg"), as_numpy(gt, "gt")
@@ -32,6 +33,7 @@ def _voxels(seg, gt, mask=None, ignore_label: Optional[int] = 0) -> tuple[np.nda
     if not keep.any(): raise ValueError("no voxel to evaluate: the mask is empty or gt holds only the ignored label")
     return np.unique(seg[keep], return_inverse=True)[1].ravel(), np.unique(gt[keep], return_inverse=True)[1].ravel()
 
+# %% ../nbs/10_evaluation.ipynb #788fd706
 def variation_of_information(seg, # the segmentation: labels, numpy, gt's shape
                              gt, # the ground truth labels, numpy
                              mask=None, # only voxels where it is non-zero count; None is all
@@ -66,6 +68,7 @@ def _overlap(pred, gt, mask) -> tuple[int, int, int]:
         pred, gt = pred & mask, gt & mask
     return int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred)), int(np.count_nonzero(gt))
 
+# %% ../nbs/10_evaluation.ipynb #6e9358c6
 def dice(pred, # the predicted mask: non-zero is foreground, numpy
          gt, # the ground truth mask: non-zero is foreground, numpy
          mask=None, # only voxels where it is non-zero count; None is all
@@ -95,6 +98,7 @@ def contingency_table(seg, # the segmentation: labels, numpy
     pairs, counts = np.unique(np.stack([seg.ravel().astype(np.int64), gt.ravel().astype(np.int64)], 1), axis=0, return_counts=True)
     return np.concatenate([pairs.reshape(-1, 2), counts[:, None]], 1)
 
+# %% ../nbs/10_evaluation.ipynb #3ec3f9f8
 def merge_contingency(tables, # contingency tables of disjoint parts of one volume
                      ) -> np.ndarray: # the table of their union
     "Add up contingency tables of disjoint parts."
@@ -108,6 +112,7 @@ def _entropy_terms(counts: np.ndarray) -> float:
     c = counts[counts > 0].astype(np.float64)
     return float((c * np.log2(c)).sum())
 
+# %% ../nbs/10_evaluation.ipynb #43dcd065
 def scores_from_contingency(table: np.ndarray, # from `contingency_table` (or summed with `merge_contingency`)
                             ignore_label: Optional[int] = 0, # gt voxels with this label do not count in VOI and Rand
                            ) -> dict: # the scores of `evaluate`

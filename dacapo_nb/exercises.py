@@ -52,6 +52,7 @@ def _call(fn: Callable, *args):
         raise ExerciseError(f"your `{name}` raised {type(e).__name__}: {e} (line {frame.lineno} of {frame.name}: "
                             f"`{frame.line}`)") from e
 
+# %% ../nbs/18_exercises.ipynb #88252522
 @contextmanager
 def _case(i: int, cases: Sequence, description: str):
     "Name the case (`case i+1 of n (description)`) in every `ExerciseError` raised while checking it."
@@ -60,6 +61,7 @@ def _case(i: int, cases: Sequence, description: str):
         if getattr(e, "todo", False): raise
         raise ExerciseError(f"case {i + 1} of {len(cases)} ({description}): {e}") from e.__cause__
 
+# %% ../nbs/18_exercises.ipynb #370aa0ff
 def _a(word: str) -> str:
     "`word` with its indefinite article."
     return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
@@ -68,6 +70,7 @@ def _n(count: int, noun: str) -> str:
     "`count` and `noun`, plural when it is not 1."
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
+# %% ../nbs/18_exercises.ipynb #f4da971e
 def _as_result(out, expected_shape: tuple, what: str) -> np.ndarray:
     "The student's output as a float array of `expected_shape`, else an `ExerciseError` saying why not."
     if out is None:
@@ -83,6 +86,7 @@ def _as_result(out, expected_shape: tuple, what: str) -> np.ndarray:
         raise ExerciseError(f"the {what} contain {arr[bad][0]} at {_pos(np.argwhere(bad)[0])}: every value must be finite")
     return arr
 
+# %% ../nbs/18_exercises.ipynb #8c69ddbf
 def _pos(index) -> tuple:
     return tuple(int(i) for i in index)
 
@@ -126,6 +130,7 @@ def _affinity_mistake(labels, offsets, out, ref) -> str:
         return f"background voxels (label 0) must have affinity 0: got {got:g} {where} (labels {lx} and {lp})"
     return f"voxels of different objects must have affinity 0: got {got:g} {where} (labels {lx} and {lp})"
 
+# %% ../nbs/18_exercises.ipynb #943d536d
 def check_affinities(fn: Callable, # the student's `affinities(labels, offsets)`
                     ) -> None:
     "Check the student's `fn(labels, offsets) -> (len(offsets), *labels.shape)` affinities against `compute_affinities`."
@@ -151,6 +156,7 @@ def _blob(shape, box) -> np.ndarray:
     inside[box] = True
     return inside
 
+# %% ../nbs/18_exercises.ipynb #f64c51bd
 DISTANCE_CASES = [
     (_blob((7, 9), np.s_[2:5, 2:7]), (1, 1)),
     (_blob((9, 12), np.s_[3:7, 1:10]), (40, 8)),
@@ -193,6 +199,7 @@ def _weight_cases() -> list:
     empty_mask = np.ones((6, 8), np.uint8); empty_mask[:, 5:] = 0
     return [full, (half, half_mask), (rare, np.ones((10, 10), np.uint8)), (empty, empty_mask)]
 
+# %% ../nbs/18_exercises.ipynb #28c2308d
 WEIGHT_CASES = _weight_cases()
 _WEIGHT_CASE_NAMES = ("full mask", "half mask", "rare foreground", "no foreground in the mask")
 
@@ -248,6 +255,7 @@ def _one_of(augments: list, kind: type, requirement: int):
         raise ExerciseError(f"you have {len(found)} {kind.__name__}s: one is enough (each is applied, so two double the effect)")
     return found[0]
 
+# %% ../nbs/18_exercises.ipynb #802f8dc1
 def _check_simple(simple: SimpleAugmentConfig, keys, vs) -> None:
     node = simple.node(*keys, vs)
     if node.mirror_only is None or sorted(node.mirror_only) != [1, 2]:
@@ -258,6 +266,7 @@ def _check_simple(simple: SimpleAugmentConfig, keys, vs) -> None:
                             f"axes of the finest voxel size), got {simple.transpose_only}: swapping z (40 nm) with y or x "
                             "(8 nm) squashes the image five times")
 
+# %% ../nbs/18_exercises.ipynb #84bd7b85
 def _check_elastic(elastic: ElasticAugmentConfig) -> None:
     spacing, sigma = tuple(elastic.control_point_spacing), tuple(float(s) for s in elastic.control_point_displacement_sigma)
     vs = tuple(AUGMENT_VOXEL_SIZE)
@@ -274,6 +283,7 @@ def _check_elastic(elastic: ElasticAugmentConfig) -> None:
         raise ExerciseError("rotate=True turns the volume in 3D and mixes the 40 nm z axis with the 8 nm y and x axes: "
                             "set rotate=False")
 
+# %% ../nbs/18_exercises.ipynb #c1feccd5
 def _check_intensity(intensity: IntensityAugmentConfig) -> None:
     scale, shift = tuple(float(s) for s in intensity.scale), tuple(float(s) for s in intensity.shift)
     if np.allclose(scale, (-0.1, 0.1)):
@@ -284,6 +294,7 @@ def _check_intensity(intensity: IntensityAugmentConfig) -> None:
     if not np.allclose(shift, (-0.05, 0.05)):
         raise ExerciseError(f"the brightness shift should range over (-0.05, 0.05), got {shift}")
 
+# %% ../nbs/18_exercises.ipynb #e2099e67
 def _run_augments(nodes: list) -> np.ndarray:
     "One batch through `nodes` from a (12, 48, 48) volume whose gt label is the z-section index + 1; returns the gt."
     vs, shape = AUGMENT_VOXEL_SIZE, (12, 48, 48)
@@ -302,6 +313,7 @@ def _run_augments(nodes: list) -> np.ndarray:
         data = p.request_batch(request)[keys[1]].data
     return data.reshape(data.shape[-3:])  # drop the source's channel axis
 
+# %% ../nbs/18_exercises.ipynb #1816dd85
 def check_augments(config, # the student's `GunpowderTrainerConfig`, or its `augments` list
                   ) -> None:
     "Check a `GunpowderTrainerConfig` (or its `augments` list) against `AUGMENT_REQUIREMENTS`, then run it."
@@ -371,6 +383,7 @@ def _letter(answer) -> Optional[str]:
     meant = [letter for letter, words in _CHOICE_WORDS.items() if any(w in text for w in words)]
     return meant[0] if len(meant) == 1 else None
 
+# %% ../nbs/18_exercises.ipynb #9a87db4e
 def check_diagnosis(answer, # a letter of `DIAGNOSIS_CHOICES` ("b", "B)", "(b) the labels are shifted") or its words
                    ) -> None:
     "Check the student's multiple-choice `answer` (a letter of `DIAGNOSIS_CHOICES`, or the words of one) for the failing run."
@@ -390,6 +403,7 @@ def _numbers(value) -> tuple:
     if isinstance(value, str): return tuple(float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", value))
     return tuple(float(v) for v in np.asarray(value, dtype=float).ravel())
 
+# %% ../nbs/18_exercises.ipynb #2679c75e
 def check_gt_offset(offset, # the gt's (y, x) ROI offset in nm: (0, 8), [0, 8], Coordinate(0, 8) or "0, 8"
                    ) -> None:
     "Check the student's fixed gt ROI offset (world units) for `shifted_labels_dataset`."

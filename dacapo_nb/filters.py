@@ -22,6 +22,7 @@ def _without_channel(array: gp.Array) -> NumpyArray:
     if data.ndim == vs.dims + 1 and data.shape[0] == 1: data = data[0]
     return NumpyArray.from_gp_array(gp.Array(data, array.spec))
 
+# %% ../nbs/03_filters.ipynb #62c69fc9
 class DaCapoTargetFilter(gp.BatchFilter):
     "Provides the predictor's target and weights, computed from gt (and mask)."
 

@@ -78,6 +78,7 @@ class LazyData:
     def __getstate__(self): return {**self.__dict__, "_handle": None, "_pid": None, "_lock": None}
     def __setstate__(self, state): self.__dict__.update(state, _lock=threading.Lock())
 
+# %% ../nbs/00_formats.ipynb #8b6d2218
 def read_slices(handle, # anything that slices like a numpy array (an h5py dataset, a zarr array)
                 key: tuple, # one slice per dimension
                ) -> np.ndarray:
@@ -182,6 +183,7 @@ def tiff_layout(tif, # an open `tifffile.TiffFile`
     n = next(k for k in range(len(shape) + 1) if math.prod(shape[:k]) == len(s.pages))  # leading dims number the pages
     return 0, axes, shape[:n], shape[n:]
 
+# %% ../nbs/00_formats.ipynb #b8393147
 def tiff_physical_size(tif, # an open `tifffile.TiffFile`
                        axes: Sequence[str], # our axis names of the kept dimensions
                       ) -> Optional[list[int]]: # nm per spatial axis, `None` when the file does not say
@@ -209,6 +211,7 @@ def _tiff_section(series: Optional[int], tif, number: int) -> np.ndarray:
     "Page `number` of the series (or of the file)."
     return tif.asarray(key=number, series=series, maxworkers=1)
 
+# %% ../nbs/00_formats.ipynb #52bf0ac9
 class TiffArray(FileArray):
     "A TIFF stack, 2D TIFF, ImageJ or OME-TIFF: memory-mapped when uncompressed and contiguous, else read page by page."
 
@@ -261,12 +264,14 @@ def natural_key(name: str, # a file name
     "Sort key that orders the numbers in a name by value."
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
+# %% ../nbs/00_formats.ipynb #c7209f1c
 def image_files(folder: Path, # a folder
                ) -> list[Path]: # its PNG and TIFF files, naturally sorted
     "The images of `folder` (PNG, TIFF; hidden files skipped) in natural order."
     return sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")),
                   key=lambda p: natural_key(p.name))
 
+# %% ../nbs/00_formats.ipynb #486dbf5b
 def image_header(path: Path, # a PNG or TIFF file
                 ) -> tuple[tuple, np.dtype]: # (shape, dtype) of its image
     "Shape and dtype of a 2D image, from its header alone."
@@ -278,6 +283,7 @@ def image_header(path: Path, # a PNG or TIFF file
     with require("tifffile", "TIFF images").TiffFile(str(path)) as tif:
         return tuple(tif.series[0].shape), np.dtype(tif.series[0].dtype)
 
+# %% ../nbs/00_formats.ipynb #701132dc
 def _read_image(files: list, number: int) -> np.ndarray:
     "Section `number`: the voxels of its file."
     path = files[number]
@@ -318,6 +324,7 @@ class ImageFolderArray(FileArray):
 # %% ../nbs/00_formats.ipynb #f136ddd1
 def _open_h5(path, dataset): return require("h5py", "HDF5").File(str(path), "r")[dataset]
 
+# %% ../nbs/00_formats.ipynb #bb4cc953
 def stored_geometry(attrs: dict, # the dataset's attributes
                     what: str, # the array, for errors
                    ) -> tuple[Optional[list], Optional[list], Optional[list]]: # voxel size, offset, axes (None where absent)
@@ -329,6 +336,7 @@ def stored_geometry(attrs: dict, # the dataset's attributes
                                                          None if attrs.get("types") is None else list(attrs["types"]), what)
     return vs, as_ints(attrs.get("offset")), axes
 
+# %% ../nbs/00_formats.ipynb #684d8591
 class Hdf5Array(FileArray):
     "An HDF5 dataset with gunpowder's `resolution` and `offset` attributes (world units, z y x), read through h5py."
 
@@ -376,6 +384,7 @@ def _n5_store(container):
         warnings.simplefilter("ignore", FutureWarning)
         return zarr.N5Store(str(container))
 
+# %% ../nbs/00_formats.ipynb #ce10b156
 class N5Array(FileArray):
     "An N5 dataset read through zarr 2's N5 store, with funlib's and gunpowder's attributes (stored x y z, read z y x)."
 
@@ -407,12 +416,14 @@ def zarr3_node(node: Path, # a folder
     f = Path(node) / "zarr.json"
     return json.loads(f.read_text()) if f.exists() else None
 
+# %% ../nbs/00_formats.ipynb #f77b6203
 def _open_tensorstore(path):
     ts = require("tensorstore", "zarr v3 (OME-Zarr 0.5)")
     return ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}, open=True, read=True).result()
 
 def _read_tensorstore(store, key: tuple) -> np.ndarray: return store[key].read().result()
 
+# %% ../nbs/00_formats.ipynb #aed1b472
 def ome_image_level(container: Path, # the zarr v3 container
                     dataset: str, # an array or group inside it
                    ) -> str: # the array to open: `dataset`, or the first level of the image it names
@@ -432,6 +443,7 @@ def ome_image_level(container: Path, # the zarr v3 container
         dataset = f"{dataset}/0".strip("/")
     raise ValueError(f"'{dataset}' in {container} is a zarr v3 group but not an OME-Zarr image: open one of its arrays")
 
+# %% ../nbs/00_formats.ipynb #7959b955
 def ome_level_geometry(container: Path, # the zarr v3 container
                        dataset: str, # an array inside it
                        shape: Sequence[int], # its shape
@@ -496,6 +508,7 @@ def split_container(path: Union[str, Path], # a container, or a container and a 
     while top.parent != top and any((top.parent / f).exists() for f in NODE_FILES): top = top.parent
     return top, "/".join(path.relative_to(top).parts)
 
+# %% ../nbs/00_formats.ipynb #dab65061
 def array_format(container: Union[str, Path], # a file or folder
                  dataset: str = "", # a dataset inside it
                 ) -> str: # 'tiff', 'hdf5', 'n5', 'zarr v3', 'zarr 2' or 'image folder'
@@ -558,6 +571,7 @@ def progress_reporter(progress, # True: a tqdm bar; False or None: nothing; a ca
     def report(done, total): bar.n = done; bar.refresh()
     return report, bar.close
 
+# %% ../nbs/00_formats.ipynb #6807fa83
 def _done_log(container: Path, dataset: str) -> Path: return Path(container) / ".convert" / dataset / "done.txt"
 
 def _read_done(log: Path) -> set[int]:
@@ -565,6 +579,7 @@ def _read_done(log: Path) -> set[int]:
     if not log.exists(): return set()
     return {int(line) for line in log.read_text().split("\n") if line.strip().isdigit()}
 
+# %% ../nbs/00_formats.ipynb #569d46bd
 def convert_to_zarr(source: Array, # what to convert: any readable array (e.g. from `open_array`)
                     container: Union[str, Path], # the zarr 2 container to write, e.g. 'data.zarr'
                     dataset: str, # the dataset inside it, e.g. 'volumes/raw'

@@ -121,6 +121,7 @@ class PredictionLayout:
     output_size: Coordinate # an output block (and a chunk of the output), world units
     output_roi: Roi # the ROI predicted, on the output grid
 
+# %% ../nbs/08_inference.ipynb #9e25af49
 def prediction_layout(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`) is the default block
                       raw_array: Array, # the raw volume
                       output_roi: Optional[Roi] = None, # world units to predict; None is all of raw
@@ -176,6 +177,7 @@ def create_prediction_array(model, # the model: its output channels
                                                   mode="a", write_size=layout.output_size, overwrite=overwrite, attrs=attrs,
                                                   check_only=check_only)
 
+# %% ../nbs/08_inference.ipynb #d04d1ce4
 def prediction_pipeline(model, # the model, in eval mode on `device`
                         raw_array: Array, # the raw volume
                         out: Array, # the writable output array

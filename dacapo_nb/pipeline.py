@@ -74,6 +74,7 @@ def _fits(value, hint) -> bool:
     if origin is dict or hint is dict: return isinstance(value, dict)
     return isinstance(value, origin or hint) if isinstance(origin or hint, type) else True
 
+# %% ../nbs/02_pipeline.ipynb #4d5d4538
 def _type_name(hint) -> str:
     "`hint` in words, for an error message."
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -86,6 +87,7 @@ def _type_name(hint) -> str:
     if origin is not None and args: return f"a list or tuple of {_type_name(args[0]).removeprefix('an ').removeprefix('a ')}s"
     return getattr(hint, "__name__", str(hint))
 
+# %% ../nbs/02_pipeline.ipynb #888866c3
 def check_fields(config, # a dataclass instance, e.g. a trainer or augment config
                 ) -> None:
     "A `ValueError` naming the first field of `config` whose value does not have its annotated type."
@@ -112,6 +114,7 @@ def raw_value_range(dtype, # raw's dtype as stored
     if dtype.kind == "f": return 0.0, 1.0
     raise ValueError(f"raw must hold integers or floats, got dtype {dtype}")
 
+# %% ../nbs/02_pipeline.ipynb #f87e51d2
 class NormalizeRaw(gp.BatchFilter):
     "Maps raw from [low, high] to float32 [0, 1]: `(raw - low) / (high - low)`."
     def __init__(self, raw_key: gp.ArrayKey, # the raw array
@@ -133,6 +136,7 @@ class NormalizeRaw(gp.BatchFilter):
         array.data = ((array.data.astype(np.float32) - self.low) / (self.high - self.low)).astype(np.float32)
         array.spec.dtype = np.float32
 
+# %% ../nbs/02_pipeline.ipynb #f4465ad9
 def normalize_raw(raw_key: gp.ArrayKey, # the raw array to normalize
                   dtype, # raw's dtype as stored: integers are scaled by their range, floats kept
                   raw_range=None, # (low, high) of the stored values, mapped to (0, 1); None: by the dtype
@@ -191,6 +195,7 @@ class SharedBatchSlots:
         weakref.finalize(whole, self._release, message.slot)  # every array rebuilt below keeps `whole` alive
         return pickle.loads(message.header, buffers=[whole[start:start + n] for start, n in message.buffers])
 
+# %% ../nbs/02_pipeline.ipynb #da6cb595
 class _SlotMessage(typing.NamedTuple):
     slot: int  # which slot holds the arrays
     header: bytes  # the pickle of everything but the arrays' data
@@ -204,6 +209,7 @@ def batch_seed(seed: int, # the run's seed, an integer >= 0
     "The random seed of batch `index` of a run seeded with `seed`: a different stream position for every batch."
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
+# %% ../nbs/02_pipeline.ipynb #b9ee04b0
 def die_with_parent(parent_pid: int, # the pid of the process this one must not outlive
                    ) -> None:
     "Have the kernel kill this process when its parent dies (Linux), and leave Ctrl-C to the parent."
@@ -212,6 +218,7 @@ def die_with_parent(parent_pid: int, # the pid of the process this one must not 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 is PR_SET_PDEATHSIG
     if os.getppid() != parent_pid: os._exit(1)  # the parent died before the signal was armed
 
+# %% ../nbs/02_pipeline.ipynb #c61df0e0
 class _WorkerPool(ProducerPool):
     "gunpowder's `ProducerPool` whose watch-dog and workers die with the process that started them, and whose stop never hangs."
     stop_timeout = 10.0  # seconds `stop` waits for the watch-dog to end its workers before it kills them all
@@ -241,11 +248,13 @@ class _WorkerPool(ProducerPool):
         die_with_parent(self._watch_dog_pid)
         super()._run_worker(target)
 
+# %% ../nbs/02_pipeline.ipynb #fe0ef41f
 def data_worker_threads() -> None:
     "Give this data worker process one torch thread and one BLAS thread: idle threads spin on the cores training needs."
     torch.set_num_threads(1)
     threadpool_limits(1)
 
+# %% ../nbs/02_pipeline.ipynb #0cce9b7d
 def schedule_when_idle() -> bool: # whether this process is now in Linux's `SCHED_IDLE` class
     "Move this process to Linux's `SCHED_IDLE` class: it runs only on a core that nothing else wants (no-op elsewhere)."
     if not hasattr(os, "SCHED_IDLE"): return False  # Linux only
@@ -253,6 +262,7 @@ def schedule_when_idle() -> bool: # whether this process is now in Linux's `SCHE
     except OSError: return False  # a sandbox that forbids it: niceness alone still applies
     return True
 
+# %% ../nbs/02_pipeline.ipynb #1fc4da20
 class PreCache(gp.PreCache):
     "gunpowder's `PreCache`, safe to build again after a teardown, with a seed per batch, and workers that yield the CPU to training and die with it."
 

@@ -70,11 +70,13 @@ def checkpoint_file(directory: Path, # a run's checkpoints folder
     "The file of `iteration`'s checkpoint in `directory`."
     return Path(directory) / f"iteration_{iteration:08d}.pt"
 
+# %% ../nbs/00_rundir.ipynb #93406d4c
 def checkpoint_iteration(path: Path, # a checkpoint file
                         ) -> int:
     "The iteration a checkpoint file holds, from its name."
     return int(Path(path).stem.split("_")[-1])
 
+# %% ../nbs/00_rundir.ipynb #96a4186a
 def checkpoint_files(directory: Path, # a run's checkpoints folder
                     ) -> dict[int, Path]: # iteration -> file, oldest first
     "The checkpoint files in `directory` by iteration (none if it is missing)."
@@ -87,6 +89,7 @@ def checkpoint_run(path: Path, # a checkpoint file
     run = RunDir(Path(path).parent.parent)
     return run if Path(path).parent.name == run.checkpoints.name else None
 
+# %% ../nbs/00_rundir.ipynb #a042c715
 def find_run_dirs(folder, # a folder holding run directories, at any depth
                  ) -> list[Path]: # the run directories, sorted
     "The run directories (folders with a run.json) under `folder`."
@@ -161,6 +164,7 @@ def save_checkpoint(directory: Path, # the run's checkpoints folder
         if old not in protect: file.unlink()
     return path
 
+# %% ../nbs/00_rundir.ipynb #0712c953
 def latest_checkpoint(directory: Path, # the run's checkpoints folder
                      ) -> Optional[Path]:
     "The newest checkpoint file in `directory`, if any (see `resume_checkpoint` for one that loads)."
@@ -177,6 +181,7 @@ def load_checkpoint(path: Path, # a checkpoint file
     import torch
     return _restore(torch.load(path, map_location="cpu", weights_only=False), model, optimizer, scheduler)
 
+# %% ../nbs/00_rundir.ipynb #6aee9340
 def _restore(state: dict, model, optimizer=None, scheduler=None) -> int:
     import torch
     model.load_state_dict(state["model"])
@@ -185,6 +190,7 @@ def _restore(state: dict, model, optimizer=None, scheduler=None) -> int:
     torch.set_rng_state(state["rng"]["torch"]); np.random.set_state(state["rng"]["numpy"]); random.setstate(state["rng"]["python"])
     return state["iteration"]
 
+# %% ../nbs/00_rundir.ipynb #6fc921a3
 def resume_checkpoint(directory: Path, # the run's checkpoints folder
                       model, # restored in place
                       optimizer=None, # restored in place, if given
@@ -218,6 +224,7 @@ def recorded(self: RunDir) -> dict:
     try: return json.loads(self.config.read_text())
     except (OSError, ValueError): return {}
 
+# %% ../nbs/00_rundir.ipynb #6796beda
 @patch
 def read_best(self: RunDir) -> Optional[dict]:
     "The run's best.json: the best validated iteration, its parameters and scores; None when the run did not validate."

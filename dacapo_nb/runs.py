@@ -33,6 +33,7 @@ def read_run(run_dir, # a run directory
     return {"name": run.path.name, "path": run.path, "config": json.loads(run.config.read_text()),
             "stats": read_jsonl(run.stats)[0], "validation": read_jsonl(run.validation)[0], "best": run.read_best()}
 
+# %% ../nbs/16_runs.ipynb #a10d238e
 def find_runs(folder, # a folder holding run directories, at any depth
              ) -> list[Path]: # the run directories, sorted
     "The run directories (folders with a run.json) under `folder`."
@@ -49,6 +50,7 @@ class BestModel:
     score: float # its value (the mean over the validation datasets)
     datasets: dict # its value per validation dataset
 
+# %% ../nbs/16_runs.ipynb #431afba5
 def run_model(run_dir, # a run directory whose run.json records `model_kwargs`
              ) -> Model: # the run's model, its weights untrained
     "The run's model rebuilt from the `model_kwargs` its run.json records (`model_from_kwargs`); weights not loaded."
@@ -62,6 +64,7 @@ def run_model(run_dir, # a run directory whose run.json records `model_kwargs`
                          "eval_activation, all that run.json can rebuild; build the model yourself and pass it to load_best")
     return model_from_kwargs(**run["config"]["model_kwargs"])
 
+# %% ../nbs/16_runs.ipynb #d058d933
 def load_best(run_dir, # a run directory that validated
               model=None, # a model of the run's architecture, restored in place; None: rebuilt from run.json (`run_model`)
               criterion: Optional[str] = None, # None: the run's own criterion (best.json)
@@ -87,6 +90,7 @@ class RunModel:
     checkpoint: Path # the checkpoint file loaded
     why: str # why that checkpoint: asked for, the best validated or the newest
 
+# %% ../nbs/16_runs.ipynb #fd83c44d
 def load_run(run_dir, # a run directory
              iteration: Optional[int] = None, # a checkpoint's iteration; None: the best validated, else the newest
              model=None, # a model of the run's architecture, restored in place; None: rebuilt from run.json (`run_model`)
@@ -129,6 +133,7 @@ def _flatten(value, prefix: str = "") -> dict:
     for k, v in items: out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     return out or {prefix: value}
 
+# %% ../nbs/16_runs.ipynb #690b7439
 def differing_settings(configs: Sequence[dict], # run.json contents
                       ) -> list[str]: # dotted names, sorted
     "The settings (dotted names) whose values differ between the runs' run.json (the package version left out)."
@@ -136,6 +141,7 @@ def differing_settings(configs: Sequence[dict], # run.json contents
     names = sorted(set().union(*flat)) if flat else []
     return [n for n in names if len({json.dumps(f.get(n)) for f in flat}) > 1]
 
+# %% ../nbs/16_runs.ipynb #4361ee81
 def iterations_per_second(stats: Sequence[dict], # stats.jsonl rows
                          ) -> Optional[float]: # None with fewer than two iterations
     "Training iterations per second: the iterations after the first over their time (validation not included)."
@@ -152,11 +158,13 @@ def validation_curve(rows: Sequence[dict], # validation rows
     iterations = sorted({r["iteration"] for r in rows})
     return iterations, [best_validation([r for r in rows if r["iteration"] == i], criterion)["score"] for i in iterations]
 
+# %% ../nbs/16_runs.ipynb #53729291
 def _smooth(values: list, window: int) -> np.ndarray:
     "A running mean over `window` values (shorter at the start)."
     v = np.cumsum(np.asarray(values, float))
     return np.array([(v[i] - (v[i - window] if i >= window else 0)) / min(i + 1, window) for i in range(len(v))])
 
+# %% ../nbs/16_runs.ipynb #14ec7cf5
 def draw_runs(fig: Figure, # the figure to draw into (cleared)
               runs: Sequence[dict], # `read_run` results
               criterion: Optional[str] = None, # the validation score drawn; None: the first run's criterion
@@ -181,6 +189,7 @@ def draw_runs(fig: Figure, # the figure to draw into (cleared)
         if ax.lines: ax.legend(fontsize=8)
     return fig
 
+# %% ../nbs/16_runs.ipynb #55a7196c
 def plot_runs(run_dirs: Sequence, # run directories
               criterion: Optional[str] = None, # the validation score drawn; None: the first run's criterion
               path=None, # where to save the figure as PNG; None saves nothing

@@ -39,6 +39,7 @@ def as_numpy(x, # array-like data; a dacapo_nb Array is refused, since it must b
         raise ValueError(f"{what} must have {ndim} dimensions, got shape {x.shape}")
     return x
 
+# %% ../nbs/09_segmentation.ipynb #b16a7000
 def relabel_by_first_voxel(labels: np.ndarray, # any integer labels; 0 is background
                            min_size: int = 0, # objects with fewer voxels become 0
                           ) -> np.ndarray: # uint64 labels 1, 2, ... numbered by each object's first voxel (C order)
@@ -52,6 +53,7 @@ def relabel_by_first_voxel(labels: np.ndarray, # any integer labels; 0 is backgr
     new[np.flatnonzero(keep)[order]] = np.arange(1, keep.sum() + 1, dtype=np.uint64)
     return new[inverse].reshape(labels.shape)
 
+# %% ../nbs/09_segmentation.ipynb #0f8d0de7
 def grow_seeds(seeds: np.ndarray, # labelled seeds (0: none), spatial
                foreground: np.ndarray, # the voxels the seeds may grow over (bool)
                elevation: np.ndarray, # what the flood rises through: low first
@@ -59,10 +61,12 @@ def grow_seeds(seeds: np.ndarray, # labelled seeds (0: none), spatial
     "Seeds grown over `foreground` by a watershed on `elevation`; each basin keeps its seed's label."
     return watershed(elevation, markers=seeds.astype(np.int64), mask=foreground)
 
+# %% ../nbs/09_segmentation.ipynb #2a60d2dd
 def _seeded(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray, min_size: int) -> np.ndarray:
     "Seeds grown over `foreground` by a watershed on `elevation`, then relabelled."
     return relabel_by_first_voxel(grow_seeds(seeds, foreground, elevation), min_size)
 
+# %% ../nbs/09_segmentation.ipynb #b5a3f038
 def check_seed_threshold(seed_threshold: Optional[float], # the seeds' threshold, or None (no seeds)
                          threshold: float, # the foreground's threshold
                         ) -> None:
@@ -70,6 +74,7 @@ def check_seed_threshold(seed_threshold: Optional[float], # the seeds' threshold
     if seed_threshold is not None and seed_threshold < threshold:
         raise ValueError(f"seed_threshold {seed_threshold} must be >= threshold {threshold}")
 
+# %% ../nbs/09_segmentation.ipynb #0f399ac1
 def watershed_elevation(prediction: np.ndarray, # affinities `(offsets, *spatial)` or distances `(c, *spatial)`
                         kind: str, # "affinities" or "distances"
                         channel: int = 0, # the distance channel
@@ -95,6 +100,7 @@ def instance_graph(affs: np.ndarray, # affinities `(len(offsets), *spatial)`, nu
     linked[a] = linked[b] = True
     return linked.reshape(shape), a, b
 
+# %% ../nbs/09_segmentation.ipynb #1315cf30
 def label_components(foreground: np.ndarray, # the voxels that take part (bool, spatial)
                      a: np.ndarray, # flat indices of one end of each link
                      b: np.ndarray, # flat indices of the other end
@@ -105,6 +111,7 @@ def label_components(foreground: np.ndarray, # the voxels that take part (bool, 
     _, component = connected_components(graph, directed=False)
     return np.where(foreground.ravel(), component + 1, 0).reshape(foreground.shape)
 
+# %% ../nbs/09_segmentation.ipynb #27246580
 def checked_affinities(affs, # affinities `(len(neighborhood), *spatial)`, numpy
                        neighborhood: Optional[Sequence[Sequence[int]]] = None, # one offset per channel; None is the default one
                       ) -> tuple[np.ndarray, list]: # the affinities as numpy, and the checked offsets
@@ -117,10 +124,12 @@ def checked_affinities(affs, # affinities `(len(neighborhood), *spatial)`, numpy
                          f"{len(offsets)} channels and {offsets[0].dims} spatial axes")
     return affs, offsets
 
+# %% ../nbs/09_segmentation.ipynb #f7147204
 def _affinity_components(affs: np.ndarray, offsets, threshold: float) -> np.ndarray:
     "Connected components (1, 2, ...) of the graph of affinities above `threshold`; unlinked voxels 0."
     return label_components(*instance_graph(affs, offsets, threshold))
 
+# %% ../nbs/09_segmentation.ipynb #c08293b1
 def affinities_to_segmentation(affs, # affinities `(len(neighborhood), *spatial)`, numpy
                                neighborhood: Optional[Sequence[Sequence[int]]] = None, # one offset per channel; None is the default one
                                threshold: float = 0.5, # edges above it link voxels
@@ -158,6 +167,7 @@ def _quiet_stdout():
     finally:
         os.dup2(saved, 1); os.close(saved); os.close(devnull)
 
+# %% ../nbs/09_segmentation.ipynb #99123cfc
 def agglomerate(affs, # affinities `(dims, *spatial)` for the unit offsets along each axis (the default neighborhood), numpy
                 threshold: float = 0.5, # neighbouring fragments merge while the mean affinity between them is above it
                 min_size: int = 0, # objects with fewer voxels become background

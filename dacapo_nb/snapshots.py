@@ -81,6 +81,7 @@ def is_dacapo_snapshot(container, # the snapshot container (a zarr folder)
     attrs = Path(container) / str(iteration) / ".zattrs"
     return not (attrs.exists() and "iteration" in json.loads(attrs.read_text()))
 
+# %% ../nbs/15_snapshots.ipynb #71ab28a3
 def open_snapshot_volume(container, # the snapshot container (a zarr folder)
                          iteration: int, # the snapshot's iteration
                          name: str, # the volume: raw, gt, target, weight, mask, prediction or gradients

@@ -47,6 +47,7 @@ def _slices(inner: Roi, outer: Roi, voxel_size: Coordinate) -> tuple:
     begin, end = (inner.begin - outer.begin) / voxel_size, (inner.end - outer.begin) / voxel_size
     return tuple(slice(b, e) for b, e in zip(begin, end))
 
+# %% ../nbs/05_tasks.ipynb #d8d6eafb
 def _spatial_data(array: Array, what: str) -> np.ndarray:
     "The data of `array` without its channel axis (which must have size 1), as numpy."
     if not isinstance(array, Array):
@@ -61,6 +62,7 @@ def _spatial_data(array: Array, what: str) -> np.ndarray:
         data = data.take(0, axis=c)
     return data
 
+# %% ../nbs/05_tasks.ipynb #e65db4c4
 def _labels(gt: Array, who: str) -> np.ndarray:
     "Integer labels of `gt` without a channel axis."
     data = _spatial_data(gt, f"the gt given to {who}")
@@ -68,6 +70,7 @@ def _labels(gt: Array, who: str) -> np.ndarray:
         raise ValueError(f"{who} needs integer labels as gt, got dtype {data.dtype}")
     return data
 
+# %% ../nbs/05_tasks.ipynb #45df0683
 def _mask_on(mask: Optional[Array], roi: Roi, voxel_size: Coordinate) -> np.ndarray:
     "The mask as `bool` on the voxels of `roi`; 0 where the mask's ROI does not reach, all ones when `mask` is None."
     shape = tuple(roi.shape / voxel_size)
@@ -82,6 +85,7 @@ def _mask_on(mask: Optional[Array], roi: Roi, voxel_size: Coordinate) -> np.ndar
         out[_slices(common, roi, voxel_size)] = data[_slices(common, mask.roi, voxel_size)] != 0
     return out
 
+# %% ../nbs/05_tasks.ipynb #bf616680
 def _check_weight_inputs(gt: Array, target: Array, mask: Optional[Array]) -> None:
     "Raise early when gt, target and mask do not line up."
     if not isinstance(target, Array):
@@ -122,6 +126,7 @@ def balance_weights(labels: np.ndarray, # integer class of each voxel, in 0..num
     weights = np.where(valid, class_weight[np.clip(labels.astype(np.int64), 0, num_classes - 1)], 0.0)
     return weights.astype(np.float32), [float(c) for c in total_counts]
 
+# %% ../nbs/05_tasks.ipynb #95ae6b5a
 def _check_counts(counts: Optional[Sequence], groups: int, num_classes: int, who: str) -> list:
     "`counts` as a list of `groups` per-class lists (or Nones when absent)."
     if counts is None:
@@ -386,6 +391,7 @@ def _border_distance(inner: Roi, outer: Roi, voxel_size: Coordinate) -> np.ndarr
         out = b if out is None else np.minimum(out, b)
     return np.broadcast_to(out, tuple(inner.shape / voxel_size))
 
+# %% ../nbs/05_tasks.ipynb #b2dd9dbf
 def signed_distances(inside: np.ndarray, # boolean: inside the object
                      voxel_size: Coordinate, # world size of a voxel
                     ) -> np.ndarray: # signed world distances
@@ -395,6 +401,7 @@ def signed_distances(inside: np.ndarray, # boolean: inside the object
     sampling = tuple(float(v) for v in voxel_size)
     return distance_transform_edt(inside, sampling=sampling) - distance_transform_edt(~inside, sampling=sampling)
 
+# %% ../nbs/05_tasks.ipynb #16c88ce3
 def _class_names(names, what: str, example: str) -> list:
     "The list of `names`, refused when it is empty or repeats a name."
     names = list(names)

@@ -48,6 +48,7 @@ def _picture(css_class:str, # the class tests find it by
     image.add_class(css_class)
     return image
 
+# %% ../nbs/17_widgets.ipynb #7e0e0af7
 def _show_picture(image:widgets.Image, # a widget from `_picture`
                   png:bytes, # the picture
                  )->None:
@@ -55,6 +56,7 @@ def _show_picture(image:widgets.Image, # a widget from `_picture`
     image.value = png
     image.layout.display = None
 
+# %% ../nbs/17_widgets.ipynb #0343f51f
 def _short(path, # a file or folder
           )->str:
     "`path` relative to the working directory when it is inside it, else its name: no temp paths in saved outputs."
@@ -62,6 +64,7 @@ def _short(path, # a file or folder
     try: return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError: return path.name
 
+# %% ../nbs/17_widgets.ipynb #24917c05
 def _stack_pngs(*pngs:bytes, # PNG files' bytes; empty ones are left out
                )->bytes: # one PNG, the pictures one below the other on white
     "Stack pictures vertically into one PNG (for the static form of the dashboard)."
@@ -75,6 +78,7 @@ def _stack_pngs(*pngs:bytes, # PNG files' bytes; empty ones are left out
     matplotlib.image.imsave(buf, np.concatenate(padded), format="png")
     return buf.getvalue()
 
+# %% ../nbs/17_widgets.ipynb #71122572
 def widget_display_data(widget:widgets.Widget, # the live widget
                         text:str, # short text for renderers without widgets
                         png:bytes=b"", # picture for renderers without widgets; none if empty
@@ -207,6 +211,7 @@ def _ema(values: Sequence[float], previous: list, smoothing: float) -> None:
     for v in values[len(previous):]:
         previous.append(v if not previous else smoothing * previous[-1] + (1 - smoothing) * v)
 
+# %% ../nbs/17_widgets.ipynb #fc56925a
 def _thin(x: list, *ys: list, points: int = 1500):
     "Every k-th point so that at most `points` are drawn (the last one always)."
     k = max(1, -(-len(x) // points))
@@ -218,6 +223,7 @@ def _loss_title(iterations: list, loss: list, smooth: list) -> str:
     "The loss plot's title: the iterations it shows (the counter may be ahead between redraws), the last loss, smoothed."
     return f"iteration {iterations[-1] + 1}: loss {loss[-1]:.4g} (smoothed {smooth[-1]:.4g})"
 
+# %% ../nbs/17_widgets.ipynb #f1ce9fad
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -233,6 +239,7 @@ def _layout_key(figure: Figure) -> tuple:
             key += [tuple(formatter.format_ticks(axis.get_majorticklocs())), formatter.get_offset(), axis.get_label_text()]
     return tuple(key)
 
+# %% ../nbs/17_widgets.ipynb #13abf194
 def _laid_out_png(figure: Figure, # a figure without a layout engine of its own
                   dpi: int, # resolution of the PNG
                  ) -> bytes: # the PNG file's bytes
@@ -484,6 +491,7 @@ def _set_status(self: TrainingDashboard, status: str) -> None:
     self.status = status
     self._wake.set()
 
+# %% ../nbs/17_widgets.ipynb #8a8fd269
 @patch
 def _record(self: TrainingDashboard, stats) -> None:
     now = time.perf_counter()
@@ -497,6 +505,7 @@ def _record(self: TrainingDashboard, stats) -> None:
         self._version += 1
     if len(self.wall_times) == 1: self._wake.set()   # the first curves at once, while the run still warms up
 
+# %% ../nbs/17_widgets.ipynb #943b7443
 @patch
 def _load_history(self: TrainingDashboard, before: int) -> None:
     "Fill the curves with the logged iterations before `before` (a resumed run)."
@@ -509,6 +518,7 @@ def _load_history(self: TrainingDashboard, before: int) -> None:
         self.data_times.append(s.get("data_time", 0.0)); self.step_times.append(s.get("step_time", 0.0))
     _ema(self.losses, self.smoothed, self.smoothing)
 
+# %% ../nbs/17_widgets.ipynb #90a365e6
 @patch
 def _train(self: TrainingDashboard) -> None:
     "The training thread: drive run_training, honour Pause and Stop between iterations, report errors."
@@ -545,6 +555,7 @@ def _rate(self: TrainingDashboard) -> Optional[float]:
     with self._state_lock: t = list(self._times)
     return (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else None
 
+# %% ../nbs/17_widgets.ipynb #f0c20e99
 @patch
 def _device_text(self: TrainingDashboard) -> str:
     if self.device.type != "cuda": return f"device: {self.device} ({torch.get_num_threads()} threads)"
@@ -553,6 +564,7 @@ def _device_text(self: TrainingDashboard) -> str:
     return (f"device: {torch.cuda.get_device_name(i)}, memory in use {torch.cuda.memory_allocated(i) / gib:.2f} GiB "
             f"(peak {torch.cuda.max_memory_allocated(i) / gib:.2f} of {torch.cuda.get_device_properties(i).total_memory / gib:.1f} GiB)")
 
+# %% ../nbs/17_widgets.ipynb #0f1f78da
 @patch
 def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
     it, loss, smooth, data, step = _thin(it, loss, smooth, data, step)
@@ -567,6 +579,7 @@ def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
     _show_picture(self.curves, _laid_out_png(self.figure, self.dpi))
     self.redraws += 1
 
+# %% ../nbs/17_widgets.ipynb #1901c203
 @patch
 def refresh(self:TrainingDashboard,
             figures:bool=True, # also redraw the curves (if there is something new) and look for a new snapshot
@@ -602,6 +615,7 @@ def refresh(self:TrainingDashboard,
             (f" · {html.escape(message)}" if message else "")
         self.refreshes += 1; self.refresh_seconds += time.perf_counter() - start
 
+# %% ../nbs/17_widgets.ipynb #c3e0a990
 @patch
 def _refresh_loop(self: TrainingDashboard) -> None:
     "Update the numbers every `refresh_interval`, the figures too when `redraw_budget` allows (or `max_figure_interval` is up), all at the end."
@@ -620,6 +634,7 @@ def _refresh_loop(self: TrainingDashboard) -> None:
     try: self._update_display()
     except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
 
+# %% ../nbs/17_widgets.ipynb #a18ca359
 @patch
 def _update_display(self: TrainingDashboard) -> None:
     "Give the displayed output the panel's state now (text and picture), so that a saved notebook shows the final state."
@@ -627,6 +642,7 @@ def _update_display(self: TrainingDashboard) -> None:
     from IPython.display import update_display
     update_display(self, display_id=self._display_id)
 
+# %% ../nbs/17_widgets.ipynb #cf9a192a
 @patch
 def _on_start(self: TrainingDashboard, button=None):
     try: self.start()
@@ -637,6 +653,7 @@ def _on_pause(self: TrainingDashboard, button=None):
     self.resume() if self.status in ("paused", "pausing") else self.pause()
     self.refresh()
 
+# %% ../nbs/17_widgets.ipynb #e158eb15
 @patch
 def _on_stop(self: TrainingDashboard, button=None):
     self.stop(); self.refresh()
@@ -669,6 +686,7 @@ def _html_table(cells: list) -> str:
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells[1:])
     return f"<table class='dn-runs-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
+# %% ../nbs/17_widgets.ipynb #3686cc22
 class RunsBrowser:
     "The run directories under a folder to choose from; the chosen ones compared: a table and their curves overlaid."
     def __init__(self,
@@ -816,6 +834,7 @@ def refresh(self:RunFollower)->None:
         self.stop_button.disabled = self.status != "running"
         self.refreshes += 1
 
+# %% ../nbs/17_widgets.ipynb #1658f152
 @patch
 def _draw_curve(self:RunFollower)->None:
     "Draw the logged loss and its smoothed line."
