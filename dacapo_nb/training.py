@@ -26,7 +26,7 @@ from .datasets import Dataset, datasets_for_dims
 from .models import available_device, model_kwargs, place_model
 from .pipeline import _fits
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
-from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
+from .validation import best_validation, check_sweep, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
 
 # %% auto #0
 __all__ = ['BIOIMAGEIO_ARCHITECTURES', 'ENCODER_PREFIXES', 'describe', 'write_atomically', 'save_checkpoint', 'latest_checkpoint',
@@ -206,7 +206,8 @@ class RunValidation:
         self.run_dir, self.task, self.datasets, self.interval = Path(run_dir), task, list(datasets), interval
         self.criterion = criterion or default_criterion(task)
         criterion_better(self.criterion)  # a clear error for an unknown criterion, before training
-        self.sweep = parameter_sweep(task) if sweep is None else [dict(p) for p in sweep]
+        self.sweep = parameter_sweep(task) if sweep is None else [dict(p) if isinstance(p, dict) else p for p in sweep]
+        check_sweep(task, self.sweep, self.datasets[0].gt.dims)  # a misspelt or out-of-range parameter set, before training
         self.file, self.best_file = self.run_dir / "validation.jsonl", self.run_dir / "best.json"
         self.rows, self.best = [], None
 
@@ -287,6 +288,7 @@ def run_checkpoint(run_dir, # a run directory
     found = {int(p.stem.split("_")[-1]): p for p in (run_dir / "checkpoints").glob("iteration_*.pt")}
     if not found: raise FileNotFoundError(f"{run_dir} has no checkpoint (checkpoints/iteration_*.pt): train it first")
     if iteration is not None:
+        if not _fits(iteration, int): raise ValueError(f"iteration must be None or an integer, got {iteration!r}")  # '2' was "no checkpoint of iteration 2"
         if iteration not in found:
             raise FileNotFoundError(f"{run_dir} has no checkpoint of iteration {iteration}; it has iterations {sorted(found)}")
         return found[iteration], f"iteration {iteration}, as asked"
@@ -495,8 +497,15 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         raise ValueError(f"checkpoint_interval must be None or an integer >= 1, got {checkpoint_interval!r}")
     if not _fits(freeze_iterations, int) or freeze_iterations < 0 or (freeze is not None and freeze_iterations < 1):
         raise ValueError(f"freeze_iterations must be an integer >= {int(freeze is not None)}{' with freeze' * (freeze is not None)}, got {freeze_iterations!r}")
+    if not isinstance(model, torch.nn.Module): raise ValueError(f"model must be a dacapo_nb Model, got {type(model).__name__}")
+    if not datasets: raise ValueError("cannot train: no datasets given")  # before the run directory is made
+    wanted = task.predictor.embedding_dims
+    if getattr(model, "num_out_channels", wanted) != wanted:  # was the loss's shape error at the first batch, after the run directory was made
+        raise ValueError(f"the model outputs {model.num_out_channels} channels but the task's {type(task.predictor).__name__} needs {wanted}: "
+                         "make the model with model_for(task, ...)")
     frozen = frozen_parameters(model, freeze)
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"run_dir {run_dir} exists and is not a folder")  # was pathlib's "File exists"
     resuming = latest_checkpoint(run_dir / "checkpoints") is not None  # a resume never reads the source again: it may be gone
     init = initial_weights(init_from) if init_from is not None and not resuming else None
     if init is not None: match_weights(model, init.state_dict)  # a source that does not fit is refused before anything is written
