@@ -193,6 +193,12 @@ class GunpowderTrainer(Trainer):
         datasets = datasets_for_dims(datasets, len(model.input_shape))  # a 2D model trains on the sections of a 3D stack
         raw_vs, out_vs = self._check_datasets(datasets, model)
         input_size, output_size = Coordinate(model.input_shape) * raw_vs, Coordinate(model.output_shape) * out_vs
+        for d in datasets:  # the gt is padded by half a window: a context (an affinity offset) wider than that was gunpowder's "Can not satisfy request"
+            before, after = task.predictor.context(d.gt.voxel_size)
+            pad = Roi((0,) * out_vs.dims, output_size / 2).snap_to_grid(d.gt.voxel_size, mode="grow").shape
+            if any(o + b + a > g + 2 * p for o, b, a, g, p in zip(output_size, before, after, d.gt.roi.shape, pad)):
+                raise ValueError(f"dataset '{d.name}': {task.predictor} needs {tuple(before)} before and {tuple(after)} after each training "
+                                 f"window (world units), more than its gt ROI {d.gt.roi} holds: use smaller offsets or a larger gt")
         self._pipeline = self._batch_pipeline(datasets, task, input_size, output_size)
         self._task, self._datasets = task, list(datasets)
         self._request_sizes = {self.raw_key: input_size, self.gt_key: output_size, self.mask_key: output_size,
