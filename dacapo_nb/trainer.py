@@ -199,6 +199,11 @@ class GunpowderTrainer(Trainer):
             if any(o + b + a > g + 2 * p for o, b, a, g, p in zip(output_size, before, after, d.gt.roi.shape, pad)):
                 raise ValueError(f"dataset '{d.name}': {task.predictor} needs {tuple(before)} before and {tuple(after)} after each training "
                                  f"window (world units), more than its gt ROI {d.gt.roi} holds: use smaller offsets or a larger gt")
+            most = float(np.prod([min(g, o) / o for g, o in zip(d.gt.roi.shape, output_size)]))  # the largest share of a window the gt can fill
+            if most < self.min_masked:  # was SparseMaskError after 100 samples, which did not say that the data is smaller than a window
+                raise ValueError(f"dataset '{d.name}': its gt ROI {d.gt.roi} fills at most {most:.1%} of a training window "
+                                 f"{tuple(output_size)} (world units), less than min_masked={self.min_masked}: use a model with a smaller "
+                                 "input, more gt, or a lower min_masked")
         self._pipeline = self._batch_pipeline(datasets, task, input_size, output_size)
         self._task, self._datasets = task, list(datasets)
         self._request_sizes = {self.raw_key: input_size, self.gt_key: output_size, self.mask_key: output_size,

@@ -503,6 +503,8 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
     if getattr(model, "num_out_channels", wanted) != wanted:  # was the loss's shape error at the first batch, after the run directory was made
         raise ValueError(f"the model outputs {model.num_out_channels} channels but the task's {type(task.predictor).__name__} needs {wanted}: "
                          "make the model with model_for(task, ...)")
+    if freeze is not None and init_from is None:  # as dacapo-nb train refuses it: freezing a random initialisation holds noise still
+        raise ValueError(f"freeze={freeze!r} holds trained weights still: give init_from (a run directory, a checkpoint or a BioImage.IO package)")
     frozen = frozen_parameters(model, freeze)
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"run_dir {run_dir} exists and is not a folder")  # was pathlib's "File exists"
@@ -518,11 +520,12 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
     writer = rank == 0  # in a multi-process run, rank 0 alone writes the run directory
     if world > 1: trainer.config = replace(trainer.config, seed=rank_seed(trainer.config.seed, rank))  # each rank its own samples
     if world > 1 and frozen: raise ValueError(f"freeze={freeze!r} trains in one process only: DistributedDataParallel needs every parameter's gradient")
+    # the data are checked (12-bit raw without raw_range, an offset wider than the gt, ...) before the run directory is made
+    trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr") if writer else None)
     with RunDirectoryLock(run_dir) if writer else contextlib.nullcontext():
         _check_same_run(run_dir / "run.json", task, model)
         place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
         optimizer = trainer.create_optimizer(model)
-        trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run_dir / "snapshots.zarr") if writer else None)
         checkpoints, stats_file = run_dir / "checkpoints", run_dir / "stats.jsonl"
         started = _recorded_run(run_dir / "run.json").get("init_from")  # a resumed run's start, as recorded
         trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)
