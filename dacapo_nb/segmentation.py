@@ -117,6 +117,9 @@ def checked_affinities(affs, # affinities `(len(neighborhood), *spatial)`, numpy
     "`affs` as numpy with its offsets, after checking that they fit each other."
     affs = as_numpy(affs, "affs")
     if affs.ndim < 2: raise ValueError(f"affs must be (channels, *spatial), got shape {affs.shape}")
+    if not np.isfinite(affs.sum(dtype=np.float64)):  # one pass, no copy: NaN compared false everywhere, one segment per voxel
+        raise ValueError(f"affs hold {int(np.count_nonzero(~np.isfinite(affs)))} non-finite values (NaN or infinity) of {affs.size}: "
+                         "a prediction of a diverged model, or raw that was not finite")
     offsets = check_neighborhood(default_neighborhood(affs.ndim - 1) if neighborhood is None else neighborhood)
     if len(offsets) != affs.shape[0] or offsets[0].dims != affs.ndim - 1:
         raise ValueError(f"affs of shape {affs.shape} do not fit the neighborhood {[tuple(o) for o in offsets]}: expected "
