@@ -616,6 +616,12 @@ def create_from_array_identifier(cls: ZarrArray,
         spatial_chunks = _default_chunks(spatial_shape)
     chunks = ((num_channels,) if num_channels is not None else ()) + spatial_chunks
     container, dataset = Path(array_identifier.container), array_identifier.dataset.strip("/")
+    if not dataset: raise ValueError(f"dataset must name a dataset inside the container {container}, got {array_identifier.dataset!r}")
+    try: dtype = np.dtype(dtype)
+    except TypeError: raise ValueError(f"dtype {dtype!r} of {array_identifier} is not a numpy data type, e.g. np.uint8 or 'float32'") from None
+    folder = next((p for p in (container, *container.parents) if p.exists()), None)  # the nearest part of the path that exists
+    if folder is not None and not folder.is_dir():
+        raise ValueError(f"cannot write {array_identifier}: {folder} is a file, and a zarr container and the folders above it must be folders")
     _check_zarr_v2(container, dataset)
     attrs, reuse = dict(attrs or {}), (container / dataset / ".zarray").exists() and not overwrite
     if reuse:

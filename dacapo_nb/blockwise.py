@@ -615,7 +615,7 @@ def segment_blockwise(prediction: ZarrArray, # affinities `(len(neighborhood), *
     "`affinities_to_segmentation` / `distances_to_segmentation` blockwise: fragments, a graph, its components, relabelling."
     check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     pred_id = _zarr_id(prediction, "prediction")
-    check_seed_threshold(seed_threshold, threshold)
+    check_seed_threshold(seed_threshold, threshold, kind)  # affinities: in [0, 1]
     if not _fits(min_size, int) or min_size < 0: raise ValueError(f"min_size must be an integer >= 0, got {min_size!r}")
     if kind not in ("affinities", "distances"): raise ValueError(f"kind must be 'affinities' or 'distances', got {kind!r}")
     dims, vs = prediction.dims, prediction.voxel_size
@@ -695,6 +695,10 @@ def evaluate_blockwise(seg: ZarrArray, # the segmentation
     "`evaluate` blockwise: contingency tables per block, summed, scored; also saved as `scores.json` in the state."
     check_run_args(num_workers, progress, max_restarts, worker_command)  # every argument before anything is written
     ids = {"seg": _zarr_id(seg, "seg"), "gt": _zarr_id(gt, "gt"), "mask": _zarr_id(mask, "mask") if mask is not None else None}
+    for what, labels in (("seg", seg), ("gt", gt)):  # as evaluate refuses them, but before the workers
+        if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+            raise ValueError(f"{what} must hold integer labels, got dtype {labels.dtype}")
+    if not _fits(ignore_label, Optional[int]): raise ValueError(f"ignore_label must be None or an integer label, got {ignore_label!r}")
     if gt.voxel_size != seg.voxel_size: raise ValueError(f"gt's voxel size {gt.voxel_size} differs from seg's {seg.voxel_size}")
     roi = seg.roi.intersect(gt.roi) if mask is None else seg.roi.intersect(gt.roi).intersect(mask.roi)
     if roi.empty: raise ValueError(f"seg {seg.roi} and gt {gt.roi} (and the mask) share no voxel")

@@ -372,6 +372,13 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
         try: torch.device(args.device)
         except RuntimeError as e: raise ValueError(f"--device {args.device!r} is not a torch device ({e})") from None
     if Path(args.out).exists() and not Path(args.out).is_dir(): raise ValueError(f"--out {args.out} exists and is not a folder")
+    if args.nproc < 1: raise ValueError(f"--nproc must be >= 1, got {args.nproc}")  # 0 trained in one process without a word
+    if args.validation_interval is not None and args.validation_interval < 1:  # before the built-in data is written
+        raise ValueError(f"--validation-interval must be >= 1, got {args.validation_interval}")
+    if args.validation_criterion is not None:
+        from dacapo_nb.validation import criterion_better
+        try: criterion_better(args.validation_criterion)
+        except ValueError as e: raise ValueError(f"--validation-criterion: {e}") from None
     if args.freeze_iterations < 0: raise ValueError(f"--freeze-iterations must be >= 0, got {args.freeze_iterations}")
     if (args.freeze is None) != (args.freeze_iterations == 0):
         raise ValueError(f"--freeze {' '.join(args.freeze)} needs --freeze-iterations N: how long to hold it" if args.freeze

@@ -307,6 +307,7 @@ def _synthetic_params(dims, shape, voxel_size, offset, seed, cell_size, mask, no
     cell_size = float(cell_size if cell_size is not None else 32 * min(voxel_size))
     if not cell_size > 0: raise ValueError(f"cell_size must be > 0 (world units), got {cell_size}")
     if not noise >= 0: raise ValueError(f"noise must be >= 0, got {noise}")
+    if not _fits(seed, int) or seed < 0: raise ValueError(f"seed must be an integer >= 0, got {seed!r}")  # was numpy's, after .partial was made
     return {"version": _SYNTHETIC_VERSION, "dims": dims, "shape": list(shape), "voxel_size": list(voxel_size),
             "offset": list(offset), "seed": int(seed), "cell_size": cell_size, "mask": bool(mask), "noise": float(noise)}
 

@@ -94,6 +94,9 @@ def contingency_table(seg, # the segmentation: labels, numpy
     "The voxel count of every (segment, gt object) pair inside `mask`, background pairs included."
     seg, gt = as_numpy(seg, "seg"), as_numpy(gt, "gt")
     _shaped_like_gt(seg, gt, "seg")
+    for what, labels in (("seg", seg), ("gt", gt)):  # float "labels" were cast to int64: 1.2 and 1.7 became one object
+        if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+            raise ValueError(f"{what} must hold integer labels, got dtype {labels.dtype}")
     if mask is not None: keep = _shaped_like_gt(as_numpy(mask, "mask"), gt, "mask").astype(bool); seg, gt = seg[keep], gt[keep]
     pairs, counts = np.unique(np.stack([seg.ravel().astype(np.int64), gt.ravel().astype(np.int64)], 1), axis=0, return_counts=True)
     return np.concatenate([pairs.reshape(-1, 2), counts[:, None]], 1)
@@ -117,6 +120,8 @@ def scores_from_contingency(table: np.ndarray, # from `contingency_table` (or su
                             ignore_label: Optional[int] = 0, # gt voxels with this label do not count in VOI and Rand
                            ) -> dict: # the scores of `evaluate`
     "VOI, adapted Rand, CREMI score, foreground dice/IoU, object counts and instance scores from a contingency table."
+    if ignore_label is not None and (isinstance(ignore_label, bool) or not isinstance(ignore_label, (int, np.integer))):
+        raise ValueError(f"ignore_label must be None or an integer label, got {ignore_label!r}")  # '0' ignored nothing
     table = np.asarray(table, np.int64).reshape(-1, 3)
     s, g, c = table[:, 0], table[:, 1], table[:, 2]
     both, p, q = int(c[(s != 0) & (g != 0)].sum()), int(c[s != 0].sum()), int(c[g != 0].sum())

@@ -223,7 +223,9 @@ class TiffArray(FileArray):
                 ):
         tifffile = require("tifffile", "TIFF")
         self.path, self._open_args = Path(path), (path, voxel_size, offset, axes)
-        with tifffile.TiffFile(str(self.path)) as tif:
+        try: tif = tifffile.TiffFile(str(self.path))
+        except tifffile.TiffFileError as e: raise ValueError(f"cannot read {self.path} as TIFF: {e}") from None  # tifffile's names no file
+        with tif:
             series, letters, lead, section = tiff_layout(tif)
             full = lead + section
             keep = tuple(n > 1 or a in "YX" for a, n in zip(letters, full))
@@ -588,6 +590,9 @@ def convert_to_zarr(source: Array, # what to convert: any readable array (e.g. f
                     progress: Union[bool, Callable[[int, int], None]] = True, # True a bar, False nothing, a callable gets (done, total)
                    ) -> ZarrArray: # the written dataset
     "Write `source` into a chunked zarr 2 dataset block by block, resuming where an earlier run stopped."
+    if not isinstance(source, Array): raise ValueError(f"source must be a dacapo_nb Array (e.g. from open_array), got {type(source).__name__}")
+    if not (isinstance(progress, bool) or callable(progress)):  # before the dataset is made, not after
+        raise ValueError(f"progress must be True, False or a callable(done, total), got {progress!r}")
     if "b" in source.axes:
         raise ValueError(f"{source} has a batch axis (axes {source.axes}): convert_to_zarr writes spatial axes and one channel axis")
     vs, container, dataset = source.voxel_size, Path(container), dataset.strip("/")

@@ -219,6 +219,8 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     layout = prediction_layout(net, raw_array, output_roi, block_shape, activation)
     check_raw_range(raw_array, raw_range)
     if not isinstance(num_workers, int) or num_workers < 0: raise ValueError(f"num_workers must be an int >= 0, got {num_workers!r}")
+    if not (isinstance(progress, bool) or callable(progress)):  # before the output is made, not after
+        raise ValueError(f"progress must be True, False or a callable(done, total), got {progress!r}")
     device = available_device("cpu" if device is None and num_workers > 1 else device)  # forked workers: CPU only
     if num_workers > 1 and device.type != "cpu":
         raise ValueError(f"num_workers={num_workers} runs the model in forked processes, which {device.type} does not allow: "

@@ -333,6 +333,11 @@ def model_for(task, # a `Task`: its predictor's `embedding_dims` and its `eval_a
               **unet_kwargs, # any other `UNet` argument, for the default U-Net
              ) -> Model:
     "A `Model` that predicts `task`'s channels, over `architecture` or the default U-Net for `dims`."
+    predictor = getattr(task, "predictor", None)
+    if predictor is None: raise ValueError(f"model_for needs a Task such as affinities_task(2), got {type(task).__name__} {task!r:.80}")
+    if dims is not None and getattr(predictor, "dims", dims) != dims:  # a 2D neighbourhood under a 3D U-Net went unnoticed until training
+        raise ValueError(f"dims={dims} but the task's affinities are {predictor.dims}D (offsets {[tuple(o) for o in predictor.neighborhood]}): "
+                         f"use affinities_task({dims}) or dims={predictor.dims}")
     if architecture is None:
         if dims is None: raise ValueError("model_for needs dims (2 or 3) for the default U-Net, or an architecture")
         architecture = unet_for(dims, input_shape, **unet_kwargs)

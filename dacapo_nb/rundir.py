@@ -240,6 +240,8 @@ def run_checkpoint(run_dir, # a run directory
     found = checkpoint_files(run.checkpoints)
     if not found: raise FileNotFoundError(f"{run.path} has no checkpoint (checkpoints/iteration_*.pt): train it first")
     if iteration is not None:
+        if not isinstance(iteration, (int, np.integer)) or isinstance(iteration, bool):  # '2' was "no checkpoint of iteration 2"
+            raise ValueError(f"iteration must be None or an integer, got {iteration!r}")
         if iteration not in found:
             raise FileNotFoundError(f"{run.path} has no checkpoint of iteration {iteration}; it has iterations {sorted(found)}")
         return found[iteration], f"iteration {iteration}, as asked"

@@ -246,6 +246,7 @@ def compare_runs(run_dirs: Sequence, # run directories
     runs = [read_run(d) for d in run_dirs]
     if not runs: raise ValueError("compare_runs needs at least one run directory")
     criterion = criterion or next((r["best"]["criterion"] for r in runs if r["best"]), "voi")
+    criterion_better(criterion)  # an unknown name is refused by value (it gave a table of None)
     differing = differing_settings([r["config"] for r in runs]) if len(runs) > 1 else []
     rows = []
     for run in runs:

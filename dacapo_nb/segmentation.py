@@ -69,8 +69,14 @@ def _seeded(seeds: np.ndarray, foreground: np.ndarray, elevation: np.ndarray, mi
 # %% ../nbs/09_segmentation.ipynb #b5a3f038
 def check_seed_threshold(seed_threshold: Optional[float], # the seeds' threshold, or None (no seeds)
                          threshold: float, # the foreground's threshold
+                         kind: Optional[str] = None, # "affinities": both must lie in [0, 1], the range of affinities
                         ) -> None:
-    "Refuse a `seed_threshold` under `threshold` (seeds must lie inside the foreground they grow over)."
+    "Refuse a threshold that is no finite number (or, for affinities, outside [0, 1]) and a `seed_threshold` under `threshold` (seeds must lie inside the foreground they grow over)."
+    for name, value in (("threshold", threshold), ("seed_threshold", seed_threshold)):
+        if value is None and name == "seed_threshold": continue
+        if not _fits(value, float): raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if kind == "affinities" and not 0 <= value <= 1:  # above 1 nothing links, below 0 everything: a segmentation without a word
+            raise ValueError(f"{name} {value} is outside [0, 1], the range of affinities")
     if seed_threshold is not None and seed_threshold < threshold:
         raise ValueError(f"seed_threshold {seed_threshold} must be >= threshold {threshold}")
 
@@ -118,6 +124,9 @@ def checked_affinities(affs, # affinities `(len(neighborhood), *spatial)`, numpy
     "`affs` as numpy with its offsets, after checking that they fit each other."
     affs = as_numpy(affs, "affs")
     if affs.ndim < 2: raise ValueError(f"affs must be (channels, *spatial), got shape {affs.shape}")
+    if not np.isfinite(affs.sum(dtype=np.float64)):  # one pass, no copy: NaN compared false everywhere, one segment per voxel
+        raise ValueError(f"affs hold {int(np.count_nonzero(~np.isfinite(affs)))} non-finite values (NaN or infinity) of {affs.size}: "
+                         "a prediction of a diverged model, or raw that was not finite")
     offsets = check_neighborhood(default_neighborhood(affs.ndim - 1) if neighborhood is None else neighborhood)
     if len(offsets) != affs.shape[0] or offsets[0].dims != affs.ndim - 1:
         raise ValueError(f"affs of shape {affs.shape} do not fit the neighborhood {[tuple(o) for o in offsets]}: expected "
@@ -138,8 +147,8 @@ def affinities_to_segmentation(affs, # affinities `(len(neighborhood), *spatial)
                               ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
     "Instances from affinities `(len(neighborhood), *spatial)`: components of the affinities above `threshold`."
     affs, offsets = checked_affinities(affs, neighborhood)
+    check_seed_threshold(seed_threshold, threshold, "affinities")
     if seed_threshold is None: return relabel_by_first_voxel(_affinity_components(affs, offsets, threshold), min_size)
-    check_seed_threshold(seed_threshold, threshold)
     foreground = _affinity_components(affs, offsets, threshold) > 0
     return _seeded(_affinity_components(affs, offsets, seed_threshold), foreground, watershed_elevation(affs, "affinities"), min_size)
 
@@ -151,6 +160,7 @@ def mutex_watershed(affs, # affinities `(len(neighborhood), *spatial)`, numpy
                    ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
     "Instances by the mutex watershed (`mwatershed`): edges from the most certain, attractive above `threshold`."
     affs, offsets = checked_affinities(affs, neighborhood)
+    check_seed_threshold(None, threshold, "affinities")
     import mwatershed
     labels = mwatershed.agglom(np.ascontiguousarray(affs, np.float64) - threshold, [list(o) for o in offsets])
     return relabel_by_first_voxel(labels, min_size)
@@ -174,6 +184,7 @@ def agglomerate(affs, # affinities `(dims, *spatial)` for the unit offsets along
                ) -> np.ndarray: # labels `(*spatial)`, uint64, 1, 2, ... in order of first appearance
     "Instances by mean-affinity agglomeration (`waterz`) of watershed fragments, in 2D or 3D."
     affs, offsets = checked_affinities(affs, None)
+    check_seed_threshold(None, threshold, "affinities")
     if affs.ndim - 1 not in (2, 3): raise ValueError(f"agglomerate works on 2D or 3D affinities, got shape {affs.shape}")
     import waterz
     if affs.ndim == 3: affs = np.concatenate([np.zeros_like(affs[:1]), affs])[:, None]  # 2D as one section of 3D
@@ -208,10 +219,10 @@ def distances_to_segmentation(distances, # signed distances `(c, *spatial)`, pos
     distances = as_numpy(distances, "distances")
     if distances.ndim < 2: raise ValueError(f"distances must be (channels, *spatial), got shape {distances.shape}")
     if not 0 <= channel < distances.shape[0]: raise ValueError(f"channel {channel} is not one of the {distances.shape[0]} channels")
+    check_seed_threshold(seed_threshold, threshold)
     d = distances[channel]
     inside = d > threshold
     if seed_threshold is None: return relabel_by_first_voxel(ndimage.label(inside)[0], min_size)
-    check_seed_threshold(seed_threshold, threshold)
     return _seeded(ndimage.label(d > seed_threshold)[0], inside, watershed_elevation(distances, "distances", channel), min_size)
 
 # %% ../nbs/09_segmentation.ipynb #ceb67698
@@ -221,5 +232,6 @@ def semantic_segmentation(prediction, # scores `(c, *spatial)`, one channel per 
     "Classes from `(c, *spatial)`: 1 + the highest channel where it exceeds `threshold`, else 0."
     prediction = as_numpy(prediction, "prediction")
     if prediction.ndim < 2: raise ValueError(f"prediction must be (channels, *spatial), got shape {prediction.shape}")
+    check_seed_threshold(None, threshold)
     best = prediction.argmax(0)
     return np.where(prediction.max(0) > threshold, best + 1, 0).astype(np.uint64)

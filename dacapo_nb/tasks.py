@@ -404,6 +404,8 @@ def signed_distances(inside: np.ndarray, # boolean: inside the object
 # %% ../nbs/05_tasks.ipynb #16c88ce3
 def _class_names(names, what: str, example: str) -> list:
     "The list of `names`, refused when it is empty or repeats a name."
+    if isinstance(names, str):  # 'abc' was three classes 'a', 'b', 'c'
+        raise ValueError(f"{what} must be a list of names, got the string {names!r}: write [{names!r}]")
     names = list(names)
     if not names: raise ValueError(f"{what} is empty: name at least one class, e.g. {example}")
     if len(set(names)) != len(names): raise ValueError(f"{what} {names} repeat a name")
@@ -501,6 +503,8 @@ class OneHotPredictor(Predictor):
                  weight_clipmax: float = 0.95, # highest class fraction used for the weights
                 ):
         self.classes = _class_names(classes, "classes", "OneHotPredictor(['background', 'cell'])")
+        if len(self.classes) < 2:  # a softmax over one channel is 1 everywhere: nothing to learn
+            raise ValueError(f"classes {self.classes} name one class: one-hot needs two or more, e.g. ['background', {self.classes[0]!r}]")
         self.weight_clipmin, self.weight_clipmax = weight_clipmin, weight_clipmax
 
     def __repr__(self): return f"OneHotPredictor(classes={self.classes})"
@@ -568,6 +572,9 @@ class AffinitiesLoss(Loss):
                 ):
         if num_affinities < 1:
             raise ValueError(f"num_affinities must be at least 1, got {num_affinities}")
+        if isinstance(lsds_to_affs_weight_ratio, bool) or not isinstance(lsds_to_affs_weight_ratio, numbers.Real) \
+                or not 0 <= lsds_to_affs_weight_ratio < math.inf:  # a negative factor trained the LSDs away from their target
+            raise ValueError(f"lsds_to_affs_weight_ratio must be a finite number >= 0, got {lsds_to_affs_weight_ratio!r}")
         self.num_affinities, self.lsds_to_affs_weight_ratio = num_affinities, lsds_to_affs_weight_ratio
 
     def compute(self, prediction, target, weight):

@@ -197,6 +197,17 @@ class GunpowderTrainer(Trainer):
         datasets = datasets_for_dims(datasets, len(model.input_shape))  # a 2D model trains on the sections of a 3D stack
         raw_vs, out_vs = self._check_datasets(datasets, model)
         input_size, output_size = Coordinate(model.input_shape) * raw_vs, Coordinate(model.output_shape) * out_vs
+        for d in datasets:  # the gt is padded by half a window: a context (an affinity offset) wider than that was gunpowder's "Can not satisfy request"
+            before, after = task.predictor.context(d.gt.voxel_size)
+            pad = Roi((0,) * out_vs.dims, output_size / 2).snap_to_grid(d.gt.voxel_size, mode="grow").shape
+            if any(o + b + a > g + 2 * p for o, b, a, g, p in zip(output_size, before, after, d.gt.roi.shape, pad)):
+                raise ValueError(f"dataset '{d.name}': {task.predictor} needs {tuple(before)} before and {tuple(after)} after each training "
+                                 f"window (world units), more than its gt ROI {d.gt.roi} holds: use smaller offsets or a larger gt")
+            most = float(np.prod([min(g, o) / o for g, o in zip(d.gt.roi.shape, output_size)]))  # the largest share of a window the gt can fill
+            if most < self.min_masked:  # was SparseMaskError after 100 samples, which did not say that the data is smaller than a window
+                raise ValueError(f"dataset '{d.name}': its gt ROI {d.gt.roi} fills at most {most:.1%} of a training window "
+                                 f"{tuple(output_size)} (world units), less than min_masked={self.min_masked}: use a model with a smaller "
+                                 "input, more gt, or a lower min_masked")
         self._pipeline = self._batch_pipeline(datasets, task, input_size, output_size)
         self._task, self._datasets = task, list(datasets)
         self._request_sizes = {self.raw_key: input_size, self.gt_key: output_size, self.mask_key: output_size,

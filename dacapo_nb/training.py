@@ -26,7 +26,7 @@ from .models import available_device, model_kwargs, place_model
 from .pipeline import _fits
 from .rundir import RunDir
 from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
-from .validation import best_validation, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
+from .validation import best_validation, check_sweep, default_criterion, criterion_better, parameter_sweep, parameters_key, validate
 
 # %% auto #0
 __all__ = ['BIOIMAGEIO_ARCHITECTURES', 'ENCODER_PREFIXES', 'describe', 'RunValidation', 'distributed_rank', 'rank_seed',
@@ -122,7 +122,8 @@ class RunValidation:
         self.run_dir, self.task, self.datasets, self.interval = Path(run_dir), task, list(datasets), interval
         self.criterion = criterion or default_criterion(task)
         criterion_better(self.criterion)  # a clear error for an unknown criterion, before training
-        self.sweep = parameter_sweep(task) if sweep is None else [dict(p) for p in sweep]
+        self.sweep = parameter_sweep(task) if sweep is None else [dict(p) if isinstance(p, dict) else p for p in sweep]
+        check_sweep(task, self.sweep, self.datasets[0].gt.dims)  # a misspelt or out-of-range parameter set, before training
         self.run = RunDir(run_dir)  # where its files live
         self.file, self.best_file = self.run.validation, self.run.best
         self.rows, self.best = [], None
@@ -387,8 +388,18 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
         raise ValueError(f"checkpoint_interval must be None or an integer >= 1, got {checkpoint_interval!r}")
     if not _fits(freeze_iterations, int) or freeze_iterations < 0 or (freeze is not None and freeze_iterations < 1):
         raise ValueError(f"freeze_iterations must be an integer >= {int(freeze is not None)}{' with freeze' * (freeze is not None)}, got {freeze_iterations!r}")
+    if not isinstance(model, torch.nn.Module): raise ValueError(f"model must be a dacapo_nb Model, got {type(model).__name__}")
+    if not datasets: raise ValueError("cannot train: no datasets given")  # before the run directory is made
+    _check_same_run(RunDir(run_dir).config, task, model)  # a resume with another task or model: said as such, first
+    wanted = task.predictor.embedding_dims
+    if getattr(model, "num_out_channels", wanted) != wanted:  # was the loss's shape error at the first batch, after the run directory was made
+        raise ValueError(f"the model outputs {model.num_out_channels} channels but the task's {type(task.predictor).__name__} needs {wanted}: "
+                         "make the model with model_for(task, ...)")
+    if freeze is not None and init_from is None:  # as dacapo-nb train refuses it: freezing a random initialisation holds noise still
+        raise ValueError(f"freeze={freeze!r} holds trained weights still: give init_from (a run directory, a checkpoint or a BioImage.IO package)")
     frozen = frozen_parameters(model, freeze)
     run = RunDir(run_dir); run_dir = run.path
+    if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"run_dir {run_dir} exists and is not a folder")  # was pathlib's "File exists"
     resuming = latest_checkpoint(run.checkpoints) is not None  # a resume never reads the source again: it may be gone
     init = initial_weights(init_from) if init_from is not None and not resuming else None
     if init is not None: match_weights(model, init.state_dict)  # a source that does not fit is refused before anything is written
@@ -401,11 +412,11 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
     writer = rank == 0  # in a multi-process run, rank 0 alone writes the run directory
     if world > 1: trainer.config = replace(trainer.config, seed=rank_seed(trainer.config.seed, rank))  # each rank its own samples
     if world > 1 and frozen: raise ValueError(f"freeze={freeze!r} trains in one process only: DistributedDataParallel needs every parameter's gradient")
+    # the data are checked (12-bit raw without raw_range, an offset wider than the gt, ...) before the run directory is made
+    trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run.snapshots) if writer else None)
     with RunDirectoryLock(run_dir) if writer else contextlib.nullcontext():
-        _check_same_run(run.config, task, model)
         place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
         optimizer = trainer.create_optimizer(model)
-        trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run.snapshots) if writer else None)
         checkpoints, stats_file = run.checkpoints, run.stats
         started = run.recorded().get("init_from")  # a resumed run's start, as recorded
         trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)

@@ -22,8 +22,8 @@ from .tasks import default_neighborhood
 
 # %% auto #0
 __all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS', 'SEED_THRESHOLDS', 'AGGLOMERATION_THRESHOLDS',
-           'MIN_SIZES', 'CRITERIA', 'parameter_sweep', 'post_process', 'score', 'validate', 'default_criterion',
-           'criterion_better', 'parameters_key', 'best_validation']
+           'MIN_SIZES', 'CRITERIA', 'parameter_sweep', 'post_process', 'check_sweep', 'score', 'validate',
+           'default_criterion', 'criterion_better', 'parameters_key', 'best_validation']
 
 # %% ../nbs/13_validation.ipynb #b7aa8376
 # what `dacapo-nb segment` does without a run's validated choice, per kind of prediction: on real EM (ISBI 2012), for
@@ -72,6 +72,20 @@ def post_process(prediction, # the prediction `(channels, *spatial)`, numpy
     if kind == "distances" and prediction.shape[0] == 1: return distances_to_segmentation(prediction, **instances)
     return semantic_segmentation(prediction, **parameters)
 
+def check_sweep(task, # the `Task` whose predictions the parameter sets segment
+                sweep: Sequence[dict], # parameter sets, as `post_process` takes them
+                dims: int, # spatial dimensions of the data (an affinities task's own win)
+                min_size: int = 0, # as `post_process` takes it
+               ) -> None:
+    "Refuse, before any prediction, a parameter set `post_process` would refuse (an unknown key, a threshold out of range): each is tried on a few voxels."
+    dims = getattr(task.predictor, "dims", None) or dims
+    probe = np.full((task.predictor.embedding_dims, *(8,) * dims), 0.5, np.float32)
+    for parameters in sweep:
+        if not isinstance(parameters, dict): raise ValueError(f"a parameter set must be a dict such as {{'threshold': 0.5}}, got {parameters!r}")
+        try: post_process(probe, task, parameters, min_size)
+        except TypeError as e:  # a misspelt key: "got an unexpected keyword argument 'thresold'"
+            raise ValueError(f"parameter set {parameters!r} does not fit the {type(task.predictor).__name__}: {e}") from None
+
 # %% ../nbs/13_validation.ipynb #f61e5673
 def _classes(task) -> Optional[tuple[list, int]]:
     "(class names, gt label of the first class) when `task` predicts classes; None when it predicts instances."
@@ -112,6 +126,7 @@ def validate(model, # a dacapo_nb Model
     if dataset.gt is None: raise ValueError(f"validation dataset '{dataset.name}' has no gt to score against")
     sweep = parameter_sweep(task) if sweep is None else list(sweep)
     if not sweep: raise ValueError("sweep is empty: give at least one parameter set, e.g. [{'threshold': 0.5}]")
+    check_sweep(task, sweep, dataset.gt.dims, min_size)  # before the prediction is written
     out_vs = model.scale(dataset.raw.voxel_size)
     roi = dataset.gt.roi.intersect(dataset.raw.roi).snap_to_grid(out_vs, mode="shrink")
     if roi.empty: raise ValueError(f"validation dataset '{dataset.name}': its gt ROI {dataset.gt.roi} and raw ROI {dataset.raw.roi} share no output voxel")
