@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import os
 import sys
 from pathlib import Path
@@ -519,7 +520,7 @@ def _train(args) -> int:
     say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
     import torch
     from tqdm import tqdm
-    from dacapo_nb.datasets import Dataset, labels_from_boundaries, make_synthetic_data
+    from dacapo_nb.datasets import Dataset, check_dataset_values, labels_from_boundaries, make_synthetic_data
     from dacapo_nb.models import model_for
     from dacapo_nb.rundir import RunDir
     from dacapo_nb.snapshots import plot_snapshot
@@ -552,6 +553,8 @@ def _train(args) -> int:
             say(f"--gt-boundaries: {int(gt.data.max())} objects, the connected components of the inside{' per section' * (dims == 2 and gt.dims == 3)}")
         say(f"training {why}")
         dataset = Dataset(Path(args.raw).name, raw, gt, mask, raw_range=args.raw_range and tuple(args.raw_range))
+        try: check_dataset_values(dataset)  # before the run directory is made: a refusal leaves no empty folder behind
+        except ValueError as e: raise ValueError(re.sub(r"raw_range=\((\S+), (\S+?)\)", r"--raw-range \1 \2", str(e))) from None
         out.mkdir(parents=True, exist_ok=True)
         if args.overwrite and not rank: _clear_run(out)
         if rank: torch.distributed.barrier()
