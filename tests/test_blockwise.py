@@ -171,8 +171,9 @@ def test_seeded_blockwise_agrees_with_in_memory(tmp_path, kind):
     voi = evaluate(seeded[seeded.roi], expected, ignore_label=None)["voi"]
     assert voi <= SEEDED_VOI_BOUND, (kind, voi)
     print(f"{kind}: VOI blockwise/in-memory {voi:.5f}, {int(expected.max())} segments")
-    with pytest.raises(ValueError, match=f"seed_threshold {threshold - 1} must be >= threshold {threshold}"):
-        run("bad", seed_threshold=threshold - 1)
+    below = threshold - 0.25   # inside the affinities' [0, 1] (outside it is refused as such), below the threshold
+    with pytest.raises(ValueError, match=f"seed_threshold {below} must be >= threshold {threshold}"):
+        run("bad", seed_threshold=below)
 
 
 # ---- nothing lost: the user's own datasets, one run per output, bad arguments ----------------------------------------

@@ -304,7 +304,8 @@ def test_twelve_bit_raw_trains_with_raw_range_and_predict_uses_the_runs(tmp_path
         root.array(name, data, chunks=(48, 48)).attrs.update(voxel_size=[4, 4], offset=[0, 0], axes=["y", "x"])
     mine = ["--raw", "mine.zarr/raw", "--gt", "mine.zarr/labels", "--fetchers", "0", "--device", "cpu", "--iterations", "1"]
     refused = run("train", "--out", "run", *mine, cwd=tmp_path)
-    assert refused.returncode == 2 and "raw_range" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "pass --raw-range 200 2600" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert not (tmp_path / "run").exists()   # refused before the run folder is made
     trained = run("train", "--out", "run", *mine, "--raw-range", "0", "4095", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert json.loads((tmp_path / "run" / "run.json").read_text())["datasets"][0]["raw_range"] == [0.0, 4095.0]
