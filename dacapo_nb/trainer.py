@@ -31,8 +31,8 @@ from .models import CompiledModel, autocast_dtype, place_model
 from .sources import DaCapoArraySource, GraphSource
 
 # %% auto #0
-__all__ = ['TrainingIterationStats', 'Trainer', 'GunpowderTrainerConfig', 'GunpowderTrainer', 'GunpowderIterableDataset',
-           'iterable_dataset']
+__all__ = ['TrainingIterationStats', 'Trainer', 'GunpowderTrainerConfig', 'deferred_interrupt', 'GunpowderTrainer',
+           'GunpowderIterableDataset', 'iterable_dataset']
 
 # %% ../nbs/12_trainer.ipynb #7fc9a4c9
 @dataclass
@@ -137,6 +137,20 @@ def quick(cls: GunpowderTrainerConfig,
                     augments=[SimpleAugmentConfig(), IntensityAugmentConfig()])
     return cls(**{**settings, **changes})
 
+# %% ../nbs/12_trainer.ipynb #d8e022c7
+import contextlib, signal, threading
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    "Hold a Ctrl-C (SIGINT) until the block ends, then raise it there: what the block writes is written whole."
+    if threading.current_thread() is not threading.main_thread(): yield; return  # only the main thread gets signals
+    held = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held: (previous if callable(previous) else signal.default_int_handler)(signal.SIGINT, None)
+
 # %% ../nbs/12_trainer.ipynb #bf396e45
 class _FromConfig:
     "A read-only attribute of a trainer that reads the field `field` of its config."
@@ -148,6 +162,7 @@ class _FromConfig:
 class GunpowderTrainer(Trainer):
     "Trains a model on datasets through a gunpowder pipeline: per iteration the next batch, one step, and a snapshot when due."
     iteration = 0
+    last_stats = None  # the stats of the newest update, also when it was cut short before they were handed out
     raw_key, gt_key, mask_key = gp.ArrayKey("RAW"), gp.ArrayKey("GT"), gp.ArrayKey("MASK")
     target_key, weight_key = gp.ArrayKey("TARGET"), gp.ArrayKey("WEIGHT")
 
@@ -236,10 +251,13 @@ class GunpowderTrainer(Trainer):
                                                                 or i == num_iterations - 1)  # the last one too: the final state
             loss, prediction, gradients = self.train_step(batch, forward, optimizer, device, scaler, snapshot, amp_dtype)
             try:
-                if snapshot: self.write_snapshot(*batch, prediction, gradients, loss)
-            finally: self.iteration += 1  # the update is made: a checkpoint saved after a failed snapshot counts it
-            done = time.perf_counter()
-            yield TrainingIterationStats(self.iteration - 1, loss, done - start, fetched - start, done - fetched)
+                if snapshot:
+                    with deferred_interrupt(): self.write_snapshot(*batch, prediction, gradients, loss)  # whole, or not begun
+            finally:  # the update is made: a checkpoint saved after a failed snapshot (or a Ctrl-C) counts it, and its stats exist
+                done = time.perf_counter()
+                self.last_stats = TrainingIterationStats(self.iteration, loss, done - start, fetched - start, done - fetched)
+                self.iteration += 1
+            yield self.last_stats
 
 # %% ../nbs/12_trainer.ipynb #6a6f2ce4
 @patch

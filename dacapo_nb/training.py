@@ -443,6 +443,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                        "iterations": freeze_iterations} if frozen else None,
             "version": _package_version()}, indent=2).encode())
         saved = trainer.iteration if latest_checkpoint(checkpoints) or not writer else None
+        logged = trainer.iteration  # stats.jsonl holds the rows of the iterations before it
         keep = lambda: validation.protect if validation else ()
         try:
             with trainer, open(stats_file, "a") if writer else contextlib.nullcontext() as log:
@@ -451,7 +452,7 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                 for stats in trainer.iterate(max(iterations - trainer.iteration, 0), trained, optimizer, device):
                     if frozen and trainer.iteration == freeze_iterations: hold(False)  # thawed for the next update
                     if not writer: yield stats; continue
-                    log.write(json.dumps(asdict(stats)) + "\n"); log.flush()
+                    log.write(json.dumps(asdict(stats)) + "\n"); log.flush(); logged = stats.iteration + 1
                     if validation and validation.due(trainer.iteration):
                         best = validation(model, trainer.iteration, device)
                         if best and best["iteration"] == trainer.iteration != saved:  # a new best: its checkpoint now
@@ -461,5 +462,8 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                     yield stats
         finally:
             hold(False)  # the caller gets a model that trains whole
+            last = trainer.last_stats  # an update counted but not logged (a Ctrl-C in between): its row, so the resume misses none
+            if writer and trainer.iteration == logged + 1 and last is not None and last.iteration == logged:
+                with open(stats_file, "a") as log: log.write(json.dumps(asdict(last)) + "\n")
             if writer and trainer.iteration != saved:
                 save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep())
