@@ -24,9 +24,7 @@ __all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_o
            'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'OnesArrayConfig',
            'OnesArray', 'SectionArray']
 
-# %% ../nbs/00_arrays.ipynb #6981f8e1
-NON_SPATIAL_AXES = ("b", "c")
-
+# %% ../nbs/00_arrays.ipynb #24938b93
 def check_roi_on_grid(roi: Roi, # region in world units
                       voxel_size: Coordinate, # the grid it must lie on
                       what: str = "ROI", # how to name the ROI in the error
@@ -41,6 +39,9 @@ def check_roi_on_grid(roi: Roi, # region in world units
             f"{what} {roi} is not on the voxel grid {voxel_size}: offset and shape must be multiples of the voxel size "
             f"(the nearest enclosing ROI on the grid is {roi.snap_to_grid(voxel_size, mode='grow')})")
     return roi
+
+# %% ../nbs/00_arrays.ipynb #6981f8e1
+NON_SPATIAL_AXES = ("b", "c")
 
 # %% ../nbs/00_arrays.ipynb #bd1d52f7
 class Array(ABC):
