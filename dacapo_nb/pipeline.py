@@ -163,38 +163,45 @@ class SharedBatchSlots:
         self.busy = multiprocessing.RawArray("b", self.count)  # 1 while a slot holds a batch not yet released
         self._taking = multiprocessing.Lock()  # taken by workers only: a worker killed holding it cannot block training
 
-    def _take(self) -> int | None:
-        with self._taking:
-            for slot in range(self.count):
-                if not self.busy[slot]:
-                    self.busy[slot] = 1
-                    return slot
-        return None
+# %% ../nbs/02_pipeline.ipynb #66081e51
+@patch
+def _take(self: SharedBatchSlots) -> int | None:
+    with self._taking:
+        for slot in range(self.count):
+            if not self.busy[slot]:
+                self.busy[slot] = 1
+                return slot
+    return None
 
-    def _release(self, slot: int) -> None:
-        self.busy[slot] = 0  # one byte, written after the last read of the slot; no lock (see `_taking`)
+@patch
+def _release(self: SharedBatchSlots, slot: int) -> None:
+    self.busy[slot] = 0  # one byte, written after the last read of the slot; no lock (see `_taking`)
 
-    def pack(self, obj, # what a worker sends, e.g. `(index, batch)`
-            ): # `obj` itself when it has no array to share, does not fit or finds no free slot; else a small `_SlotMessage`
-        "In a worker: `obj`'s contiguous arrays copied into a free slot, and the rest pickled beside them."
-        buffers = []
-        header = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-        views = [b.raw() for b in buffers]
-        starts = np.cumsum([0] + [-(-v.nbytes // self.align) * self.align for v in views])
-        if not views or starts[-1] > self.size: return obj
-        slot = self._take()
-        if slot is None: return obj
-        base = slot * self.size
-        for v, start in zip(views, starts): self.memory[base + start:base + start + v.nbytes] = v
-        return _SlotMessage(slot, header, [(int(s), v.nbytes) for v, s in zip(views, starts)])
+# %% ../nbs/02_pipeline.ipynb #6b26900f
+@patch
+def pack(self: SharedBatchSlots, obj, # what a worker sends, e.g. `(index, batch)`
+        ): # `obj` itself when it has no array to share, does not fit or finds no free slot; else a small `_SlotMessage`
+    "In a worker: `obj`'s contiguous arrays copied into a free slot, and the rest pickled beside them."
+    buffers = []
+    header = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    starts = np.cumsum([0] + [-(-v.nbytes // self.align) * self.align for v in views])
+    if not views or starts[-1] > self.size: return obj
+    slot = self._take()
+    if slot is None: return obj
+    base = slot * self.size
+    for v, start in zip(views, starts): self.memory[base + start:base + start + v.nbytes] = v
+    return _SlotMessage(slot, header, [(int(s), v.nbytes) for v, s in zip(views, starts)])
 
-    def unpack(self, message, # what `pack` returned
-              ): # the object that was packed, its arrays on the slot's memory
-        "In the training process: the packed object, its arrays viewing the slot, which is freed when they are all gone."
-        if not isinstance(message, _SlotMessage): return message
-        whole = np.frombuffer(self.memory, np.uint8, count=self.size, offset=message.slot * self.size)
-        weakref.finalize(whole, self._release, message.slot)  # every array rebuilt below keeps `whole` alive
-        return pickle.loads(message.header, buffers=[whole[start:start + n] for start, n in message.buffers])
+# %% ../nbs/02_pipeline.ipynb #e66128b1
+@patch
+def unpack(self: SharedBatchSlots, message, # what `pack` returned
+          ): # the object that was packed, its arrays on the slot's memory
+    "In the training process: the packed object, its arrays viewing the slot, which is freed when they are all gone."
+    if not isinstance(message, _SlotMessage): return message
+    whole = np.frombuffer(self.memory, np.uint8, count=self.size, offset=message.slot * self.size)
+    weakref.finalize(whole, self._release, message.slot)  # every array rebuilt below keeps `whole` alive
+    return pickle.loads(message.header, buffers=[whole[start:start + n] for start, n in message.buffers])
 
 # %% ../nbs/02_pipeline.ipynb #da6cb595
 class _SlotMessage(typing.NamedTuple):
