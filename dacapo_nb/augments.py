@@ -253,14 +253,6 @@ class AugmentConfig(ABC):
     def check_ranges(self) -> None:
         "A `ValueError` naming a field whose value is out of range (none here)."
 
-    def _range(self, name: str, low: float, high: float = float("inf"), pair: bool = False) -> None:
-        "A `ValueError` unless field `name` (or each of its values) lies in [low, high], a pair (min, max) if `pair`."
-        value = getattr(self, name)
-        values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if pair and (len(values) != 2 or values[0] > values[1]):
-            raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected (min, max) with min <= max")
-        if any(not low <= v <= high for v in values):
-            raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected values in [{low:g}, {high:g}]")
     @abstractmethod
     def node(self, raw_key: gp.ArrayKey, # the raw array
              gt_key: gp.ArrayKey, # the labels
@@ -268,6 +260,17 @@ class AugmentConfig(ABC):
              voxel_size: Coordinate, # raw's voxel size, which sets the dimensions
             ) -> gp.BatchFilter: # the node that applies the augmentation
         "The gunpowder node that applies this augmentation to a pipeline with these keys."
+
+# %% ../nbs/04_augments.ipynb #d06cde88
+@patch
+def _range(self: AugmentConfig, name: str, low: float, high: float = float("inf"), pair: bool = False) -> None:
+    "A `ValueError` unless field `name` (or each of its values) lies in [low, high], a pair (min, max) if `pair`."
+    value = getattr(self, name)
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if pair and (len(values) != 2 or values[0] > values[1]):
+        raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected (min, max) with min <= max")
+    if any(not low <= v <= high for v in values):
+        raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected values in [{low:g}, {high:g}]")
 
 # %% ../nbs/04_augments.ipynb #a80e296d
 @dataclass
