@@ -337,7 +337,7 @@ def valid_niceness(niceness, # a candidate for `PreCache(niceness=...)`
 # %% ../nbs/02_pipeline.ipynb #cefd2b7d
 @patch
 def _start_workers(self: PreCache, request: gp.BatchRequest):
-    "(Re)start the workers for `request`, with a new stream of seeds that goes on from batch `next_index`."
+    "(Re)start the workers for `request`; the batches they make are numbered, and seeded, from `next_index` on."
     if self.workers is not None: self.workers.stop()
     self.current_request, self._stash, self._warned_size = request.copy(), {}, False
     self._stream = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
