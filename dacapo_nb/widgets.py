@@ -902,29 +902,33 @@ class RunsBrowser:
 
     def _on_refresh(self, button=None): self.refresh()
 
-    def refresh(self,
-                choose_all:bool=False, # choose every run found (else keep the choice)
-               )->None:
-        "Look for run directories under the folder again and redraw the chosen ones."
-        found = find_runs(self.folder)
-        options = [(str(p.relative_to(self.folder)) if p != self.folder else p.name, p) for p in found]
-        keep = found if choose_all else [p for p in self.runs.value if p in found]
-        self.runs.unobserve(self._chosen, "value")
-        try: self.runs.options, self.runs.value = options, tuple(keep)
-        finally: self.runs.observe(self._chosen, "value")
-        self.draw()
+# %% ../nbs/17_widgets.ipynb #a93f6d5e
+@patch
+def refresh(self:RunsBrowser,
+            choose_all:bool=False, # choose every run found (else keep the choice)
+           )->None:
+    "Look for run directories under the folder again and redraw the chosen ones."
+    found = find_runs(self.folder)
+    options = [(str(p.relative_to(self.folder)) if p != self.folder else p.name, p) for p in found]
+    keep = found if choose_all else [p for p in self.runs.value if p in found]
+    self.runs.unobserve(self._chosen, "value")
+    try: self.runs.options, self.runs.value = options, tuple(keep)
+    finally: self.runs.observe(self._chosen, "value")
+    self.draw()
 
-    def draw(self)->None:
-        "Compare the chosen runs: the table and the overlaid curves."
-        chosen = list(self.runs.value)
-        if not chosen:
-            self.comparison, self.image.value = None, b""
-            self.table.value = f"no run chosen ({len(self.runs.options)} under {html.escape(str(self.folder))})"
-            return
-        self.comparison = compare_runs(chosen, self.criterion, plot=False)
-        self.table.value = _html_table(self.comparison.cells())
-        draw_runs(self.figure, [read_run(p) for p in chosen], self.criterion)
-        self.image.value = figure_png(self.figure, self.dpi)
+# %% ../nbs/17_widgets.ipynb #a5549dd1
+@patch
+def draw(self:RunsBrowser)->None:
+    "Compare the chosen runs: the table and the overlaid curves."
+    chosen = list(self.runs.value)
+    if not chosen:
+        self.comparison, self.image.value = None, b""
+        self.table.value = f"no run chosen ({len(self.runs.options)} under {html.escape(str(self.folder))})"
+        return
+    self.comparison = compare_runs(chosen, self.criterion, plot=False)
+    self.table.value = _html_table(self.comparison.cells())
+    draw_runs(self.figure, [read_run(p) for p in chosen], self.criterion)
+    self.image.value = figure_png(self.figure, self.dpi)
 
 # %% ../nbs/17_widgets.ipynb #514fc531
 class RunFollower:
