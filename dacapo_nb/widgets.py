@@ -80,6 +80,22 @@ def _stack_pngs(*pngs:bytes, # PNG files' bytes; empty ones are left out
     matplotlib.image.imsave(buf, np.concatenate(padded), format="png")
     return buf.getvalue()
 
+# %% ../nbs/17_widgets.ipynb #b1754b8d
+def _every(seconds:float, # the interval
+           action:Callable, # called every `seconds`
+           on_error:Callable, # called with an exception that `action` raised; the calls go on
+           stop:threading.Event, # set it to end the thread (it ends within `seconds`)
+           name:str, # the thread's name
+          )->threading.Thread: # the started daemon thread
+    "Call `action()` every `seconds` in a daemon thread until `stop` is set."
+    def loop():
+        while not stop.wait(seconds):
+            try: action()
+            except Exception as e: on_error(e)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
 # %% ../nbs/17_widgets.ipynb #71122572
 def widget_display_data(widget:widgets.Widget, # the live widget
                         text:str, # short text for renderers without widgets
@@ -111,10 +127,7 @@ class SnapshotViewer:
         self._lock, self._quiet, self._closed = threading.RLock(), False, threading.Event()
         self._build_widgets(volumes)
         if not self.refresh(): self.draw()
-        self._watcher = None
-        if watch is not None:
-            self._watcher = threading.Thread(target=self._watch, name="dacapo_nb-snapshot-viewer", daemon=True)
-            self._watcher.start()
+        self._watcher = None if watch is None else _every(watch, self.refresh, self._show_error, self._closed, "dacapo_nb-snapshot-viewer")
 
     def _repr_mimebundle_(self, **kwargs):
         shown = f"iteration {self.iteration.value}" if self.iterations else "no snapshots yet"
@@ -123,10 +136,7 @@ class SnapshotViewer:
     def _changed(self, change):
         if not self._quiet: self.draw()
 
-    def _watch(self):
-        while not self._closed.wait(self.watch):
-            try: self.refresh()
-            except Exception as e: self.message.value = f"<span style='color:#b00'>{html.escape(repr(e))}</span>"
+    def _show_error(self, e): self.message.value = f"<span style='color:#b00'>{html.escape(repr(e))}</span>"
 
     def close(self)->None:
         "Stop watching for new snapshots and close the widgets."
@@ -948,17 +958,13 @@ class RunFollower:
         self.plot = TrainingCurves("dn-follow-curves", times=False, dpi=dpi)
         self._build_widgets()
         self.refresh()
-        self._watcher = threading.Thread(target=self._watch, name="dacapo_nb-follow", daemon=True)
-        self._watcher.start()
+        self._watcher = _every(refresh_interval, self.refresh, self._note_error, self._closed, "dacapo_nb-follow")
 
     def _repr_mimebundle_(self, **kwargs):
         text = f"RunFollower({_short(self.run_dir)!r}: {self.status}, {self.done}/{self.target or '?'} iterations)"
         return widget_display_data(self.widget, text, _stack_pngs(self.curves.value, self.viewer.image.value), **kwargs)
 
-    def _watch(self):
-        while not self._closed.wait(self.refresh_interval):
-            try: self.refresh()
-            except Exception as e: self.message = f"refresh error: {type(e).__name__}: {e}"
+    def _note_error(self, e): self.message = f"refresh error: {type(e).__name__}: {e}"
 
 # %% ../nbs/17_widgets.ipynb #22907be4
 @patch
