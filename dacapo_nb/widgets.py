@@ -9,7 +9,6 @@ import base64
 import html
 import inspect
 import io
-import json
 import threading
 import time
 import traceback
