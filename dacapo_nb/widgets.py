@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import base64
 import html
+import inspect
 import io
-import json
 import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import ipywidgets as widgets
 import matplotlib
@@ -25,19 +25,20 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from .models import default_device
-from fastcore.basics import patch
+from fastcore.basics import noop, patch
 
 from .snapshots import draw_snapshot, figure_png, snapshot_iterations, snapshot_panels, snapshot_volumes
 from .snapshots import SNAPSHOT_VOLUMES, label_colors, plot_snapshot  # re-exported: `from dacapo_nb.widgets import plot_snapshot` keeps working
-from .trainer import GunpowderTrainer, GunpowderTrainerConfig
+from .trainer import GunpowderTrainer, GunpowderTrainerConfig, TrainingIterationStats
 from .rundir import RunDir, read_jsonl
 from .training import run_training
 from .runs import compare_runs, draw_runs, find_runs, read_run, validation_curve
 from .validation import best_validation, criterion_better
 
 # %% auto #0
-__all__ = ['widget_display_data', 'SnapshotViewer', 'active_dashboard', 'ValidationPanel', 'TrainingDashboard',
-           'train_in_notebook', 'RunsBrowser', 'RunFollower', 'train_in_processes']
+__all__ = ['widget_display_data', 'SnapshotViewer', 'active_dashboard', 'ValidationPanel', 'TrainingHistory', 'TrainingCurves',
+           'TrainingThread', 'TrainingDashboard', 'train_in_notebook', 'RunsBrowser', 'RunFollower',
+           'train_in_processes']
 
 # %% ../nbs/17_widgets.ipynb #8332ca23
 def _picture(css_class:str, # the class tests find it by
@@ -78,6 +79,22 @@ def _stack_pngs(*pngs:bytes, # PNG files' bytes; empty ones are left out
     matplotlib.image.imsave(buf, np.concatenate(padded), format="png")
     return buf.getvalue()
 
+# %% ../nbs/17_widgets.ipynb #b1754b8d
+def _every(seconds:float, # the interval
+           action:Callable, # called every `seconds`
+           on_error:Callable, # called with an exception that `action` raised; the calls go on
+           stop:threading.Event, # set it to end the thread (it ends within `seconds`)
+           name:str, # the thread's name
+          )->threading.Thread: # the started daemon thread
+    "Call `action()` every `seconds` in a daemon thread until `stop` is set."
+    def loop():
+        while not stop.wait(seconds):
+            try: action()
+            except Exception as e: on_error(e)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
 # %% ../nbs/17_widgets.ipynb #71122572
 def widget_display_data(widget:widgets.Widget, # the live widget
                         text:str, # short text for renderers without widgets
@@ -90,7 +107,7 @@ def widget_display_data(widget:widgets.Widget, # the live widget
     if png: data["image/png"] = base64.b64encode(bytes(png)).decode("ascii")
     return data
 
-# %% ../nbs/17_widgets.ipynb #928d2388
+# %% ../nbs/17_widgets.ipynb #aa1fed1b
 class SnapshotViewer:
     "Sliders (iteration, slice, channel) and a choice of volumes over a snapshot container."
     def __init__(self,
@@ -107,26 +124,9 @@ class SnapshotViewer:
         FigureCanvasAgg(self.figure)
         self.view, self.iterations, self.draws = None, [], 0
         self._lock, self._quiet, self._closed = threading.RLock(), False, threading.Event()
-        self.iteration = widgets.SelectionSlider(options=["none"], description="iteration", disabled=True,
-                                                 continuous_update=False, layout=widgets.Layout(width="420px"))
-        self.slice = widgets.IntSlider(0, 0, 0, description="slice", disabled=True, continuous_update=False)
-        self.channel = widgets.IntSlider(-1, -1, 0, description="channel", disabled=True, continuous_update=False,
-                                         tooltip="-1: all channels as RGB")
-        self.volumes = widgets.SelectMultiple(options=list(volumes), value=tuple(volumes), description="volumes", rows=4)
-        self.image = _picture("dn-snapshot")
-        self.message = widgets.HTML()
-        for w, cls in ((self.iteration, "dn-iteration"), (self.slice, "dn-slice"), (self.channel, "dn-channel"),
-                       (self.volumes, "dn-volumes"), (self.message, "dn-viewer-message")):
-            w.add_class(cls)
-        for w in (self.iteration, self.slice, self.channel, self.volumes): w.observe(self._changed, "value")
-        self.widget = widgets.VBox([widgets.HBox([widgets.VBox([self.iteration, self.slice, self.channel]), self.volumes]),
-                                    self.message, self.image])
-        self.widget.add_class("dn-viewer")
+        self._build_widgets(volumes)
         if not self.refresh(): self.draw()
-        self._watcher = None
-        if watch is not None:
-            self._watcher = threading.Thread(target=self._watch, name="dacapo_nb-snapshot-viewer", daemon=True)
-            self._watcher.start()
+        self._watcher = None if watch is None else _every(watch, self.refresh, self._show_error, self._closed, "dacapo_nb-snapshot-viewer")
 
     def _repr_mimebundle_(self, **kwargs):
         shown = f"iteration {self.iteration.value}" if self.iterations else "no snapshots yet"
@@ -135,67 +135,90 @@ class SnapshotViewer:
     def _changed(self, change):
         if not self._quiet: self.draw()
 
-    def _watch(self):
-        while not self._closed.wait(self.watch):
-            try: self.refresh()
-            except Exception as e: self.message.value = f"<span style='color:#b00'>{html.escape(repr(e))}</span>"
+    def _show_error(self, e): self.message.value = f"<span style='color:#b00'>{html.escape(repr(e))}</span>"
 
     def close(self)->None:
         "Stop watching for new snapshots and close the widgets."
         self._closed.set()
         self.widget.close()
 
-    def refresh(self)->bool: # True when there were new snapshots
-        "Look for new snapshots; follow to the newest when the newest was shown. True when there were new ones."
-        with self._lock:
-            found = snapshot_iterations(self.container)
-            if found == self.iterations: return False
-            at_latest = not self.iterations or self.iteration.value == self.iterations[-1]
-            current, self.iterations = self.iteration.value, found
-            self._quiet = True
-            try:
-                if found:
-                    available = snapshot_volumes(self.container, found[-1])
-                    chosen = tuple(v for v in self.volumes.value if v in available) or tuple(v for v in self.wanted if v in available)
-                    self.volumes.options = available
-                    self.volumes.value = chosen
-                    self.iteration.options = found
-                    self.iteration.value = found[-1] if at_latest or current not in found else current
-                    self.iteration.disabled = False
-                else:
-                    self.iteration.options, self.iteration.disabled = ["none"], True
-            finally: self._quiet = False
-            self.draw()
-            return True
+# %% ../nbs/17_widgets.ipynb #88d5c88f
+@patch
+def _build_widgets(self:SnapshotViewer,
+                   volumes:Sequence[str], # the volumes offered and chosen at first
+                  )->None:
+    "Make the viewer's widgets and lay them out in `self.widget`."
+    self.iteration = widgets.SelectionSlider(options=["none"], description="iteration", disabled=True,
+                                             continuous_update=False, layout=widgets.Layout(width="420px"))
+    self.slice = widgets.IntSlider(0, 0, 0, description="slice", disabled=True, continuous_update=False)
+    self.channel = widgets.IntSlider(-1, -1, 0, description="channel", disabled=True, continuous_update=False,
+                                     tooltip="-1: all channels as RGB")
+    self.volumes = widgets.SelectMultiple(options=list(volumes), value=tuple(volumes), description="volumes", rows=4)
+    self.image = _picture("dn-snapshot")
+    self.message = widgets.HTML()
+    for w, cls in ((self.iteration, "dn-iteration"), (self.slice, "dn-slice"), (self.channel, "dn-channel"),
+                   (self.volumes, "dn-volumes"), (self.message, "dn-viewer-message")):
+        w.add_class(cls)
+    for w in (self.iteration, self.slice, self.channel, self.volumes): w.observe(self._changed, "value")
+    self.widget = widgets.VBox([widgets.HBox([widgets.VBox([self.iteration, self.slice, self.channel]), self.volumes]),
+                                self.message, self.image])
+    self.widget.add_class("dn-viewer")
 
-    def draw(self)->None:
-        "Draw the chosen iteration, slice, channel and volumes into the image."
-        with self._lock:
-            if not self.iterations:
-                self.message.value = f"no snapshot in {html.escape(_short(self.container))} yet"
-                return
-            if not self.volumes.value:
-                self.message.value = "choose at least one volume"
-                return
-            try:
-                view = snapshot_panels(self.container, self.iteration.value, self.volumes.value,
-                                       min(self.slice.value, self.slice.max) if self.view else None,
-                                       None if self.channel.value < 0 else self.channel.value)
-            except (ValueError, FileNotFoundError, KeyError) as e:
-                self.message.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
-                return
-            self._quiet = True
-            try:
-                self.slice.max, self.slice.disabled = view["depth"] - 1, view["depth"] == 1
-                self.slice.value = view["slice_index"]
-                self.channel.max, self.channel.disabled = view["channels"] - 1, view["channels"] == 1
-            finally: self._quiet = False
-            self.figure.set_size_inches(self.figsize_per_panel * len(view["panels"]), self.figsize_per_panel)
-            draw_snapshot(self.figure, view)
-            _show_picture(self.image, figure_png(self.figure, self.dpi))
-            self.message.value = ""
-            self.view = view
-            self.draws += 1
+# %% ../nbs/17_widgets.ipynb #82afe87a
+@patch
+def refresh(self:SnapshotViewer)->bool: # True when there were new snapshots
+    "Look for new snapshots; follow to the newest when the newest was shown. True when there were new ones."
+    with self._lock:
+        found = snapshot_iterations(self.container)
+        if found == self.iterations: return False
+        at_latest = not self.iterations or self.iteration.value == self.iterations[-1]
+        current, self.iterations = self.iteration.value, found
+        self._quiet = True
+        try:
+            if found:
+                available = snapshot_volumes(self.container, found[-1])
+                chosen = tuple(v for v in self.volumes.value if v in available) or tuple(v for v in self.wanted if v in available)
+                self.volumes.options = available
+                self.volumes.value = chosen
+                self.iteration.options = found
+                self.iteration.value = found[-1] if at_latest or current not in found else current
+                self.iteration.disabled = False
+            else:
+                self.iteration.options, self.iteration.disabled = ["none"], True
+        finally: self._quiet = False
+        self.draw()
+        return True
+
+# %% ../nbs/17_widgets.ipynb #6e067763
+@patch
+def draw(self:SnapshotViewer)->None:
+    "Draw the chosen iteration, slice, channel and volumes into the image."
+    with self._lock:
+        if not self.iterations:
+            self.message.value = f"no snapshot in {html.escape(_short(self.container))} yet"
+            return
+        if not self.volumes.value:
+            self.message.value = "choose at least one volume"
+            return
+        try:
+            view = snapshot_panels(self.container, self.iteration.value, self.volumes.value,
+                                   min(self.slice.value, self.slice.max) if self.view else None,
+                                   None if self.channel.value < 0 else self.channel.value)
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            self.message.value = f"<span style='color:#b00'>{html.escape(str(e))}</span>"
+            return
+        self._quiet = True
+        try:
+            self.slice.max, self.slice.disabled = view["depth"] - 1, view["depth"] == 1
+            self.slice.value = view["slice_index"]
+            self.channel.max, self.channel.disabled = view["channels"] - 1, view["channels"] == 1
+        finally: self._quiet = False
+        self.figure.set_size_inches(self.figsize_per_panel * len(view["panels"]), self.figsize_per_panel)
+        draw_snapshot(self.figure, view)
+        _show_picture(self.image, figure_png(self.figure, self.dpi))
+        self.message.value = ""
+        self.view = view
+        self.draws += 1
 
 # %% ../nbs/17_widgets.ipynb #7e7b64b9
 _ACTIVE_LOCK = threading.Lock()
@@ -204,6 +227,31 @@ _ACTIVE: list = [None]  # the dashboard whose thread trains now
 def active_dashboard() -> Optional["TrainingDashboard"]:
     "The dashboard that is training now in this process, if any."
     with _ACTIVE_LOCK: return _ACTIVE[0]
+
+# %% ../nbs/17_widgets.ipynb #426188d5
+def _claim(dashboard, # the dashboard about to train
+           replace:bool, # stop the one that trains now (and wait for it) instead of refusing
+          )->None:
+    "Make `dashboard` the one that trains in this process, or refuse with a message that says what to do."
+    with _ACTIVE_LOCK:
+        other = _ACTIVE[0]
+        if other is not None and other is not dashboard and not replace:
+            raise RuntimeError(f"another dashboard is already training {other.run_dir} ({other.done}/{other.iterations}): "
+                               "press its Stop button (or call .stop()) first, or start this one with replace=True")
+        if other is None or other is dashboard:
+            _ACTIVE[0] = dashboard
+            return
+    other.stop(); other.wait()
+    with _ACTIVE_LOCK:
+        if _ACTIVE[0] is not None: raise RuntimeError("another dashboard started meanwhile; stop it first")
+        _ACTIVE[0] = dashboard
+
+# %% ../nbs/17_widgets.ipynb #4c457781
+def _release(dashboard, # the dashboard whose training thread ends
+            )->None:
+    "`dashboard` trains no longer (called from its training thread as it ends)."
+    with _ACTIVE_LOCK:
+        if _ACTIVE[0] is dashboard: _ACTIVE[0] = None
 
 # %% ../nbs/17_widgets.ipynb #b00d8dc2
 def _ema(values: Sequence[float], previous: list, smoothing: float) -> None:
@@ -251,7 +299,7 @@ def _laid_out_png(figure: Figure, # a figure without a layout engine of its own
     return figure_png(figure, dpi)
 
 
-# %% ../nbs/17_widgets.ipynb #22d386c3
+# %% ../nbs/17_widgets.ipynb #8fd2c021
 class ValidationPanel:
     "Validation scores over iterations (one curve per dataset, the best starred) from a run's `validation.jsonl`, as it grows."
     def __init__(self,
@@ -291,246 +339,235 @@ class ValidationPanel:
         "The best iteration and parameters so far (see `best_validation`), or None."
         return best_validation(self.rows, self.criterion) if self.rows else None
 
-    def summary(self) -> str:
-        "One line: the best so far and the time validating, or that nothing was validated yet."
-        best = self.best
-        if best is None: return "no validation yet"
-        parameters = ", ".join(f"{k}={v}" for k, v in best["parameters"].items())
-        return (f"best {best['criterion']} {best['score']:.4g} at iteration {best['iteration']} ({parameters}); "
-                f"{len({r['iteration'] for r in self.rows})} validations, {self.seconds:.1f} s validating")
+# %% ../nbs/17_widgets.ipynb #dbc66493
+@patch
+def summary(self:ValidationPanel) -> str:
+    "One line: the best so far and the time validating, or that nothing was validated yet."
+    best = self.best
+    if best is None: return "no validation yet"
+    parameters = ", ".join(f"{k}={v}" for k, v in best["parameters"].items())
+    return (f"best {best['criterion']} {best['score']:.4g} at iteration {best['iteration']} ({parameters}); "
+            f"{len({r['iteration'] for r in self.rows})} validations, {self.seconds:.1f} s validating")
 
-    def refresh(self)->bool: # True when there were new rows
-        "Read `validation.jsonl` again if it changed and redraw; True when it did."
-        size = self.file.stat().st_size if self.file.exists() else 0
-        if size == self._size: return False
-        self.rows, self._size = read_jsonl(self.file)[0], size
-        self.draw()
-        return True
+# %% ../nbs/17_widgets.ipynb #8d78cc26
+@patch
+def refresh(self:ValidationPanel)->bool: # True when there were new rows
+    "Read `validation.jsonl` again if it changed and redraw; True when it did."
+    size = self.file.stat().st_size if self.file.exists() else 0
+    if size == self._size: return False
+    self.rows, self._size = read_jsonl(self.file)[0], size
+    self.draw()
+    return True
 
-    def draw(self)->None:
-        "Draw the criterion over the validated iterations, per dataset, the best starred."
-        ax, criterion = self.ax, self.criterion
-        ax.clear()
-        datasets = sorted({r["dataset"] for r in self.rows})
-        for d in datasets:
-            ax.plot(*validation_curve(self.rows, criterion, d), "o-", ms=3, lw=1, label=d)
-        if len(datasets) > 1: ax.plot(*validation_curve(self.rows, criterion), "k-", lw=2, label="mean")
-        best = self.best
-        if best: ax.plot([best["iteration"]], [best["score"]], "*", color="gold", mec="k", ms=14, label="best")
-        better = "lower" if criterion_better(criterion) == "min" else "higher"
-        ax.set(title=f"validation: {criterion} ({better} is better)", xlabel="iteration")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if ax.lines: ax.legend(fontsize=8)
-        self.label.value = html.escape(self.summary())
-        if self.rows: _show_picture(self.image, _laid_out_png(self.figure, self.dpi))   # no empty axes before the first validation
-        self.draws += 1
+# %% ../nbs/17_widgets.ipynb #23788e06
+@patch
+def draw(self:ValidationPanel)->None:
+    "Draw the criterion over the validated iterations, per dataset, the best starred."
+    ax, criterion = self.ax, self.criterion
+    ax.clear()
+    datasets = sorted({r["dataset"] for r in self.rows})
+    for d in datasets:
+        ax.plot(*validation_curve(self.rows, criterion, d), "o-", ms=3, lw=1, label=d)
+    if len(datasets) > 1: ax.plot(*validation_curve(self.rows, criterion), "k-", lw=2, label="mean")
+    best = self.best
+    if best: ax.plot([best["iteration"]], [best["score"]], "*", color="gold", mec="k", ms=14, label="best")
+    better = "lower" if criterion_better(criterion) == "min" else "higher"
+    ax.set(title=f"validation: {criterion} ({better} is better)", xlabel="iteration")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if ax.lines: ax.legend(fontsize=8)
+    self.label.value = html.escape(self.summary())
+    if self.rows: _show_picture(self.image, _laid_out_png(self.figure, self.dpi))   # no empty axes before the first validation
+    self.draws += 1
 
-# %% ../nbs/17_widgets.ipynb #21c0e610
-class TrainingDashboard:
-    "Run `run_training` in a background thread with Start / Pause / Stop, live progress, loss, timings and snapshots."
+# %% ../nbs/17_widgets.ipynb #75a8abec
+class TrainingHistory:
+    "Each iteration's loss, smoothed loss and timings as training reports them; one lock, and a `version` that counts changes."
     def __init__(self,
-                 run_dir, # run directory: checkpoints, stats.jsonl and snapshots.zarr
-                 model, # the torch model to train
-                 task, # the task: predictor and loss
-                 datasets, # the training datasets
-                 trainer_config:GunpowderTrainerConfig, # batch size, snapshot interval, seed, ...
-                 iterations:int, # iterations in total (a resumed run counts its past)
-                 device=None, # torch device; None: CUDA where there is a GPU, else the CPU
-                 checkpoint_interval:Optional[int]=100, # iterations between checkpoints; None: only at the end
-                 refresh_interval:float=0.5, # seconds between updates of the numbers
+                 log:Path, # the run's stats.jsonl: a resumed run's logged past is read from it
                  smoothing:float=0.9, # weight of the past in the smoothed loss, in [0, 1)
-                 snapshot_volumes:Sequence[str]=("raw", "gt", "target", "prediction"), # volumes the snapshot viewer shows
-                 dpi:int=72, # resolution of the figures
-                 redraw_budget:float=0.02, # largest fraction of the wall time spent drawing the panel's figures, in (0, 1]
-                 max_figure_interval:float=10.0, # however slow drawing is, the figures are at most this many seconds old
-                 validation_datasets:Sequence=(), # datasets with gt to validate on (see `run_training`)
-                 validation_interval:Optional[int]=None, # validate every this many iterations
-                 validation_criterion:Optional[str]=None, # the score that picks the best iteration (None: the task's default)
                 ):
-        if not isinstance(iterations, int) or iterations < 1: raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-        if not refresh_interval > 0: raise ValueError(f"refresh_interval must be seconds > 0, got {refresh_interval!r}")
         if not 0 <= smoothing < 1: raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-        if not 0 < redraw_budget <= 1: raise ValueError(f"redraw_budget must be a fraction in (0, 1], got {redraw_budget!r}")
-        if not isinstance(trainer_config, GunpowderTrainerConfig):
-            raise TypeError(f"trainer_config must be a GunpowderTrainerConfig, got {type(trainer_config).__name__}")
-        self.run_dir, self.model, self.task, self.datasets = Path(run_dir), model, task, list(datasets)
-        self.trainer_config, self.iterations, self.checkpoint_interval = trainer_config, iterations, checkpoint_interval
-        self.device = default_device(device)
-        self.refresh_interval, self.smoothing, self.dpi, self.redraw_budget = refresh_interval, smoothing, dpi, redraw_budget
-        self.max_figure_interval = max_figure_interval
-        self.validation_arguments = {"validation_datasets": list(validation_datasets), "validation_interval": validation_interval,
-                                     "validation_criterion": validation_criterion}
-        self.refreshes, self.refresh_seconds = 0, 0.0
-        self.trainer, self.status, self.error, self.message = None, "ready", None, ""
+        self.log, self.smoothing, self.lock, self.version = Path(log), smoothing, threading.Lock(), 0
         self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times = [], [], [], [], []
-        self._times, self.wall_times, self._state_lock, self._refresh_lock = [], [], threading.Lock(), threading.Lock()
-        self._go, self._stop_requested, self._wake = threading.Event(), threading.Event(), threading.Event()
-        self._thread, self._refresher, self._drawn_version, self._version, self._display_id = None, None, -1, 0, None
-        self.redraws = 0
-        self._build_figure()
-        self._build_widgets(snapshot_volumes)
-        self.refresh()
-
-    def _build_figure(self):
-        self.figure = Figure(figsize=(10, 2.8), dpi=self.dpi)  # laid out again whenever the tick labels change: they never clip
-        FigureCanvasAgg(self.figure)
-        self.loss_ax, self.time_ax = self.figure.subplots(1, 2)
-        self.loss_line, = self.loss_ax.plot([], [], color="tab:blue", alpha=0.3, lw=1, label="loss")
-        self.smooth_line, = self.loss_ax.plot([], [], color="tab:blue", lw=2, label="smoothed")
-        self.data_line, = self.time_ax.plot([], [], color="tab:orange", lw=1, label="waiting for data")
-        self.step_line, = self.time_ax.plot([], [], color="tab:green", lw=1, label="training step")
-        self.loss_ax.set_xlabel("iteration"); self.time_ax.set_xlabel("iteration"); self.time_ax.set_ylabel("seconds")
-        self.loss_ax.set_title("loss"); self.time_ax.set_title("time per iteration")
-        for ax in (self.loss_ax, self.time_ax):
-            ax.ticklabel_format(axis="y", useOffset=False)
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        self.loss_ax.legend(loc="upper right", fontsize=8); self.time_ax.legend(loc="upper right", fontsize=8)
-
-    def _build_widgets(self, snapshot_volumes):
-        self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
-        self.pause_button = widgets.Button(description="Pause", icon="pause", disabled=True)
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
-        self.start_button.on_click(self._on_start); self.pause_button.on_click(self._on_pause); self.stop_button.on_click(self._on_stop)
-        self.status_label = widgets.HTML()
-        self.progress = widgets.IntProgress(0, 0, self.iterations, description="progress")
-        self.progress_label = widgets.Label()
-        self.device_label = widgets.Label()
-        self.curves = _picture("dn-curves")
-        self.error_box = widgets.HTML()
-        self.viewer = SnapshotViewer(RunDir(self.run_dir).snapshots, volumes=snapshot_volumes, watch=None, dpi=self.dpi)
-        self.validation = ValidationPanel(self.run_dir, self.validation_arguments["validation_criterion"], dpi=self.dpi)
-        for w, cls in ((self.start_button, "dn-start"), (self.pause_button, "dn-pause"), (self.stop_button, "dn-stop"),
-                       (self.status_label, "dn-status"), (self.progress, "dn-progress"), (self.progress_label, "dn-progress-label"),
-                       (self.device_label, "dn-device"), (self.error_box, "dn-error")):
-            w.add_class(cls)
-        self.widget = widgets.VBox([
-            widgets.HBox([self.start_button, self.pause_button, self.stop_button, self.status_label]),
-            widgets.HBox([self.progress, self.progress_label]), self.device_label, self.curves,
-            *([self.validation.widget] if self.validation_arguments["validation_interval"] is not None else []), self.error_box,
-            widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
-        self.widget.add_class("dn-dashboard")
-
-    def _repr_mimebundle_(self, **kwargs):
-        text = f"TrainingDashboard({_short(self.run_dir)!r}: {self.status}, {self.done}/{self.iterations} iterations)"
-        picture = _stack_pngs(self.curves.value, self.viewer.image.value) if self.done else b""  # the curves over the newest snapshot
-        return widget_display_data(self.widget, text, picture, **kwargs)
-
-    @property
-    def running(self) -> bool:
-        "Whether the training thread is alive (training, paused or stopping)."
-        return self._thread is not None and self._thread.is_alive()
+        self.wall_times, self._recent = [], []   # when each iteration of this session ended; the last 20 since a (re)start
 
     @property
     def done(self) -> int:
         "Iterations completed so far (a resumed run counts its past)."
-        with self._state_lock: return self.iteration_numbers[-1] + 1 if self.iteration_numbers else 0
+        return self.read(curves=False)[1]
 
-# %% ../nbs/17_widgets.ipynb #0ee34258
+    def _append(self, iteration, loss, data_time, step_time):
+        self.iteration_numbers.append(iteration); self.losses.append(loss)
+        self.data_times.append(data_time); self.step_times.append(step_time)
+        _ema(self.losses, self.smoothed, self.smoothing)
+
+# %% ../nbs/17_widgets.ipynb #31b3dbc8
 @patch
-def start(self:TrainingDashboard,
-          replace:bool=False, # stop a dashboard that trains now (and wait for it) instead of refusing
-         )->TrainingDashboard: # this dashboard
-    "Start (or continue from the newest checkpoint) in a background thread; return at once."
-    if self.running: raise RuntimeError(f"this dashboard is already training {self.run_dir}")
-    if self.done >= self.iterations: raise RuntimeError(f"{self.run_dir} is done: {self.done} of {self.iterations} iterations")
-    with _ACTIVE_LOCK:
-        other = _ACTIVE[0]
-        if other is not None and other is not self and not replace:
-            raise RuntimeError(f"another dashboard is already training {other.run_dir} ({other.done}/{other.iterations}): "
-                               "press its Stop button (or call .stop()) first, or start this one with replace=True")
-        if other is None or other is self: _ACTIVE[0] = self
-    if other is not None and other is not self:
-        other.stop(); other.wait()
-        with _ACTIVE_LOCK:
-            if _ACTIVE[0] is not None: raise RuntimeError("another dashboard started meanwhile; stop it first")
-            _ACTIVE[0] = self
-    self._stop_requested.clear(); self._go.set(); self._wake.clear()
-    self.error, self.error_box.value, self.message = None, "", ""
-    self.trainer = GunpowderTrainer(self.trainer_config)
+def record(self:TrainingHistory,
+           stats:TrainingIterationStats, # one iteration's stats, from `run_training`
+          )->int: # iterations recorded in this session so far
+    "Append one iteration; at the first iteration of a resumed run, its logged past first."
+    now = time.perf_counter()
+    with self.lock:
+        if not self.iteration_numbers and stats.iteration > 0:
+            for s in read_jsonl(self.log)[0]:
+                if s["iteration"] < stats.iteration: self._append(s["iteration"], s["loss"], s.get("data_time", 0.0), s.get("step_time", 0.0))
+        self._append(stats.iteration, stats.loss, stats.data_time, stats.step_time)
+        self._recent.append(now); del self._recent[:-20]
+        self.wall_times.append(now)
+        self.version += 1
+        return len(self.wall_times)
+
+# %% ../nbs/17_widgets.ipynb #e8906f11
+@patch
+def read(self:TrainingHistory,
+         curves:bool=True, # also copy the curves' lists
+        )->tuple: # (version, iterations done, [iteration numbers, losses, smoothed, data times, step times] or None)
+    "The version, the iterations done and copies of the curves, read together under the lock."
+    with self.lock:
+        done = self.iteration_numbers[-1] + 1 if self.iteration_numbers else 0
+        series = (self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times)
+        return self.version, done, [list(s) for s in series] if curves else None
+
+# %% ../nbs/17_widgets.ipynb #a2c38ce3
+@patch
+def rate(self:TrainingHistory) -> Optional[float]:
+    "Iterations/s over the last (up to 20) iterations since the start or the last `restart_rate`."
+    with self.lock: t = list(self._recent)
+    return (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else None
+
+# %% ../nbs/17_widgets.ipynb #7e9a9bf0
+@patch
+def restart_rate(self:TrainingHistory) -> None:
+    "Count the rate afresh from the next iteration (after a pause: iterations/s counts training time, not the pause)."
+    with self.lock: self._recent.clear()
+
+# %% ../nbs/17_widgets.ipynb #d74be4e1
+class TrainingCurves:
+    "The loss with its smoothed line and, beside it, where each iteration's time went, drawn into a picture widget."
+    def __init__(self,
+                 css_class:str, # the picture's class, which the browser test finds it by
+                 times:bool=True, # draw the time panel (waiting for data, training step) beside the loss
+                 dpi:int=72, # resolution of the picture
+                ):
+        self.dpi, self.draws, self.image = dpi, 0, _picture(css_class)
+        self.figure = Figure(figsize=(10 if times else 5, 2.8), dpi=dpi)  # laid out again whenever the tick labels change: they never clip
+        FigureCanvasAgg(self.figure)
+        axes = self.figure.subplots(1, 2 if times else 1, squeeze=False)[0]
+        self.loss_ax, self.time_ax = axes[0], axes[1] if times else None
+        self.loss_line, = self.loss_ax.plot([], [], color="tab:blue", alpha=0.3, lw=1, label="loss")
+        self.smooth_line, = self.loss_ax.plot([], [], color="tab:blue", lw=2, label="smoothed")
+        self.loss_ax.set_title("loss")
+        if times:
+            self.data_line, = self.time_ax.plot([], [], color="tab:orange", lw=1, label="waiting for data")
+            self.step_line, = self.time_ax.plot([], [], color="tab:green", lw=1, label="training step")
+            self.time_ax.set(title="time per iteration", ylabel="seconds")
+        for ax in axes:
+            ax.set_xlabel("iteration")
+            ax.ticklabel_format(axis="y", useOffset=False)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.legend(loc="upper right", fontsize=8)
+
+# %% ../nbs/17_widgets.ipynb #9f0fc456
+@patch
+def draw(self:TrainingCurves,
+         iterations:list, # the iterations' numbers
+         loss:list, # the loss of each
+         smooth:list, # the smoothed loss of each
+         data:Sequence=(), # seconds waiting for data, per iteration (the time panel)
+         step:Sequence=(), # seconds of the training step, per iteration (the time panel)
+         validating:float=0.0, # seconds spent validating, counted in the time panel's title
+        )->None:
+    "Draw the curves and show the picture."
+    times = self.time_ax is not None
+    it, loss, smooth, *spent = _thin(iterations, loss, smooth, *((data, step) if times else ()))
+    self.loss_line.set_data(it, loss); self.smooth_line.set_data(it, smooth)
+    if loss: self.loss_ax.set_title(_loss_title(it, loss, smooth))
+    if times:
+        data, step = spent
+        self.data_line.set_data(it, data); self.step_line.set_data(it, step)
+        total = sum(data) + sum(step) + validating
+        if total > 0: self.time_ax.set_title(f"time per iteration: {100 * sum(data) / total:.0f}% waiting for data" +
+                                             (f", {100 * validating / total:.0f}% validating" if validating else ""))
+    for ax in self.figure.axes: ax.relim(); ax.autoscale_view()
+    _show_picture(self.image, _laid_out_png(self.figure, self.dpi))
+    self.draws += 1
+
+# %% ../nbs/17_widgets.ipynb #cd4b7c3d
+class TrainingThread:
+    "`run_training` in a daemon thread, controlled between iterations: pause, resume, stop; its status and any error kept."
+    def __init__(self,
+                 training:dict, # `run_training`'s arguments by name, all but `trainer` (each start makes its own)
+                 on_stats:Callable, # called in the training thread with each iteration's stats
+                 on_status:Callable=noop, # called with each new status
+                 on_end:Callable=noop, # called in the training thread as it ends, before its last status
+                ):
+        self.training, self.on_stats, self.on_status, self.on_end = training, on_stats, on_status, on_end
+        self.trainer, self.status, self.error, self.message, self._thread = None, "ready", None, "", None
+        self._go, self._stop_requested = threading.Event(), threading.Event()
+
+    @property
+    def running(self) -> bool:
+        "Whether the thread is alive (training, paused or stopping)."
+        return self._thread is not None and self._thread.is_alive()
+
+    def _set_status(self, status):
+        self.status = status
+        self.on_status(status)
+
+# %% ../nbs/17_widgets.ipynb #5bd06514
+@patch
+def start(self:TrainingThread)->None:
+    "Start training in a new thread; return at once."
+    if self.running: raise RuntimeError(f"already training {self.training['run_dir']}")
+    self._stop_requested.clear(); self._go.set()
+    self.error, self.message = None, ""
+    self.trainer = GunpowderTrainer(self.training["trainer_config"])
     self._set_status("starting")
-    self._thread = threading.Thread(target=self._train, name="dacapo_nb-training", daemon=True)
-    self._refresher = threading.Thread(target=self._refresh_loop, name="dacapo_nb-dashboard", daemon=True)
-    self._thread.start(); self._refresher.start()
-    return self
+    self._thread = threading.Thread(target=self._run, name="dacapo_nb-training", daemon=True)
+    self._thread.start()
 
-# %% ../nbs/17_widgets.ipynb #4c0f0aa6
+# %% ../nbs/17_widgets.ipynb #94345f18
 @patch
-def pause(self: TrainingDashboard) -> None:
+def pause(self:TrainingThread)->None:
     "Pause after the current iteration."
     if self.running and not self._stop_requested.is_set(): self._go.clear(); self._set_status("pausing")
 
-# %% ../nbs/17_widgets.ipynb #64e634cb
+# %% ../nbs/17_widgets.ipynb #677fdc4d
 @patch
-def resume(self: TrainingDashboard) -> None:
+def resume(self:TrainingThread)->bool: # True when it was paused
     "Continue after a pause."
-    if self.running and not self._go.is_set():
-        with self._state_lock: self._times.clear()   # iterations/s counts training time, not the pause
-        self._go.set()
+    if not self.running or self._go.is_set(): return False
+    self._go.set()
+    return True
 
-# %% ../nbs/17_widgets.ipynb #69073fec
+# %% ../nbs/17_widgets.ipynb #c2f92125
 @patch
-def stop(self: TrainingDashboard) -> None:
-    "Stop after the current iteration: write a checkpoint and release the pipeline (in the training thread)."
+def stop(self:TrainingThread)->None:
+    "Stop after the current iteration: the thread writes a checkpoint and releases the pipeline."
     if self.running: self._stop_requested.set(); self._go.set(); self._set_status("stopping")
 
-# %% ../nbs/17_widgets.ipynb #2ce83d38
+# %% ../nbs/17_widgets.ipynb #e6af9581
 @patch
-def wait(self:TrainingDashboard,
-         timeout:Optional[float]=None, # seconds to wait for each thread; None: as long as it takes
-        )->str: # the status: "finished", "stopped" or "error"
-    "Wait for the training thread (and the last redraw) to finish; return the status."
-    for t in (self._thread, self._refresher):
-        if t is not None: t.join(timeout)
-    if self.running: raise TimeoutError(f"training in {self.run_dir} still running after {timeout} s")
-    self._update_display()   # from the caller's cell: the saved notebook keeps the final state
+def join(self:TrainingThread,
+         timeout:Optional[float]=None, # seconds to wait; None: as long as it takes
+        )->str: # the status
+    "Wait for the thread to end; return the status."
+    if self._thread is not None: self._thread.join(timeout)
     return self.status
 
-# %% ../nbs/17_widgets.ipynb #ae58446f
+# %% ../nbs/17_widgets.ipynb #b333eb3e
 @patch
-def _set_status(self: TrainingDashboard, status: str) -> None:
-    self.status = status
-    self._wake.set()
-
-# %% ../nbs/17_widgets.ipynb #8a8fd269
-@patch
-def _record(self: TrainingDashboard, stats) -> None:
-    now = time.perf_counter()
-    with self._state_lock:
-        if not self.iteration_numbers and stats.iteration > 0: self._load_history(stats.iteration)
-        self.iteration_numbers.append(stats.iteration); self.losses.append(stats.loss)
-        self.data_times.append(stats.data_time); self.step_times.append(stats.step_time)
-        _ema(self.losses, self.smoothed, self.smoothing)
-        self._times.append(now); del self._times[:-20]
-        self.wall_times.append(now)
-        self._version += 1
-    if len(self.wall_times) == 1: self._wake.set()   # the first curves at once, while the run still warms up
-
-# %% ../nbs/17_widgets.ipynb #943b7443
-@patch
-def _load_history(self: TrainingDashboard, before: int) -> None:
-    "Fill the curves with the logged iterations before `before` (a resumed run)."
-    log = RunDir(self.run_dir).stats
-    if not log.exists(): return
-    for line in log.read_text().splitlines():
-        s = json.loads(line) if line.strip() else None
-        if s is None or s["iteration"] >= before: continue
-        self.iteration_numbers.append(s["iteration"]); self.losses.append(s["loss"])
-        self.data_times.append(s.get("data_time", 0.0)); self.step_times.append(s.get("step_time", 0.0))
-    _ema(self.losses, self.smoothed, self.smoothing)
-
-# %% ../nbs/17_widgets.ipynb #90a365e6
-@patch
-def _train(self: TrainingDashboard) -> None:
-    "The training thread: drive run_training, honour Pause and Stop between iterations, report errors."
-    status = "error"
+def _run(self:TrainingThread)->None:
+    "Drive `run_training`, wait while paused, leave when stopped; keep an error's traceback; end with the status."
+    status, done = "error", 0
     try:
-        loop = run_training(self.run_dir, self.model, self.task, self.datasets, self.trainer_config, self.iterations,
-                            device=self.device, checkpoint_interval=self.checkpoint_interval, trainer=self.trainer,
-                            **self.validation_arguments)
+        loop = run_training(**{**self.training, "trainer": self.trainer})
         try:
             self._set_status("running")
             for stats in loop:
-                self._record(stats)
+                self.on_stats(stats)
+                done = stats.iteration + 1
                 if not self._go.is_set():
                     self._set_status("paused")
                     self._go.wait()
@@ -538,48 +575,213 @@ def _train(self: TrainingDashboard) -> None:
                 if self._stop_requested.is_set(): break
         finally:
             loop.close()   # here, in the training thread: run_training's finally writes the checkpoint, the pipeline is released
-        status = "stopped" if self._stop_requested.is_set() and self.done < self.iterations else "finished"
+        status = "stopped" if self._stop_requested.is_set() and done < self.training["iterations"] else "finished"
     except BaseException as e:
         self.error = traceback.format_exc()
         self.message = f"{type(e).__name__}: {e}"
     finally:
-        with _ACTIVE_LOCK:
-            if _ACTIVE[0] is self: _ACTIVE[0] = None
+        self.on_end()
         self._set_status(status)
 
+# %% ../nbs/17_widgets.ipynb #f10fced5
+def _forwards(to:Callable, # the function (or class) that `f` passes its `*args, **kwargs` to
+              but:Sequence[str]=(), # parameters of `to` that `f` does not take
+             )->Callable: # a decorator
+    "Decorator: `f`'s signature and docs show `to`'s parameters, less `but`, in place of its `*args, **kwargs`."
+    def decorate(f):
+        own = inspect.signature(f).parameters.values()
+        lead = [p for p in own if p.kind == p.POSITIONAL_OR_KEYWORD]   # `self`
+        named = [p for p in own if p.kind == p.KEYWORD_ONLY]
+        taken = {p.name for p in (*lead, *named)} | set(but)
+        theirs = [p for p in inspect.signature(to).parameters.values() if p.name not in taken]
+        f.__signature__ = inspect.signature(f).replace(parameters=[*lead, *theirs, *named])
+        f.__delwrap__ = to.__init__ if isinstance(to, type) else to   # fastcore's docments read `to`'s comments too
+        return f
+    return decorate
 
-# %% ../nbs/17_widgets.ipynb #8ffba8bc
-@patch
-def _rate(self: TrainingDashboard) -> Optional[float]:
-    "Iterations/s over the last (up to 20) iterations since the start or the last resume."
-    with self._state_lock: t = list(self._times)
-    return (len(t) - 1) / (t[-1] - t[0]) if len(t) >= 2 and t[-1] > t[0] else None
+# %% ../nbs/17_widgets.ipynb #e620cc7e
+def _training_arguments(args:tuple, # positional arguments for `run_training`
+                        kwargs:dict, # keyword arguments for `run_training`
+                       )->dict: # every parameter of `run_training` by name
+    "`run_training`'s arguments by name, its defaults filled in; a `trainer` is refused (each start makes its own)."
+    bound = inspect.signature(run_training).bind(*args, **kwargs)
+    if "trainer" in bound.arguments: raise TypeError("the dashboard makes its own trainer at each start: give trainer_config")
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
-# %% ../nbs/17_widgets.ipynb #f0c20e99
-@patch
-def _device_text(self: TrainingDashboard) -> str:
-    if self.device.type != "cuda": return f"device: {self.device} ({torch.get_num_threads()} threads)"
-    i = self.device.index if self.device.index is not None else torch.cuda.current_device()
+# %% ../nbs/17_widgets.ipynb #889c86fc
+def _device_text(device:torch.device, # the device training runs on
+                )->str:
+    "The device, with the CPU's threads or the GPU's name and memory in use."
+    if device.type != "cuda": return f"device: {device} ({torch.get_num_threads()} threads)"
+    i = device.index if device.index is not None else torch.cuda.current_device()
     gib = 2 ** 30
     return (f"device: {torch.cuda.get_device_name(i)}, memory in use {torch.cuda.memory_allocated(i) / gib:.2f} GiB "
             f"(peak {torch.cuda.max_memory_allocated(i) / gib:.2f} of {torch.cuda.get_device_properties(i).total_memory / gib:.1f} GiB)")
 
-# %% ../nbs/17_widgets.ipynb #0f1f78da
-@patch
-def _draw_curves(self: TrainingDashboard, it, loss, smooth, data, step) -> None:
-    it, loss, smooth, data, step = _thin(it, loss, smooth, data, step)
-    self.loss_line.set_data(it, loss); self.smooth_line.set_data(it, smooth)
-    self.data_line.set_data(it, data); self.step_line.set_data(it, step)
-    for ax in (self.loss_ax, self.time_ax): ax.relim(); ax.autoscale_view()
-    if loss: self.loss_ax.set_title(_loss_title(it, loss, smooth))
-    validating = self.validation.seconds
-    total = sum(data) + sum(step) + validating
-    if total > 0: self.time_ax.set_title(f"time per iteration: {100 * sum(data) / total:.0f}% waiting for data" +
-                                         (f", {100 * validating / total:.0f}% validating" if validating else ""))
-    _show_picture(self.curves, _laid_out_png(self.figure, self.dpi))
-    self.redraws += 1
+# %% ../nbs/17_widgets.ipynb #f425ef17
+class TrainingDashboard:
+    "Run `run_training` in a background thread with Start / Pause / Stop, live progress, loss, timings and snapshots."
+    @_forwards(run_training, but=["trainer"])
+    def __init__(self,
+                 *args, # `run_training`'s arguments: run_dir, model, task, datasets, trainer_config, iterations, ...
+                 refresh_interval:float=0.5, # seconds between updates of the numbers
+                 smoothing:float=0.9, # weight of the past in the smoothed loss, in [0, 1)
+                 snapshot_volumes:Sequence[str]=("raw", "gt", "target", "prediction"), # volumes the snapshot viewer shows
+                 dpi:int=72, # resolution of the figures
+                 redraw_budget:float=0.02, # largest fraction of the wall time spent drawing the panel's figures, in (0, 1]
+                 max_figure_interval:float=10.0, # however slow drawing is, the figures are at most this many seconds old
+                 **kwargs, # `run_training`'s arguments by name
+                ):
+        training = _training_arguments(args, kwargs)
+        iterations, config = training["iterations"], training["trainer_config"]
+        if not isinstance(iterations, int) or iterations < 1: raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+        if not refresh_interval > 0: raise ValueError(f"refresh_interval must be seconds > 0, got {refresh_interval!r}")
+        if not 0 < redraw_budget <= 1: raise ValueError(f"redraw_budget must be a fraction in (0, 1], got {redraw_budget!r}")
+        if not isinstance(config, GunpowderTrainerConfig):
+            raise TypeError(f"trainer_config must be a GunpowderTrainerConfig, got {type(config).__name__}")
+        self.run_dir, self.device = Path(training["run_dir"]), default_device(training["device"])
+        training["device"] = self.device
+        self.refresh_interval, self.dpi, self.redraw_budget, self.max_figure_interval = refresh_interval, dpi, redraw_budget, max_figure_interval
+        self.history = TrainingHistory(RunDir(self.run_dir).stats, smoothing)
+        self.control = TrainingThread(training, self._record, on_status=lambda status: self._wake.set(), on_end=lambda: _release(self))
+        self.plot = TrainingCurves("dn-curves", dpi=dpi)
+        self.refreshes, self.refresh_seconds, self._drawn_version, self._display_id = 0, 0.0, None, None
+        self._refresh_lock, self._wake, self._refresher = threading.Lock(), threading.Event(), None
+        self._build_widgets(snapshot_volumes, training["validation_criterion"], training["validation_interval"] is not None)
+        self.refresh()
 
-# %% ../nbs/17_widgets.ipynb #1901c203
+    def _repr_mimebundle_(self, **kwargs):
+        text = f"TrainingDashboard({_short(self.run_dir)!r}: {self.status}, {self.done}/{self.iterations} iterations)"
+        picture = _stack_pngs(self.curves.value, self.viewer.image.value) if self.done else b""  # the curves over the newest snapshot
+        return widget_display_data(self.widget, text, picture, **kwargs)
+
+    @property
+    def iterations(self) -> int:
+        "Iterations in total, a resumed run's past counted; set it higher to train on after the end."
+        return self.control.training["iterations"]
+
+    @iterations.setter
+    def iterations(self, iterations:int): self.control.training["iterations"] = iterations
+
+# %% ../nbs/17_widgets.ipynb #ae18bda8
+@patch(as_prop=True)
+def running(self:TrainingDashboard) -> bool:
+    "Whether the training thread is alive (training, paused or stopping)."
+    return self.control.running
+
+@patch(as_prop=True)
+def done(self:TrainingDashboard) -> int:
+    "Iterations completed so far (a resumed run counts its past)."
+    return self.history.done
+
+# %% ../nbs/17_widgets.ipynb #8de0f24a
+@patch(as_prop=True)
+def status(self:TrainingDashboard) -> str:
+    "ready, starting, running, pausing, paused, stopping, stopped, finished or error."
+    return self.control.status
+
+@patch(as_prop=True)
+def error(self:TrainingDashboard) -> Optional[str]:
+    "The traceback of the error that ended training, if one did."
+    return self.control.error
+
+@patch(as_prop=True)
+def message(self:TrainingDashboard) -> str:
+    "A line shown beside the status: an error's, or why Start was refused."
+    return self.control.message
+
+@patch(as_prop=True)
+def trainer(self:TrainingDashboard) -> Optional[GunpowderTrainer]:
+    "The trainer of the latest start."
+    return self.control.trainer
+
+@patch(as_prop=True)
+def losses(self:TrainingDashboard) -> list:
+    "The loss of each iteration so far."
+    return self.history.losses
+
+# %% ../nbs/17_widgets.ipynb #da135410
+@patch
+def _build_widgets(self:TrainingDashboard,
+                   snapshot_volumes:Sequence[str], # volumes the snapshot viewer shows
+                   criterion:Optional[str], # the validation panel's score (None: the run's own)
+                   validating:bool, # show the validation panel
+                  )->None:
+    "Make the panel's widgets and lay them out in `self.widget`."
+    self.start_button = widgets.Button(description="Start", icon="play", button_style="success")
+    self.pause_button = widgets.Button(description="Pause", icon="pause", disabled=True)
+    self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
+    self.start_button.on_click(self._on_start); self.pause_button.on_click(self._on_pause); self.stop_button.on_click(self._on_stop)
+    self.status_label, self.progress_label, self.device_label, self.error_box = widgets.HTML(), widgets.Label(), widgets.Label(), widgets.HTML()
+    self.progress = widgets.IntProgress(0, 0, self.iterations, description="progress")
+    self.curves = self.plot.image
+    self.viewer = SnapshotViewer(RunDir(self.run_dir).snapshots, volumes=snapshot_volumes, watch=None, dpi=self.dpi)
+    self.validation = ValidationPanel(self.run_dir, criterion, dpi=self.dpi)
+    for w, cls in ((self.start_button, "dn-start"), (self.pause_button, "dn-pause"), (self.stop_button, "dn-stop"),
+                   (self.status_label, "dn-status"), (self.progress, "dn-progress"), (self.progress_label, "dn-progress-label"),
+                   (self.device_label, "dn-device"), (self.error_box, "dn-error")):
+        w.add_class(cls)
+    self.widget = widgets.VBox([
+        widgets.HBox([self.start_button, self.pause_button, self.stop_button, self.status_label]),
+        widgets.HBox([self.progress, self.progress_label]), self.device_label, self.curves,
+        *([self.validation.widget] if validating else []), self.error_box,
+        widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
+    self.widget.add_class("dn-dashboard")
+
+# %% ../nbs/17_widgets.ipynb #692993ba
+@patch
+def start(self:TrainingDashboard,
+          replace:bool=False, # stop a dashboard that trains now (and wait for it) instead of refusing
+         )->TrainingDashboard: # this dashboard
+    "Start (or continue from the newest checkpoint) in a background thread; return at once."
+    if self.running: raise RuntimeError(f"this dashboard is already training {self.run_dir}")
+    if self.done >= self.iterations: raise RuntimeError(f"{self.run_dir} is done: {self.done} of {self.iterations} iterations")
+    _claim(self, replace)
+    self._wake.clear()
+    self.error_box.value = ""
+    self.control.start()
+    self._refresher = threading.Thread(target=self._refresh_loop, name="dacapo_nb-dashboard", daemon=True)
+    self._refresher.start()
+    return self
+
+# %% ../nbs/17_widgets.ipynb #dbf3a5cb
+@patch
+def pause(self: TrainingDashboard) -> None:
+    "Pause after the current iteration."
+    self.control.pause()
+
+# %% ../nbs/17_widgets.ipynb #61cfaac8
+@patch
+def resume(self: TrainingDashboard) -> None:
+    "Continue after a pause."
+    if self.control.resume(): self.history.restart_rate()
+
+# %% ../nbs/17_widgets.ipynb #1513dc78
+@patch
+def stop(self: TrainingDashboard) -> None:
+    "Stop after the current iteration: write a checkpoint and release the pipeline (in the training thread)."
+    self.control.stop()
+
+# %% ../nbs/17_widgets.ipynb #069b2418
+@patch
+def wait(self:TrainingDashboard,
+         timeout:Optional[float]=None, # seconds to wait for each thread; None: as long as it takes
+        )->str: # the status: "finished", "stopped" or "error"
+    "Wait for the training thread (and the last redraw) to finish; return the status."
+    self.control.join(timeout)
+    if self._refresher is not None: self._refresher.join(timeout)
+    if self.running: raise TimeoutError(f"training in {self.run_dir} still running after {timeout} s")
+    self._update_display()   # from the caller's cell: the saved notebook keeps the final state
+    return self.status
+
+# %% ../nbs/17_widgets.ipynb #94930400
+@patch
+def _record(self:TrainingDashboard, stats) -> None:
+    "Keep one iteration's stats; wake the refresher at the first."
+    if self.history.record(stats) == 1: self._wake.set()
+
+# %% ../nbs/17_widgets.ipynb #bf4e894b
 @patch
 def refresh(self:TrainingDashboard,
             figures:bool=True, # also redraw the curves (if there is something new) and look for a new snapshot
@@ -589,16 +791,14 @@ def refresh(self:TrainingDashboard,
         start = time.perf_counter()
         status, message = self.status, self.message   # read before the counter: a "stopped" read here means the counter is final
         if figures: self.validation.refresh()   # before the curves: their time panel counts the validations' seconds
-        with self._state_lock:   # one copy of the state: the counter, the curves and the snapshot agree
-            version, done = (self._version, len(self.validation.rows)), self.iteration_numbers[-1] + 1 if self.iteration_numbers else 0
-            copies = [list(s) for s in (self.iteration_numbers, self.losses, self.smoothed, self.data_times, self.step_times)] \
-                if figures and version != self._drawn_version else None
-        rate = self._rate()
-        self.device_label.value = self._device_text()
+        redraw = figures and (self.history.version, len(self.validation.rows)) != self._drawn_version
+        version, done, curves = self.history.read(curves=redraw)   # one copy: the counter, the curves and the snapshot agree
+        rate = self.history.rate()
+        self.device_label.value = _device_text(self.device)
         if self.error: self.error_box.value = f"<pre style='color:#b00;white-space:pre-wrap'>{html.escape(self.error)}</pre>"
-        if copies is not None and copies[0]:   # nothing to draw before the first iteration: no empty axes
-            self._draw_curves(*copies)
-            self._drawn_version = version
+        if curves and curves[0]:   # nothing to draw before the first iteration: no empty axes
+            self.plot.draw(*curves, validating=self.validation.seconds)
+            self._drawn_version = (version, len(self.validation.rows))
         if figures: self.viewer.refresh()
         self.progress.max, self.progress.value = self.iterations, done   # after any pictures; between redraws the loss plot's title says which iteration it shows
         text = f"iteration {done}/{self.iterations}"
@@ -615,24 +815,24 @@ def refresh(self:TrainingDashboard,
             (f" · {html.escape(message)}" if message else "")
         self.refreshes += 1; self.refresh_seconds += time.perf_counter() - start
 
-# %% ../nbs/17_widgets.ipynb #c3e0a990
+# %% ../nbs/17_widgets.ipynb #0beca32b
 @patch
 def _refresh_loop(self: TrainingDashboard) -> None:
     "Update the numbers every `refresh_interval`, the figures too when `redraw_budget` allows (or `max_figure_interval` is up), all at the end."
     figures_due = 0.0
     while True:
-        ended = not self._thread.is_alive()
+        ended = not self.running
         start = time.perf_counter()
         figures = ended or start >= figures_due
         try: self.refresh(figures=figures)
-        except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
+        except Exception as e: self.control.message = f"display error: {type(e).__name__}: {e}"
         cost = time.perf_counter() - start   # wall time: it counts the GIL the drawing holds against training
         if figures: figures_due = start + min(self.max_figure_interval, cost / self.redraw_budget)
         if ended: break
         self._wake.wait(max(0.0, self.refresh_interval - cost))   # a change of status wakes it at once
         self._wake.clear()
     try: self._update_display()
-    except Exception as e: self.message = f"display error: {type(e).__name__}: {e}"
+    except Exception as e: self.control.message = f"display error: {type(e).__name__}: {e}"
 
 # %% ../nbs/17_widgets.ipynb #a18ca359
 @patch
@@ -646,7 +846,7 @@ def _update_display(self: TrainingDashboard) -> None:
 @patch
 def _on_start(self: TrainingDashboard, button=None):
     try: self.start()
-    except RuntimeError as e: self.message = str(e); self.refresh()
+    except RuntimeError as e: self.control.message = str(e); self.refresh()
 
 @patch
 def _on_pause(self: TrainingDashboard, button=None):
@@ -659,22 +859,15 @@ def _on_stop(self: TrainingDashboard, button=None):
     self.stop(); self.refresh()
 
 # %% ../nbs/17_widgets.ipynb #e01d438d
-def train_in_notebook(run_dir, # run directory: checkpoints, stats.jsonl and snapshots.zarr
-                      model, # the torch model to train
-                      task, # the task: predictor and loss
-                      datasets, # the training datasets
-                      trainer_config:GunpowderTrainerConfig, # batch size, snapshot interval, seed, ...
-                      iterations:int, # iterations in total (a resumed run counts its past)
+@_forwards(TrainingDashboard)
+def train_in_notebook(*args, # `TrainingDashboard`'s arguments: `run_training`'s (run_dir, model, task, datasets, trainer_config, iterations, ...)
                       start:bool=True, # start training at once
                       replace:bool=False, # stop a dashboard that trains now instead of refusing
-                      validation_datasets:Sequence=(), # datasets with gt to validate on (see `run_training`)
-                      validation_interval:Optional[int]=None, # validate every this many iterations
-                      **kwargs, # more `TrainingDashboard` arguments: device, refresh_interval, ...
+                      **kwargs, # `TrainingDashboard`'s arguments by name: device, refresh_interval, validation_datasets, ...
                      )->TrainingDashboard: # the dashboard, already training
     "Show a `TrainingDashboard` and (by default) start training in the background; returns at once."
     from IPython.display import display
-    dashboard = TrainingDashboard(run_dir, model, task, datasets, trainer_config, iterations, validation_datasets=validation_datasets,
-                                  validation_interval=validation_interval, **kwargs)
+    dashboard = TrainingDashboard(*args, **kwargs)
     dashboard._display_id = display(dashboard, display_id=True).display_id  # the live widget; text and picture for static pages
     if start: dashboard.start(replace=replace)
     return dashboard
@@ -718,31 +911,35 @@ class RunsBrowser:
 
     def _on_refresh(self, button=None): self.refresh()
 
-    def refresh(self,
-                choose_all:bool=False, # choose every run found (else keep the choice)
-               )->None:
-        "Look for run directories under the folder again and redraw the chosen ones."
-        found = find_runs(self.folder)
-        options = [(str(p.relative_to(self.folder)) if p != self.folder else p.name, p) for p in found]
-        keep = found if choose_all else [p for p in self.runs.value if p in found]
-        self.runs.unobserve(self._chosen, "value")
-        try: self.runs.options, self.runs.value = options, tuple(keep)
-        finally: self.runs.observe(self._chosen, "value")
-        self.draw()
+# %% ../nbs/17_widgets.ipynb #a93f6d5e
+@patch
+def refresh(self:RunsBrowser,
+            choose_all:bool=False, # choose every run found (else keep the choice)
+           )->None:
+    "Look for run directories under the folder again and redraw the chosen ones."
+    found = find_runs(self.folder)
+    options = [(str(p.relative_to(self.folder)) if p != self.folder else p.name, p) for p in found]
+    keep = found if choose_all else [p for p in self.runs.value if p in found]
+    self.runs.unobserve(self._chosen, "value")
+    try: self.runs.options, self.runs.value = options, tuple(keep)
+    finally: self.runs.observe(self._chosen, "value")
+    self.draw()
 
-    def draw(self)->None:
-        "Compare the chosen runs: the table and the overlaid curves."
-        chosen = list(self.runs.value)
-        if not chosen:
-            self.comparison, self.image.value = None, b""
-            self.table.value = f"no run chosen ({len(self.runs.options)} under {html.escape(str(self.folder))})"
-            return
-        self.comparison = compare_runs(chosen, self.criterion, plot=False)
-        self.table.value = _html_table(self.comparison.cells())
-        draw_runs(self.figure, [read_run(p) for p in chosen], self.criterion)
-        self.image.value = figure_png(self.figure, self.dpi)
+# %% ../nbs/17_widgets.ipynb #a5549dd1
+@patch
+def draw(self:RunsBrowser)->None:
+    "Compare the chosen runs: the table and the overlaid curves."
+    chosen = list(self.runs.value)
+    if not chosen:
+        self.comparison, self.image.value = None, b""
+        self.table.value = f"no run chosen ({len(self.runs.options)} under {html.escape(str(self.folder))})"
+        return
+    self.comparison = compare_runs(chosen, self.criterion, plot=False)
+    self.table.value = _html_table(self.comparison.cells())
+    draw_runs(self.figure, [read_run(p) for p in chosen], self.criterion)
+    self.image.value = figure_png(self.figure, self.dpi)
 
-# %% ../nbs/17_widgets.ipynb #7bb2573c
+# %% ../nbs/17_widgets.ipynb #514fc531
 class RunFollower:
     "Follow a run directory that other processes write: iterations done of the target, loss, newest snapshot, validation."
     def __init__(self,
@@ -757,57 +954,58 @@ class RunFollower:
         self.run_dir, self.refresh_interval, self.process, self.smoothing, self.dpi = Path(run_dir), refresh_interval, process, smoothing, dpi
         self.stats, self.torn, self.target, self.processes, self.message = [], 0, None, None, ""
         self.refreshes, self._size, self._lock, self._closed = 0, None, threading.RLock(), threading.Event()
-        self.figure = Figure(figsize=(5, 2.8), layout="constrained")
-        FigureCanvasAgg(self.figure)
-        self.ax = self.figure.subplots()
-        self.loss_line, = self.ax.plot([], [], color="tab:blue", alpha=0.3, lw=1, label="loss")
-        self.smooth_line, = self.ax.plot([], [], color="tab:blue", lw=2, label="smoothed")
-        self.ax.set_xlabel("iteration"); self.ax.legend(loc="upper right", fontsize=8)
-        self.ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        self.status_label, self.progress_label = widgets.HTML(), widgets.Label()
-        self.progress = widgets.IntProgress(0, 0, 1, description="progress")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=process is None)
-        self.stop_button.on_click(lambda button: self.stop())
-        self.curves = _picture("dn-follow-curves")
-        self.viewer = SnapshotViewer(RunDir(self.run_dir).snapshots, watch=None, dpi=dpi)
-        self.validation, self.validation_box = None, widgets.VBox([])
-        self.widget = widgets.VBox([widgets.HBox([self.stop_button, self.status_label]), widgets.HBox([self.progress, self.progress_label]),
-                                    self.curves, self.validation_box, widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
-        self.widget.add_class("dn-follower")
+        self.plot = TrainingCurves("dn-follow-curves", times=False, dpi=dpi)
+        self._build_widgets()
         self.refresh()
-        self._watcher = threading.Thread(target=self._watch, name="dacapo_nb-follow", daemon=True)
-        self._watcher.start()
+        self._watcher = _every(refresh_interval, self.refresh, self._note_error, self._closed, "dacapo_nb-follow")
 
     def _repr_mimebundle_(self, **kwargs):
         text = f"RunFollower({_short(self.run_dir)!r}: {self.status}, {self.done}/{self.target or '?'} iterations)"
         return widget_display_data(self.widget, text, _stack_pngs(self.curves.value, self.viewer.image.value), **kwargs)
 
-    @property
-    def done(self) -> int:
-        "Iterations logged so far (the newest logged iteration + 1)."
-        with self._lock: return max(s["iteration"] for s in self.stats) + 1 if self.stats else 0
+    def _note_error(self, e): self.message = f"refresh error: {type(e).__name__}: {e}"
 
-    @property
-    def status(self) -> str:
-        "following (no process of its own), running, finished, or how its process ended."
-        if self.process is None: return "following"
-        code = self.process.poll()
-        return "running" if code is None else "finished" if code == 0 else f"ended with exit status {code}"
+# %% ../nbs/17_widgets.ipynb #22907be4
+@patch
+def _build_widgets(self:RunFollower)->None:
+    "Make the follower's widgets and lay them out in `self.widget`."
+    self.status_label, self.progress_label = widgets.HTML(), widgets.Label()
+    self.progress = widgets.IntProgress(0, 0, 1, description="progress")
+    self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=self.process is None)
+    self.stop_button.on_click(lambda button: self.stop())
+    self.curves = self.plot.image
+    self.viewer = SnapshotViewer(RunDir(self.run_dir).snapshots, watch=None, dpi=self.dpi)
+    self.validation, self.validation_box = None, widgets.VBox([])
+    self.widget = widgets.VBox([widgets.HBox([self.stop_button, self.status_label]), widgets.HBox([self.progress, self.progress_label]),
+                                self.curves, self.validation_box, widgets.HTML("<b>latest snapshot</b>"), self.viewer.widget])
+    self.widget.add_class("dn-follower")
 
-    def _watch(self):
-        while not self._closed.wait(self.refresh_interval):
-            try: self.refresh()
-            except Exception as e: self.message = f"refresh error: {type(e).__name__}: {e}"
+# %% ../nbs/17_widgets.ipynb #deb25d86
+@patch(as_prop=True)
+def done(self:RunFollower) -> int:
+    "Iterations logged so far (the newest logged iteration + 1)."
+    with self._lock: return max(s["iteration"] for s in self.stats) + 1 if self.stats else 0
 
-    def close(self)->None:
-        "Stop re-reading the run directory (the run itself goes on; see `stop`)."
-        self._closed.set(); self.viewer.close()
+# %% ../nbs/17_widgets.ipynb #6145f7e9
+@patch(as_prop=True)
+def status(self:RunFollower) -> str:
+    "following (no process of its own), running, finished, or how its process ended."
+    if self.process is None: return "following"
+    code = self.process.poll()
+    return "running" if code is None else "finished" if code == 0 else f"ended with exit status {code}"
 
-    def stop(self)->None:
-        "End the process this follower started: SIGINT to its process group, so the run saves its checkpoint."
-        import os, signal
-        if self.process is not None and self.process.poll() is None: os.killpg(self.process.pid, signal.SIGINT)
+# %% ../nbs/17_widgets.ipynb #667d176a
+@patch
+def close(self:RunFollower)->None:
+    "Stop re-reading the run directory (the run itself goes on; see `stop`)."
+    self._closed.set(); self.viewer.close()
 
+# %% ../nbs/17_widgets.ipynb #2d1a4b35
+@patch
+def stop(self:RunFollower)->None:
+    "End the process this follower started: SIGINT to its process group, so the run saves its checkpoint."
+    import os, signal
+    if self.process is not None and self.process.poll() is None: os.killpg(self.process.pid, signal.SIGINT)
 
 # %% ../nbs/17_widgets.ipynb #3989fed0
 @patch
@@ -834,18 +1032,13 @@ def refresh(self:RunFollower)->None:
         self.stop_button.disabled = self.status != "running"
         self.refreshes += 1
 
-# %% ../nbs/17_widgets.ipynb #1658f152
+# %% ../nbs/17_widgets.ipynb #b7039e31
 @patch
 def _draw_curve(self:RunFollower)->None:
     "Draw the logged loss and its smoothed line."
-    it, loss, smooth = [s["iteration"] for s in self.stats], [s["loss"] for s in self.stats], []
+    loss, smooth = [s["loss"] for s in self.stats], []
     _ema(loss, smooth, self.smoothing)
-    it, loss, smooth = _thin(it, loss, smooth)
-    self.loss_line.set_data(it, loss); self.smooth_line.set_data(it, smooth)
-    self.ax.relim(); self.ax.autoscale_view()
-    self.ax.set_title(_loss_title(it, loss, smooth))
-    _show_picture(self.curves, figure_png(self.figure, self.dpi))
-
+    self.plot.draw([s["iteration"] for s in self.stats], loss, smooth)
 
 # %% ../nbs/17_widgets.ipynb #c04261fe
 def train_in_processes(run_dir, # the run directory (resumed when it exists)
