@@ -12,6 +12,7 @@ import warnings
 from typing import Callable, Optional, Sequence
 
 import torch
+from fastcore.basics import patch
 from funlib.geometry import Coordinate
 from torch import nn
 
@@ -193,65 +194,81 @@ class UNet(nn.Module):
                                 downsample_factors=[list(d) for d in down], kernel_size=list(self.kernel_size), num_convs=num_convs,
                                 upsample_factors=[list(u) for u in up], eval_shape_increase=list(inc), batch_norm=bool(batch_norm),
                                 constant_upsample=bool(constant_upsample), init=init)  # JSON-able: UNet(**init_kwargs) builds it again
+        self._build_layers(fmaps_in, fmaps, fmap_inc_factor, batch_norm, constant_upsample, init)
 
-        _, Pool, ConvT, _ = _LAYERS[self.dims]
-        f = [fmaps * fmap_inc_factor ** l for l in range(len(down) + 1)]
-        conv = lambda cin, cout: _conv_pass(self.dims, cin, cout, self.kernel_size, num_convs, batch_norm)
-        upsampler = lambda c, factor: (nn.Upsample(scale_factor=factor, mode="nearest") if constant_upsample
-                                       else ConvT(c, c, factor, stride=factor))
-        self.down = nn.ModuleList(conv(fmaps_in if l == 0 else f[l - 1], f[l]) for l in range(len(down) + 1))
-        self.pool = nn.ModuleList(Pool(d, stride=d) for d in down)
-        self.up = nn.ModuleList(upsampler(f[l + 1], down[l]) for l in range(len(down)))
-        self.up_conv = nn.ModuleList(conv(f[l] + f[l + 1], f[l]) for l in range(len(down)))
-        self.out_up = nn.ModuleList(nn.Sequential(upsampler(fmaps, u), conv(fmaps, fmaps)) for u in up)
-        if init == "kaiming":  # every convolution here is followed by a ReLU
-            for m in self.modules():
-                if isinstance(m, nn.modules.conv._ConvNd): nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+# %% ../nbs/06_models.ipynb #23e8b735
+@patch
+def _build_layers(self: UNet, fmaps_in: int, fmaps: int, fmap_inc_factor: int, batch_norm: bool, constant_upsample: bool,
+                  init: str, # the arguments of `UNet` of those names
+                 ) -> None:
+    "Make the U-Net's modules for the geometry `__init__` set."
+    down, up = self.downsample_factors, self.upsample_factors
+    _, Pool, ConvT, _ = _LAYERS[self.dims]
+    f = [fmaps * fmap_inc_factor ** l for l in range(len(down) + 1)]
+    conv = lambda cin, cout: _conv_pass(self.dims, cin, cout, self.kernel_size, self.num_convs, batch_norm)
+    upsampler = lambda c, factor: (nn.Upsample(scale_factor=factor, mode="nearest") if constant_upsample
+                                   else ConvT(c, c, factor, stride=factor))
+    self.down = nn.ModuleList(conv(fmaps_in if l == 0 else f[l - 1], f[l]) for l in range(len(down) + 1))
+    self.pool = nn.ModuleList(Pool(d, stride=d) for d in down)
+    self.up = nn.ModuleList(upsampler(f[l + 1], down[l]) for l in range(len(down)))
+    self.up_conv = nn.ModuleList(conv(f[l] + f[l + 1], f[l]) for l in range(len(down)))
+    self.out_up = nn.ModuleList(nn.Sequential(upsampler(fmaps, u), conv(fmaps, fmaps)) for u in up)
+    if init == "kaiming":  # every convolution here is followed by a ReLU
+        for m in self.modules():
+            if isinstance(m, nn.modules.conv._ConvNd): nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
 
-    def output_shape_for(self,
-                         input_shape, # any input shape (voxels)
-                        ) -> Coordinate:
-        "Exact output shape (voxels) for `input_shape`; ValueError naming the nearest valid shapes when it does not fit."
-        return unet_output_shape(input_shape, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
+# %% ../nbs/06_models.ipynb #c4c2ac2f
+@patch
+def output_shape_for(self: UNet,
+                     input_shape, # any input shape (voxels)
+                    ) -> Coordinate:
+    "Exact output shape (voxels) for `input_shape`; ValueError naming the nearest valid shapes when it does not fit."
+    return unet_output_shape(input_shape, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
 
-    def valid_input_shape(self,
-                          near, # the wanted input shape (voxels)
-                         ) -> Coordinate:
-        "The valid input shape nearest to `near` per axis (ties go up)."
-        pairs = _nearest_per_axis(near, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
-        return Coordinate(a if b is None or a - n <= n - b else b for n, (b, a) in zip(Coordinate(near), pairs))
+# %% ../nbs/06_models.ipynb #fd944a0d
+@patch
+def valid_input_shape(self: UNet,
+                      near, # the wanted input shape (voxels)
+                     ) -> Coordinate:
+    "The valid input shape nearest to `near` per axis (ties go up)."
+    pairs = _nearest_per_axis(near, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
+    return Coordinate(a if b is None or a - n <= n - b else b for n, (b, a) in zip(Coordinate(near), pairs))
 
-    def scale(self,
-              voxel_size, # the input's voxel size
-             ) -> Coordinate:
-        "Voxel size of the output: `voxel_size` divided by the output up-sampling factors."
-        voxel_size = Coordinate(voxel_size)
-        if voxel_size.dims != self.dims: raise ValueError(f"voxel size {tuple(voxel_size)} has {voxel_size.dims} axes, the UNet {self.dims}")
-        for u in self.upsample_factors:
-            if any(v % f for v, f in zip(voxel_size, u)):
-                raise ValueError(f"voxel size {tuple(voxel_size)} is not divisible by the up-sampling factor {u}")
-            voxel_size = Coordinate(v // f for v, f in zip(voxel_size, u))
-        return voxel_size
+# %% ../nbs/06_models.ipynb #d27922fc
+@patch
+def scale(self: UNet,
+          voxel_size, # the input's voxel size
+         ) -> Coordinate:
+    "Voxel size of the output: `voxel_size` divided by the output up-sampling factors."
+    voxel_size = Coordinate(voxel_size)
+    if voxel_size.dims != self.dims: raise ValueError(f"voxel size {tuple(voxel_size)} has {voxel_size.dims} axes, the UNet {self.dims}")
+    for u in self.upsample_factors:
+        if any(v % f for v, f in zip(voxel_size, u)):
+            raise ValueError(f"voxel size {tuple(voxel_size)} is not divisible by the up-sampling factor {u}")
+        voxel_size = Coordinate(v // f for v, f in zip(voxel_size, u))
+    return voxel_size
 
-    def forward(self,
-                x: torch.Tensor, # `(batch, fmaps_in, *spatial)` with a valid spatial shape
-               ) -> torch.Tensor: # `(batch, fmaps, *output_shape_for(spatial))`
-        "The U-Net's feature maps for `x`."
-        check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "UNet")
-        self.output_shape_for(tuple(int(s) for s in x.shape[2:]))  # ints also while torch.jit traces
-        skips = []
-        for level, pool in enumerate(self.pool):
-            x = self.down[level](x)
-            skips.append(x)
-            x = pool(x)
-        x = self.down[-1](x)
-        for level in reversed(range(len(self.up))):
-            x = self.up[level](x)
-            factor = [math.prod(l[d] for l in self.downsample_factors[level:]) for d in range(self.dims)]
-            target = [_crop_to_factor(s, c, f) for s, c, f in zip(x.shape[2:], self._crop, factor)]
-            x = self.up_conv[level](torch.cat([_centre_crop(skips[level], target), _centre_crop(x, target)], dim=1))
-        for m in self.out_up: x = m(x)
-        return x
+# %% ../nbs/06_models.ipynb #30ac4f8d
+@patch
+def forward(self: UNet,
+            x: torch.Tensor, # `(batch, fmaps_in, *spatial)` with a valid spatial shape
+           ) -> torch.Tensor: # `(batch, fmaps, *output_shape_for(spatial))`
+    "The U-Net's feature maps for `x`."
+    check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "UNet")
+    self.output_shape_for(tuple(int(s) for s in x.shape[2:]))  # ints also while torch.jit traces
+    skips = []
+    for level, pool in enumerate(self.pool):
+        x = self.down[level](x)
+        skips.append(x)
+        x = pool(x)
+    x = self.down[-1](x)
+    for level in reversed(range(len(self.up))):
+        x = self.up[level](x)
+        factor = [math.prod(l[d] for l in self.downsample_factors[level:]) for d in range(self.dims)]
+        target = [_crop_to_factor(s, c, f) for s, c, f in zip(x.shape[2:], self._crop, factor)]
+        x = self.up_conv[level](torch.cat([_centre_crop(skips[level], target), _centre_crop(x, target)], dim=1))
+    for m in self.out_up: x = m(x)
+    return x
 
 # %% ../nbs/06_models.ipynb #820b573c
 class Model(nn.Module):
