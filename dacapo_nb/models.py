@@ -28,6 +28,7 @@ def _crop_to_factor(size: int, crop: int, factor: int) -> int:
     "Largest `n * factor + crop <= size` (the translation-equivariance crop before `crop` voxels of convolutions)."
     return (size - crop) // factor * factor + crop
 
+# %% ../nbs/06_models.ipynb #9bc1b5b2
 def _axis_output_size(size: int, down: Sequence[int], crop: int, up: Sequence[int] = ()) -> int:
     "Output size of the U-Net along one axis; a ValueError says at which level it fails."
     s = size
@@ -59,6 +60,7 @@ def _per_axis(value, dims: int, what: str, allow_int: bool = True) -> tuple[int,
         raise ValueError(f"{what} must be {'an int or ' if allow_int else ''}a tuple of {dims} positive ints (one per spatial axis), got {value!r}")
     return tuple(int(v) for v in vals)
 
+# %% ../nbs/06_models.ipynb #f2281808
 def _levels(factors, dims: int, what: str) -> tuple[tuple[int, ...], ...]:
     "Per-level factor tuples; a flat tuple of ints is one level, `None` none."
     if factors is None: return ()
@@ -66,6 +68,7 @@ def _levels(factors, dims: int, what: str) -> tuple[tuple[int, ...], ...]:
     if factors and all(isinstance(f, numbers.Integral) for f in factors): factors = (factors,)
     return tuple(_per_axis(f, dims, f"each level of {what}", allow_int=False) for f in factors)
 
+# %% ../nbs/06_models.ipynb #51bca5f5
 def _geometry(shape, downsample_factors, kernel_size, num_convs, upsample_factors):
     "Normalised (shape, down levels, conv crop per axis, up levels) of a U-Net."
     try: dims = len(shape)
@@ -89,6 +92,7 @@ def _nearest_per_axis(near, downsample_factors, kernel_size, num_convs, upsample
         result.append((next((s for s in range(size, 0, -1) if ok(s)), None), next(s for s in itertools.count(size) if ok(s))))
     return result
 
+# %% ../nbs/06_models.ipynb #5b99c3d9
 def valid_input_shapes(near, # the wanted input shape (voxels, one entry per spatial axis)
                        downsample_factors=None, # one factor tuple per level (None: two levels of 2)
                        kernel_size=3, # an int or one int per axis
@@ -123,6 +127,7 @@ def unet_output_shape(input_shape, # the input shape (voxels, one entry per spat
 _LAYERS = {2: (nn.Conv2d, nn.MaxPool2d, nn.ConvTranspose2d, nn.BatchNorm2d),
            3: (nn.Conv3d, nn.MaxPool3d, nn.ConvTranspose3d, nn.BatchNorm3d)}
 
+# %% ../nbs/06_models.ipynb #179a1645
 def _conv_pass(dims, fmaps_in, fmaps_out, kernel_size, num_convs, batch_norm) -> nn.Sequential:
     "`num_convs` valid convolutions, each followed by optional batch norm and a ReLU."
     Conv, _, _, BatchNorm = _LAYERS[dims]
@@ -133,6 +138,7 @@ def _conv_pass(dims, fmaps_in, fmaps_out, kernel_size, num_convs, batch_norm) ->
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
+# %% ../nbs/06_models.ipynb #7365c1fe
 def _centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     "Crop the trailing spatial axes of `x` to `shape` around the centre."
     spatial = x.shape[-len(shape):]
@@ -291,43 +297,52 @@ class Model(nn.Module):
         self.eval_input_shape = self.input_shape + Coordinate(getattr(architecture, "eval_shape_increase", (0,) * self.dims))
         self.output_shape = self.compute_output_shape(self.input_shape)
 
-    @property
-    def dims(self) -> int:
-        "Spatial axes of the architecture: 2 or 3."
-        return self.architecture.dims
-    @property
-    def num_in_channels(self) -> int:
-        "Channels of the input, those of the architecture."
-        return self.architecture.num_in_channels
-    @property
-    def num_out_channels(self) -> int:
-        "Channels of the prediction, those of the head."
-        return self.head.out_channels
+# %% ../nbs/06_models.ipynb #41fb3782
+@patch(as_prop=True)
+def dims(self: Model) -> int:
+    "Spatial axes of the architecture: 2 or 3."
+    return self.architecture.dims
 
-    def compute_output_shape(self,
-                             input_shape, # any input shape (voxels)
-                            ) -> Coordinate:
-        "Spatial output shape (voxels) for `input_shape`."
-        if hasattr(self.architecture, "output_shape_for"): return Coordinate(self.architecture.output_shape_for(Coordinate(input_shape)))
-        device, training = next(self.parameters()).device, self.architecture.training
-        try:                                              # eval mode: the dummy pass must not touch batch-norm statistics
-            with torch.no_grad(): return Coordinate(self.architecture.eval()(torch.zeros(1, self.num_in_channels, *input_shape, device=device)).shape[2:])
-        finally: self.architecture.train(training)
+@patch(as_prop=True)
+def num_in_channels(self: Model) -> int:
+    "Channels of the input, those of the architecture."
+    return self.architecture.num_in_channels
 
-    def scale(self,
-              voxel_size, # the input's voxel size
-             ) -> Coordinate:
-        "Voxel size of the prediction for input `voxel_size`."
-        return self.architecture.scale(voxel_size) if hasattr(self.architecture, "scale") else Coordinate(voxel_size)
+@patch(as_prop=True)
+def num_out_channels(self: Model) -> int:
+    "Channels of the prediction, those of the head."
+    return self.head.out_channels
 
-    def forward(self,
-                x: torch.Tensor, # `(batch, num_in_channels, *spatial)`
-               ) -> torch.Tensor: # `(batch, num_out_channels, *output spatial)`
-        "The head's output, activated in eval mode."
-        check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "Model")
-        y = self.head(self.architecture(x))
-        if not self.training and self.eval_activation is not None: y = self.eval_activation(y)
-        return y
+# %% ../nbs/06_models.ipynb #648f6ab7
+@patch
+def compute_output_shape(self: Model,
+                         input_shape, # any input shape (voxels)
+                        ) -> Coordinate:
+    "Spatial output shape (voxels) for `input_shape`."
+    if hasattr(self.architecture, "output_shape_for"): return Coordinate(self.architecture.output_shape_for(Coordinate(input_shape)))
+    device, training = next(self.parameters()).device, self.architecture.training
+    try:                                              # eval mode: the dummy pass must not touch batch-norm statistics
+        with torch.no_grad(): return Coordinate(self.architecture.eval()(torch.zeros(1, self.num_in_channels, *input_shape, device=device)).shape[2:])
+    finally: self.architecture.train(training)
+
+# %% ../nbs/06_models.ipynb #a9627a72
+@patch
+def scale(self: Model,
+          voxel_size, # the input's voxel size
+         ) -> Coordinate:
+    "Voxel size of the prediction for input `voxel_size`."
+    return self.architecture.scale(voxel_size) if hasattr(self.architecture, "scale") else Coordinate(voxel_size)
+
+# %% ../nbs/06_models.ipynb #23c1ab56
+@patch
+def forward(self: Model,
+            x: torch.Tensor, # `(batch, num_in_channels, *spatial)`
+           ) -> torch.Tensor: # `(batch, num_out_channels, *output spatial)`
+    "The head's output, activated in eval mode."
+    check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "Model")
+    y = self.head(self.architecture(x))
+    if not self.training and self.eval_activation is not None: y = self.eval_activation(y)
+    return y
 
 # %% ../nbs/06_models.ipynb #e090f21f
 DEFAULT_INPUT_SHAPES = {2: Coordinate(132, 132), 3: Coordinate(68, 68, 68)}
@@ -419,6 +434,7 @@ def model_from_kwargs(unet: dict, # a `UNet`'s `init_kwargs`
         raise ValueError(f"eval_activation {eval_activation!r} is not one of {sorted(ACTIVATIONS)}")
     return Model(UNet(**unet), num_out_channels, eval_activation=ACTIVATIONS.get(eval_activation))
 
+# %% ../nbs/06_models.ipynb #634988b1
 def model_kwargs(model: Model, # a dacapo_nb `Model` over a `UNet`
                 ) -> dict:
     "JSON-able arguments for `model_from_kwargs` that rebuild `model`'s network (weights apart)."
@@ -474,6 +490,7 @@ def cpu_has_bf16() -> bool:
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError): return False
 
+# %% ../nbs/06_models.ipynb #92dc8f15
 def autocast_dtype(device, # the device the model runs on
                    mixed_precision: Optional[bool] = None, # None: CUDA only; True: wherever it pays; False: never
                   ) -> Optional[torch.dtype]: # the 16-bit type for autocast, or None for float32
