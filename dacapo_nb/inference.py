@@ -14,7 +14,6 @@ from typing import Callable, Optional, Union
 import gunpowder as gp
 import numpy as np
 import torch
-from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import Array, LocalArrayIdentifier, ZarrArray, check_roi_on_grid
@@ -46,37 +45,31 @@ class PredictBlocks(gp.BatchFilter):
         self.prediction_spec, self.context = prediction_spec.copy(), Coordinate(context)
         self.device = torch.device(device if device is not None else "cpu")
 
-# %% ../nbs/08_inference.ipynb #0405ab0a
-@patch
-def setup(self: PredictBlocks):
-    "Announce the prediction over its bounded ROI."
-    self.provides(self.prediction_key, self.prediction_spec.copy())
+    def setup(self):
+        "Announce the prediction over its bounded ROI."
+        self.provides(self.prediction_key, self.prediction_spec.copy())
 
-# %% ../nbs/08_inference.ipynb #83b468eb
-@patch
-def prepare(self: PredictBlocks, request):
-    "Ask for raw grown by the network's context on each side of the requested block."
-    deps = gp.BatchRequest()
-    deps[self.raw_key] = gp.ArraySpec(roi=request[self.prediction_key].roi.grow(self.context, self.context))
-    return deps
+    def prepare(self, request):
+        "Ask for raw grown by the network's context on each side of the requested block."
+        deps = gp.BatchRequest()
+        deps[self.raw_key] = gp.ArraySpec(roi=request[self.prediction_key].roi.grow(self.context, self.context))
+        return deps
 
-# %% ../nbs/08_inference.ipynb #7a604b76
-@patch
-def process(self: PredictBlocks, batch, request):
-    "Run the model on the raw block and provide its output, after checking the output's shape."
-    x = torch.from_numpy(np.ascontiguousarray(batch[self.raw_key].data, dtype=np.float32))[None].to(self.device)
-    with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-        y = self.model(x)
-        if self.activation is not None: y = self.activation(y)
-    y = y[0].float().cpu().numpy()
-    spec = self.prediction_spec.copy()
-    spec.roi = request[self.prediction_key].roi
-    expected = (self.model.num_out_channels, *(spec.roi.shape / spec.voxel_size))
-    if y.shape != expected:
-        raise RuntimeError(f"the model returned shape {y.shape} for an input of shape {tuple(x.shape)}, expected {expected}")
-    out = gp.Batch()
-    out[self.prediction_key] = gp.Array(y.astype(spec.dtype, copy=False), spec)
-    return out
+    def process(self, batch, request):
+        "Run the model on the raw block and provide its output, after checking the output's shape."
+        x = torch.from_numpy(np.ascontiguousarray(batch[self.raw_key].data, dtype=np.float32))[None].to(self.device)
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            y = self.model(x)
+            if self.activation is not None: y = self.activation(y)
+        y = y[0].float().cpu().numpy()
+        spec = self.prediction_spec.copy()
+        spec.roi = request[self.prediction_key].roi
+        expected = (self.model.num_out_channels, *(spec.roi.shape / spec.voxel_size))
+        if y.shape != expected:
+            raise RuntimeError(f"the model returned shape {y.shape} for an input of shape {tuple(x.shape)}, expected {expected}")
+        out = gp.Batch()
+        out[self.prediction_key] = gp.Array(y.astype(spec.dtype, copy=False), spec)
+        return out
 
 # %% ../nbs/08_inference.ipynb #7fb67c95
 class WriteBlocks(gp.BatchFilter):
@@ -87,24 +80,20 @@ class WriteBlocks(gp.BatchFilter):
                 ):
         self.key, self.array = key, array
 
-# %% ../nbs/08_inference.ipynb #3da01f90
-@patch
-def prepare(self: WriteBlocks, request):
-    "Ask for the requested block as it is."
-    deps = gp.BatchRequest()
-    deps[self.key] = request[self.key].copy()
-    return deps
+    def prepare(self, request):
+        "Ask for the requested block as it is."
+        deps = gp.BatchRequest()
+        deps[self.key] = request[self.key].copy()
+        return deps
 
-# %% ../nbs/08_inference.ipynb #8b00746b
-@patch
-def process(self: WriteBlocks, batch, request):
-    "Write the part of the block inside the array's ROI."
-    block = batch[self.key]
-    roi = block.spec.roi.intersect(self.array.roi)
-    if roi.empty: return
-    vs = block.spec.voxel_size
-    begin, end = (roi.begin - block.spec.roi.begin) / vs, (roi.end - block.spec.roi.begin) / vs
-    self.array[roi] = block.data[(slice(None),) * (block.data.ndim - roi.dims) + tuple(map(slice, begin, end))]
+    def process(self, batch, request):
+        "Write the part of the block inside the array's ROI."
+        block = batch[self.key]
+        roi = block.spec.roi.intersect(self.array.roi)
+        if roi.empty: return
+        vs = block.spec.voxel_size
+        begin, end = (roi.begin - block.spec.roi.begin) / vs, (roi.end - block.spec.roi.begin) / vs
+        self.array[roi] = block.data[(slice(None),) * (block.data.ndim - roi.dims) + tuple(map(slice, begin, end))]
 
 # %% ../nbs/08_inference.ipynb #bef15a40
 class _ScanProgress(gp.ScanCallback):

@@ -187,20 +187,48 @@ class UNet(nn.Module):
         self.output_shape = self.output_shape_for(shape)
         self.input_shape = shape
         self.total_downsample_factor = Coordinate(math.prod(l[d] for l in down) for d in range(self.dims))
-        inc = self.total_downsample_factor * 8 if eval_shape_increase is None else Coordinate(eval_shape_increase)
-        if inc.dims != self.dims or any(i < 0 for i in inc):
-            raise ValueError(f"eval_shape_increase must be {self.dims} non-negative ints, got {tuple(inc)}")
-        try: self.output_shape_for(shape + inc)
-        except ValueError as e:
-            raise ValueError(f"eval_shape_increase {tuple(inc)} makes the eval input shape invalid (a multiple of the total "
-                             f"down-sampling factor {tuple(self.total_downsample_factor)} always works): {e}") from None
-        self.eval_shape_increase = inc
+        self.eval_shape_increase = inc = self._checked_eval_shape_increase(eval_shape_increase)
         self.num_in_channels, self.num_out_channels = int(fmaps_in), int(fmaps)
         self.init_kwargs = dict(input_shape=list(shape), fmaps_in=int(fmaps_in), fmaps=int(fmaps), fmap_inc_factor=int(fmap_inc_factor),
                                 downsample_factors=[list(d) for d in down], kernel_size=list(self.kernel_size), num_convs=num_convs,
                                 upsample_factors=[list(u) for u in up], eval_shape_increase=list(inc), batch_norm=bool(batch_norm),
                                 constant_upsample=bool(constant_upsample), init=init)  # JSON-able: UNet(**init_kwargs) builds it again
         self._build_layers(fmaps_in, fmaps, fmap_inc_factor, batch_norm, constant_upsample, init)
+
+    def forward(self,
+                x: torch.Tensor, # `(batch, fmaps_in, *spatial)` with a valid spatial shape
+               ) -> torch.Tensor: # `(batch, fmaps, *output_shape_for(spatial))`
+        "The U-Net's feature maps for `x`."
+        check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "UNet")
+        self.output_shape_for(tuple(int(s) for s in x.shape[2:]))  # ints also while torch.jit traces
+        skips = []
+        for level, pool in enumerate(self.pool):
+            x = self.down[level](x)
+            skips.append(x)
+            x = pool(x)
+        x = self.down[-1](x)
+        for level in reversed(range(len(self.up))):
+            x = self.up[level](x)
+            factor = [math.prod(l[d] for l in self.downsample_factors[level:]) for d in range(self.dims)]
+            target = [_crop_to_factor(s, c, f) for s, c, f in zip(x.shape[2:], self._crop, factor)]
+            x = self.up_conv[level](torch.cat([_centre_crop(skips[level], target), _centre_crop(x, target)], dim=1))
+        for m in self.out_up: x = m(x)
+        return x
+
+# %% ../nbs/06_models.ipynb #0ece7c7f
+@patch
+def _checked_eval_shape_increase(self: UNet,
+                                 eval_shape_increase, # as `UNet` takes it: None for 8 x the total down-sampling factor
+                                ) -> Coordinate:
+    "The eval shape increase, refused unless the input shape grown by it is valid."
+    inc = self.total_downsample_factor * 8 if eval_shape_increase is None else Coordinate(eval_shape_increase)
+    if inc.dims != self.dims or any(i < 0 for i in inc):
+        raise ValueError(f"eval_shape_increase must be {self.dims} non-negative ints, got {tuple(inc)}")
+    try: self.output_shape_for(self.input_shape + inc)
+    except ValueError as e:
+        raise ValueError(f"eval_shape_increase {tuple(inc)} makes the eval input shape invalid (a multiple of the total "
+                         f"down-sampling factor {tuple(self.total_downsample_factor)} always works): {e}") from None
+    return inc
 
 # %% ../nbs/06_models.ipynb #23e8b735
 @patch
@@ -254,28 +282,6 @@ def scale(self: UNet,
         voxel_size = Coordinate(v // f for v, f in zip(voxel_size, u))
     return voxel_size
 
-# %% ../nbs/06_models.ipynb #30ac4f8d
-@patch
-def forward(self: UNet,
-            x: torch.Tensor, # `(batch, fmaps_in, *spatial)` with a valid spatial shape
-           ) -> torch.Tensor: # `(batch, fmaps, *output_shape_for(spatial))`
-    "The U-Net's feature maps for `x`."
-    check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "UNet")
-    self.output_shape_for(tuple(int(s) for s in x.shape[2:]))  # ints also while torch.jit traces
-    skips = []
-    for level, pool in enumerate(self.pool):
-        x = self.down[level](x)
-        skips.append(x)
-        x = pool(x)
-    x = self.down[-1](x)
-    for level in reversed(range(len(self.up))):
-        x = self.up[level](x)
-        factor = [math.prod(l[d] for l in self.downsample_factors[level:]) for d in range(self.dims)]
-        target = [_crop_to_factor(s, c, f) for s, c, f in zip(x.shape[2:], self._crop, factor)]
-        x = self.up_conv[level](torch.cat([_centre_crop(skips[level], target), _centre_crop(x, target)], dim=1))
-    for m in self.out_up: x = m(x)
-    return x
-
 # %% ../nbs/06_models.ipynb #820b573c
 class Model(nn.Module):
     "An architecture followed by a 1x1 convolution head; `eval_activation` is applied in eval mode only."
@@ -296,6 +302,15 @@ class Model(nn.Module):
         self.input_shape = Coordinate(architecture.input_shape)
         self.eval_input_shape = self.input_shape + Coordinate(getattr(architecture, "eval_shape_increase", (0,) * self.dims))
         self.output_shape = self.compute_output_shape(self.input_shape)
+
+    def forward(self,
+                x: torch.Tensor, # `(batch, num_in_channels, *spatial)`
+               ) -> torch.Tensor: # `(batch, num_out_channels, *output spatial)`
+        "The head's output, activated in eval mode."
+        check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "Model")
+        y = self.head(self.architecture(x))
+        if not self.training and self.eval_activation is not None: y = self.eval_activation(y)
+        return y
 
 # %% ../nbs/06_models.ipynb #41fb3782
 @patch(as_prop=True)
@@ -332,17 +347,6 @@ def scale(self: Model,
          ) -> Coordinate:
     "Voxel size of the prediction for input `voxel_size`."
     return self.architecture.scale(voxel_size) if hasattr(self.architecture, "scale") else Coordinate(voxel_size)
-
-# %% ../nbs/06_models.ipynb #23c1ab56
-@patch
-def forward(self: Model,
-            x: torch.Tensor, # `(batch, num_in_channels, *spatial)`
-           ) -> torch.Tensor: # `(batch, num_out_channels, *output spatial)`
-    "The head's output, activated in eval mode."
-    check_input_tensor(x, self.num_in_channels, self.dims, self.input_shape, "Model")
-    y = self.head(self.architecture(x))
-    if not self.training and self.eval_activation is not None: y = self.eval_activation(y)
-    return y
 
 # %% ../nbs/06_models.ipynb #e090f21f
 DEFAULT_INPUT_SHAPES = {2: Coordinate(132, 132), 3: Coordinate(68, 68, 68)}

@@ -281,6 +281,24 @@ def compute_lsds(labels: np.ndarray, # 2D or 3D integer labels, 0 is background
         out[(slice(None),) + box][:, inside] = lsds[:, inside]
     return out
 
+# %% ../nbs/05_tasks.ipynb #1e80087f
+def _check_affinity_settings(neighborhood: list, # the checked offsets
+                             dims: int, # their dimensions
+                             lsds: bool, lsd_sigma: Optional[float], affs_weight_clipmin: float, affs_weight_clipmax: float,
+                             balance_classes, # as `AffinitiesPredictor` takes them
+                            ) -> None:
+    "Refuse repeated offsets, LSDs outside 2D and 3D, a sigma that is not positive, clip fractions out of order, a non-boolean `balance_classes`."
+    repeated = sorted({tuple(o) for o in neighborhood if neighborhood.count(o) > 1})
+    if repeated: raise ValueError(f"offsets {repeated} are given twice: each affinity channel needs its own offset")
+    if lsds and dims not in LSD_CHANNELS:
+        raise ValueError(f"local shape descriptors exist for 2D and 3D, but the neighborhood is {dims}D")
+    if lsd_sigma is not None and lsd_sigma <= 0:
+        raise ValueError(f"lsd_sigma must be positive (world units), got {lsd_sigma}")
+    if not 0 < affs_weight_clipmin <= affs_weight_clipmax < 1:
+        raise ValueError(f"need 0 < affs_weight_clipmin <= affs_weight_clipmax < 1, got {affs_weight_clipmin}, {affs_weight_clipmax}")
+    if not isinstance(balance_classes, (bool, np.bool_)):
+        raise ValueError(f"balance_classes must be True or False, got {balance_classes!r}")
+
 # %% ../nbs/05_tasks.ipynb #24bf6ae0
 class AffinitiesPredictor(Predictor):
     "Affinities for a neighbourhood of offsets (in voxels), optionally with local shape descriptors."
@@ -295,20 +313,16 @@ class AffinitiesPredictor(Predictor):
                  balance_classes: bool = True, # weigh affine and non-affine voxels equally (False: every masked-in voxel weighs 1)
                 ):
         self.neighborhood = check_neighborhood(neighborhood)
-        repeated = sorted({tuple(o) for o in self.neighborhood if self.neighborhood.count(o) > 1})
-        if repeated: raise ValueError(f"offsets {repeated} are given twice: each affinity channel needs its own offset")
         self.dims = self.neighborhood[0].dims
-        if lsds and self.dims not in LSD_CHANNELS:
-            raise ValueError(f"local shape descriptors exist for 2D and 3D, but the neighborhood is {self.dims}D")
-        if lsd_sigma is not None and lsd_sigma <= 0:
-            raise ValueError(f"lsd_sigma must be positive (world units), got {lsd_sigma}")
-        if not 0 < affs_weight_clipmin <= affs_weight_clipmax < 1:
-            raise ValueError(f"need 0 < affs_weight_clipmin <= affs_weight_clipmax < 1, got {affs_weight_clipmin}, {affs_weight_clipmax}")
         self.lsds, self.lsd_sigma = lsds, lsd_sigma
         self.affs_weight_clipmin, self.affs_weight_clipmax = affs_weight_clipmin, affs_weight_clipmax
-        if not isinstance(balance_classes, (bool, np.bool_)):
-            raise ValueError(f"balance_classes must be True or False, got {balance_classes!r}")
+        _check_affinity_settings(self.neighborhood, self.dims, lsds, lsd_sigma, affs_weight_clipmin, affs_weight_clipmax, balance_classes)
         self.background_as_object, self.balance_classes = background_as_object, bool(balance_classes)
+
+    def __repr__(self):
+        return (f"AffinitiesPredictor(neighborhood={[tuple(o) for o in self.neighborhood]}, lsds={self.lsds}, "
+                f"lsd_sigma={self.lsd_sigma}, background_as_object={self.background_as_object}, "
+                f"balance_classes={self.balance_classes})")
 
     @property
     def embedding_dims(self) -> int: return self.num_affinities + self.num_lsds
@@ -336,12 +350,14 @@ class AffinitiesPredictor(Predictor):
         weights[self.num_affinities:] = m[crop]  # the LSD channels: the mask
         return self._weights_like(weights, target), new_counts
 
-# %% ../nbs/05_tasks.ipynb #f21fc080
-@patch
-def __repr__(self: AffinitiesPredictor):
-    return (f"AffinitiesPredictor(neighborhood={[tuple(o) for o in self.neighborhood]}, lsds={self.lsds}, "
-            f"lsd_sigma={self.lsd_sigma}, background_as_object={self.background_as_object}, "
-            f"balance_classes={self.balance_classes})")
+    def context(self, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
+        voxel_size = self._check_dims(Coordinate(voxel_size), "the voxel size")
+        before = [max(0, *(-o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
+        after = [max(0, *(o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
+        if self.lsds:  # 3 sigma, rounded up to whole voxels, on both sides
+            lsd = [math.ceil(3 * s / v) * v for s, v in zip(self.sigma(voxel_size), voxel_size)]
+            before, after = [b + l for b, l in zip(before, lsd)], [a + l for a, l in zip(after, lsd)]
+        return Coordinate(before), Coordinate(after)
 
 # %% ../nbs/05_tasks.ipynb #6ffdf37a
 @patch(as_prop=True)
@@ -370,17 +386,6 @@ def _check_dims(self: AffinitiesPredictor, voxel_size: Coordinate, what: str) ->
         raise ValueError(f"{what} has {voxel_size.dims} spatial dimensions but the neighborhood offsets "
                          f"(e.g. {tuple(self.neighborhood[0])}) have {self.dims}")
     return voxel_size
-
-# %% ../nbs/05_tasks.ipynb #dae9dfa1
-@patch
-def context(self: AffinitiesPredictor, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
-    voxel_size = self._check_dims(Coordinate(voxel_size), "the voxel size")
-    before = [max(0, *(-o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
-    after = [max(0, *(o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
-    if self.lsds:  # 3 sigma, rounded up to whole voxels, on both sides
-        lsd = [math.ceil(3 * s / v) * v for s, v in zip(self.sigma(voxel_size), voxel_size)]
-        before, after = [b + l for b, l in zip(before, lsd)], [a + l for a, l in zip(after, lsd)]
-    return Coordinate(before), Coordinate(after)
 
 # %% ../nbs/05_tasks.ipynb #255c8824
 @patch
@@ -486,14 +491,12 @@ class DistancePredictor(Predictor):
             new_counts.append(cc)
         return self._weights_like(weights, target), new_counts
 
-# %% ../nbs/05_tasks.ipynb #7e46605c
-@patch
-def context(self: DistancePredictor, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
-    voxel_size = Coordinate(voxel_size)
-    if self.clip_distance is None:
-        return Predictor.context(self, voxel_size)  # none
-    grow = Coordinate(math.ceil(self.clip_distance / v) * v for v in voxel_size)
-    return grow, grow
+    def context(self, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
+        voxel_size = Coordinate(voxel_size)
+        if self.clip_distance is None:
+            return Predictor.context(self, voxel_size)  # none
+        grow = Coordinate(math.ceil(self.clip_distance / v) * v for v in voxel_size)
+        return grow, grow
 
 # %% ../nbs/05_tasks.ipynb #01a744d9
 @patch
