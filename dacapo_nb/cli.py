@@ -511,6 +511,7 @@ def launch_ranks(nproc: int, # the number of processes
         return 130
     return 0
 
+# %% ../nbs/19_cli.ipynb #df6cb2ed
 def join_ranks() -> Optional[int]:
     "Join the torch.distributed group that torchrun's environment describes (gloo, or NCCL with CUDA); this rank, or None."
     if int(os.environ.get("WORLD_SIZE", "1")) < 2: return None

@@ -255,6 +255,7 @@ LSD_CHANNELS = {2: ["lsd_mean_0", "lsd_mean_1", "lsd_var_0", "lsd_var_1", "lsd_c
                 3: ["lsd_mean_0", "lsd_mean_1", "lsd_mean_2", "lsd_var_0", "lsd_var_1", "lsd_var_2",
                     "lsd_corr_01", "lsd_corr_02", "lsd_corr_12", "lsd_size"]}
 
+# %% ../nbs/05_tasks.ipynb #1bc8d937
 def compute_lsds(labels: np.ndarray, # 2D or 3D integer labels, 0 is background
                  sigma: Sequence[float], # the Gaussian's sigma per axis, in world units
                  voxel_size: Coordinate, # the labels' voxel size
