@@ -30,11 +30,13 @@ def _zarr(path: str):
                                  f"dacapo-nb convert {path} data.zarr/raw [--voxel-size Z Y X])")
     return ZarrArray.open_from_array_identifier(LocalArrayIdentifier(container + ".zarr", dataset))
 
+# %% ../nbs/19_cli.ipynb #00e489db
 def _common(p):
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--worker-command", default=None, help='a command prefix that starts each worker, e.g. "srun -n 1"')
     p.add_argument("--overwrite", action="store_true", help="start fresh instead of resuming")
 
+# %% ../nbs/19_cli.ipynb #db6c9d32
 def _intermixed(parser: argparse.ArgumentParser, # a subcommand's parser, changed in place
                ) -> argparse.ArgumentParser: # the same parser
     "Let `parser` take positionals between its options (`predict MODEL --run RUN RAW OUT`): argparse alone cannot when one is optional."
@@ -47,6 +49,7 @@ def _intermixed(parser: argparse.ArgumentParser, # a subcommand's parser, change
     parser.parse_known_args = parse_known_args
     return parser
 
+# %% ../nbs/19_cli.ipynb #336ad6ae
 def add_blockwise_parsers(sub, # the subparsers of `build_parser`
                          ) -> None:
     "Add `predict`, `segment` and `evaluate` to the `dacapo-nb` parser."
@@ -88,6 +91,7 @@ def _split(path: str) -> tuple[str, str]:
     if not sep or not dataset.strip("/"): raise ValueError(f"expected an output as container.zarr/dataset, got {path!r}")
     return container + ".zarr", dataset
 
+# %% ../nbs/19_cli.ipynb #9afdffb3
 def _model_file(path: Path):
     "The model saved with `torch.save(model, path)` at `path`; one line naming what `path` is instead."
     import torch
@@ -108,6 +112,7 @@ def _model_file(path: Path):
         raise ValueError(f"model {path} holds a {type(model).__name__}, expected a dacapo_nb Model saved with torch.save(model, path)")
     return model
 
+# %% ../nbs/19_cli.ipynb #4dedccdf
 def _predict_model(args):
     "The model `dacapo-nb predict` uses: the run's (`load_run`), or the model file's with the run's weights if --run; says which."
     from dacapo_nb.runs import load_run
@@ -120,6 +125,7 @@ def _predict_model(args):
     args.said = f", predicted with {loaded.checkpoint}: {loaded.why}"   # said with the result, so that an error stays one line
     return loaded.model
 
+# %% ../nbs/19_cli.ipynb #0b01a3a1
 def _raw_range(args) -> Optional[tuple]:
     "--raw-range as given, else the range the run trained with (run.json), else None (by raw's dtype)."
     if args.raw_range is not None or args.run is None: return args.raw_range and tuple(args.raw_range)
@@ -127,6 +133,7 @@ def _raw_range(args) -> Optional[tuple]:
     trained = read_run(args.run)["config"].get("datasets") or [{}]
     return tuple(trained[0]["raw_range"]) if trained[0].get("raw_range") else None
 
+# %% ../nbs/19_cli.ipynb #7eac8b5a
 def predict_command(args) -> int:
     "Run `dacapo-nb predict`."
     from dacapo_nb.blockwise import predict_blockwise
@@ -137,11 +144,13 @@ def predict_command(args) -> int:
     print(f"dacapo-nb: wrote {args.out} {out.roi}{getattr(args, 'said', '')}", file=sys.stderr)
     return 0
 
-IN_MEMORY_SEGMENT_VOXELS = 512 ** 3  # agglomeration holds the affinities and a few labels per voxel: about 10 GB here
-
+# %% ../nbs/19_cli.ipynb #198135bb
 def _sectioned(prediction) -> bool:
     "Whether `prediction` holds 2D affinities over a 3D stack (a 2D model's, section by section): two channels, three axes."
     return prediction.dims == 3 and "c" in prediction.axes and prediction.num_channels == 2
+
+# %% ../nbs/19_cli.ipynb #1fc027b6
+IN_MEMORY_SEGMENT_VOXELS = 512 ** 3  # agglomeration holds the affinities and a few labels per voxel: about 10 GB here
 
 def _segment_in_memory(args, prediction, method: str, parameters: dict, said: str) -> int:
     "`dacapo-nb segment` in memory: agglomeration or the mutex watershed (no blockwise version yet), and any method section by section."
@@ -164,6 +173,7 @@ def _segment_in_memory(args, prediction, method: str, parameters: dict, said: st
     print(f"dacapo-nb: wrote {args.out} {out.roi}, {said} ({method} runs in memory; only components run blockwise)", file=sys.stderr)
     return 0
 
+# %% ../nbs/19_cli.ipynb #65d9dc23
 def segment_command(args) -> int:
     "Run `dacapo-nb segment`."
     from dacapo_nb.blockwise import check_run_args, segment_blockwise
@@ -187,6 +197,7 @@ def segment_command(args) -> int:
     print(f"dacapo-nb: wrote {args.out} {seg.roi}, {said}", file=sys.stderr)
     return 0
 
+# %% ../nbs/19_cli.ipynb #988d06e8
 def evaluate_command(args) -> int:
     "Run `dacapo-nb evaluate`; prints the scores as JSON."
     from dacapo_nb.blockwise import evaluate_blockwise
@@ -208,6 +219,7 @@ def add_validation_arguments(train: argparse.ArgumentParser, # the `train` subco
                        help="your validation image, e.g. data.zarr/val_raw (needed with --raw and --validation-interval)")
     train.add_argument("--val-gt", default=None, metavar="PATH", help="your validation labels, e.g. data.zarr/val_labels (with --val-raw)")
 
+# %% ../nbs/19_cli.ipynb #becd131d
 def add_runs_parser(sub, # the subparsers of `dacapo-nb`
                    ) -> None:
     "Add `dacapo-nb runs DIR`."
@@ -215,6 +227,7 @@ def add_runs_parser(sub, # the subparsers of `dacapo-nb`
     runs.add_argument("dir", type=Path, help="a folder holding run directories (at any depth), or one run directory")
     runs.add_argument("--criterion", default=None, help="the score that picks each run's best (default: the runs' own)")
 
+# %% ../nbs/19_cli.ipynb #e06d782f
 def validation_arguments(args, # the parsed `dacapo-nb train` arguments
                          out: Path, # the run directory
                          raw_dims: Optional[int] = None, # the spatial dimensions of the training raw (None: --dims)
@@ -235,6 +248,7 @@ def validation_arguments(args, # the parsed `dacapo-nb train` arguments
     return {"validation_datasets": [val], "validation_interval": args.validation_interval,
             "validation_criterion": args.validation_criterion}
 
+# %% ../nbs/19_cli.ipynb #d1aa7d4c
 def validation_data(args, # the parsed `dacapo-nb train` arguments
                     out: Path, # the run directory
                    ) -> str:
@@ -242,6 +256,7 @@ def validation_data(args, # the parsed `dacapo-nb train` arguments
     if args.val_raw is not None: return f"your {args.val_raw} with labels {args.val_gt}"
     return f"the built-in synthetic validation data in {out / 'val_data.zarr'}"
 
+# %% ../nbs/19_cli.ipynb #a31ea934
 def report_best(out: Path, # the run directory
                ) -> None:
     "Say which iteration validated best, if the run validated."
@@ -251,6 +266,7 @@ def report_best(out: Path, # the run directory
     print(f"dacapo-nb: best {best['criterion']} {best['score']:.4g} at iteration {best['iteration']} with "
           f"{best['parameters']} ({out / best['checkpoint']})", file=sys.stderr)
 
+# %% ../nbs/19_cli.ipynb #26ced70f
 def runs(args, # the parsed `dacapo-nb runs` arguments
         ) -> int: # the exit status
     "Run `dacapo-nb runs DIR`: print the table of the runs under DIR."
@@ -274,6 +290,7 @@ def add_convert_parser(sub, # the subparsers of `dacapo-nb`
     c.add_argument("--block-shape", type=int, nargs="+", default=None, help="voxels per block written (default: the output's chunks)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing dataset instead of resuming into it")
 
+# %% ../nbs/19_cli.ipynb #2867f971
 def convert_command(args) -> int:
     "Run `dacapo-nb convert`."
     import numpy as np
@@ -291,6 +308,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     def _get_help_string(self, action):
         return action.help if action.default is None else super()._get_help_string(action)
 
+# %% ../nbs/19_cli.ipynb #c7766385
 TRAIN_EXAMPLES = """examples:
   dacapo-nb train                                    # 400 iterations of 2D affinities on built-in data, into runs/demo
   dacapo-nb train --iterations 800                   # continue the same run to 800 iterations
@@ -299,6 +317,7 @@ TRAIN_EXAMPLES = """examples:
   dacapo-nb train --raw em.zarr/raw --gt em.zarr/membranes --gt-boundaries --init-from runs/demo --out runs/tuned   # fine-tune
 """
 
+# %% ../nbs/19_cli.ipynb #06b61236
 def build_parser() -> argparse.ArgumentParser:
     "The `dacapo-nb` argument parser."
     parser = argparse.ArgumentParser(prog="dacapo-nb", description="Train segmentation networks on microscopy volumes.")
@@ -361,6 +380,7 @@ def resumed_run(out, # the run directory `train --out` names
     from dacapo_nb.rundir import RunDir
     return None if overwrite else RunDir(out).recorded() or None  # a torn one: the command's settings, and it is rewritten
 
+# %% ../nbs/19_cli.ipynb #1eb470c2
 def check_train_args(args, # the parsed `dacapo-nb train` arguments
                     ):
     "The trainer config of `args`; a `ValueError` naming the first bad argument, before anything is written."
@@ -405,6 +425,7 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
                                         num_data_fetchers=args.fetchers, snapshot_interval=args.snapshot_interval,
                                         mixed_precision=True if args.mixed_precision else None, compile=args.compile)
 
+# %% ../nbs/19_cli.ipynb #9fcca730
 def _init_weights(args):
     "The weights --init-from names (`initial_weights`), read before anything is written; None without it, or when the run resumes."
     from dacapo_nb.rundir import RunDir, latest_checkpoint
@@ -416,6 +437,7 @@ def _init_weights(args):
         said = f"--init-from {said[len('init_from '):]}" if said.startswith("init_from ") else f"--init-from {args.init_from}: {said}"
         raise type(e)(said) from None
 
+# %% ../nbs/19_cli.ipynb #da26e968
 def _clear_run(out: Path) -> None:
     "Delete what a run wrote in `out` (not the data: `make_synthetic_data(overwrite=True)` replaces it whole)."
     import shutil
@@ -436,6 +458,7 @@ def open_input(spec: str, # a path: data.zarr/raw, image.ome.zarr, stack.tif, a 
     try: return open_array(spec, voxel_size=voxel_size)
     except (ValueError, FileNotFoundError, ImportError) as e: raise ValueError(f"--{name} {spec}: {e}") from None
 
+# %% ../nbs/19_cli.ipynb #d2615626
 def check_device(device: str | None, # the --device value, or None for the default
                 ):
     "`device` as a `torch.device` that exists on this machine; a one-line error that says what to use instead."
@@ -488,6 +511,7 @@ def launch_ranks(nproc: int, # the number of processes
         return 130
     return 0
 
+# %% ../nbs/19_cli.ipynb #df6cb2ed
 def join_ranks() -> Optional[int]:
     "Join the torch.distributed group that torchrun's environment describes (gloo, or NCCL with CUDA); this rank, or None."
     if int(os.environ.get("WORLD_SIZE", "1")) < 2: return None
@@ -503,10 +527,12 @@ def _trained(out: Path) -> int:
     newest = latest_checkpoint(RunDir(out).checkpoints)
     return checkpoint_iteration(newest) if newest is not None else 0
 
+# %% ../nbs/19_cli.ipynb #058040ad
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     "Show a warning as one `dacapo-nb: warning:` line, from rank 0 only under torch.distributed."
     if int(os.environ.get("RANK", "0")) == 0: print(f"dacapo-nb: warning: {message}", file=sys.stderr, flush=True)
 
+# %% ../nbs/19_cli.ipynb #fea8b7c4
 def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
          ) -> int: # the exit status
     "Run `dacapo-nb train`, showing warnings (e.g. gt that looks like a boundary map) as one line each; returns the exit status."
@@ -515,69 +541,85 @@ def train(args, # the parsed `dacapo-nb train` arguments (see `build_parser`)
         warnings.showwarning = _one_line_warning
         return _train(args)
 
-def _train(args) -> int:
-    "`train` itself."
-    say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
+# %% ../nbs/19_cli.ipynb #a22b6634
+def _builtin_data(args, # the parsed `dacapo-nb train` arguments
+                  out: Path, # the run directory
+                  rank: Optional[int], # this rank under torch.distributed, or None
+                  say, # prints one `dacapo-nb:` line (nothing on ranks other than 0)
+                 ) -> tuple: # the `Dataset` and its spatial dimensions
+    "The built-in synthetic training data, made in `out/data.zarr` (by rank 0, before the other ranks open it)."
     import torch
-    from tqdm import tqdm
-    from dacapo_nb.datasets import Dataset, check_dataset_values, labels_from_boundaries, make_synthetic_data
-    from dacapo_nb.models import model_for
-    from dacapo_nb.rundir import RunDir
-    from dacapo_nb.snapshots import plot_snapshot
-    from dacapo_nb.tasks import affinities_task, distance_task
-    from dacapo_nb.training import run_training
+    from dacapo_nb.datasets import make_synthetic_data
+    if args.gt is not None or args.mask is not None: raise ValueError("--gt and --mask go with --raw: give your raw image too")
+    dims = args.dims or 2
+    out.mkdir(parents=True, exist_ok=True)
+    if args.overwrite and not rank: _clear_run(out)
+    say(f"making the built-in synthetic {dims}D data in {out / 'data.zarr'}")
+    if rank: torch.distributed.barrier()  # rank 0 makes the data (and validation data) first
+    return make_synthetic_data(out / "data.zarr", dims=dims, seed=args.seed, overwrite=args.overwrite and not rank), dims
 
-    config = check_train_args(args)  # every argument, before anything is written
-    if args.nproc > 1 and "LOCAL_RANK" not in os.environ: return launch_ranks(args.nproc, args.argv)
-    rank = join_ranks()
-    if rank: say = lambda text: None  # rank 0 speaks for the run
-    device = check_device(args.device if args.device or not torch.cuda.is_available() or rank is None else f"cuda:{os.environ['LOCAL_RANK']}")
-    out = Path(args.out)
-    if args.raw is None:
-        if args.gt is not None or args.mask is not None: raise ValueError("--gt and --mask go with --raw: give your raw image too")
-        dims = args.dims or 2
-        out.mkdir(parents=True, exist_ok=True)
-        if args.overwrite and not rank: _clear_run(out)
-        say(f"making the built-in synthetic {dims}D data in {out / 'data.zarr'}")
-        if rank: torch.distributed.barrier()  # rank 0 makes the data (and validation data) first
-        dataset = make_synthetic_data(out / "data.zarr", dims=dims, seed=args.seed, overwrite=args.overwrite and not rank)
-    else:
-        if args.gt is None: raise ValueError(f"--raw {args.raw} needs --gt: the labels to learn from")
-        raw, gt = open_input(args.raw, "raw", args.voxel_size), open_input(args.gt, "gt", args.voxel_size)
-        mask = open_input(args.mask, "mask", args.voxel_size) if args.mask is not None else None
-        dims, why = choose_dims(raw, args.dims)
-        for name, array in (("raw", raw), ("gt", gt), ("mask", mask)):
-            if array is not None: say(f"--{name} {getattr(args, name)}: voxel size {tuple(array.voxel_size)}, ROI {array.roi}")
-        if args.gt_boundaries:
-            gt = labels_from_boundaries(gt, per_section=dims == 2 and gt.dims == 3)  # ids 1 to N: the largest is the count
-            say(f"--gt-boundaries: {int(gt.data.max())} objects, the connected components of the inside{' per section' * (dims == 2 and gt.dims == 3)}")
-        say(f"training {why}")
-        dataset = Dataset(Path(args.raw).name, raw, gt, mask, raw_range=args.raw_range and tuple(args.raw_range))
-        try: check_dataset_values(dataset)  # before the run directory is made: a refusal leaves no empty folder behind
-        except ValueError as e: raise ValueError(re.sub(r"raw_range=\((\S+), (\S+?)\)", r"--raw-range \1 \2", str(e))) from None
-        out.mkdir(parents=True, exist_ok=True)
-        if args.overwrite and not rank: _clear_run(out)
-        if rank: torch.distributed.barrier()
-    args.dims = dims
-    torch.manual_seed(args.seed)
-    task = affinities_task(dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
-    resumed = resumed_run(out, args.overwrite)
+# %% ../nbs/19_cli.ipynb #1ce7fd3e
+def _your_data(args, # the parsed `dacapo-nb train` arguments
+               out: Path, # the run directory
+               rank: Optional[int], # this rank under torch.distributed, or None
+               say, # prints one `dacapo-nb:` line (nothing on ranks other than 0)
+              ) -> tuple: # the `Dataset` and the model's spatial dimensions
+    "Your --raw, --gt and --mask as a `Dataset`, checked before the run directory is made; says what was read and why 2D or 3D."
+    import torch
+    from dacapo_nb.datasets import Dataset, check_dataset_values, labels_from_boundaries
+    if args.gt is None: raise ValueError(f"--raw {args.raw} needs --gt: the labels to learn from")
+    raw, gt = open_input(args.raw, "raw", args.voxel_size), open_input(args.gt, "gt", args.voxel_size)
+    mask = open_input(args.mask, "mask", args.voxel_size) if args.mask is not None else None
+    dims, why = choose_dims(raw, args.dims)
+    for name, array in (("raw", raw), ("gt", gt), ("mask", mask)):
+        if array is not None: say(f"--{name} {getattr(args, name)}: voxel size {tuple(array.voxel_size)}, ROI {array.roi}")
+    if args.gt_boundaries:
+        gt = labels_from_boundaries(gt, per_section=dims == 2 and gt.dims == 3)  # ids 1 to N: the largest is the count
+        say(f"--gt-boundaries: {int(gt.data.max())} objects, the connected components of the inside{' per section' * (dims == 2 and gt.dims == 3)}")
+    say(f"training {why}")
+    dataset = Dataset(Path(args.raw).name, raw, gt, mask, raw_range=args.raw_range and tuple(args.raw_range))
+    try: check_dataset_values(dataset)  # before the run directory is made: a refusal leaves no empty folder behind
+    except ValueError as e: raise ValueError(re.sub(r"raw_range=\((\S+), (\S+?)\)", r"--raw-range \1 \2", str(e))) from None
+    out.mkdir(parents=True, exist_ok=True)
+    if args.overwrite and not rank: _clear_run(out)
+    if rank: torch.distributed.barrier()
+    return dataset, dims
+
+# %% ../nbs/19_cli.ipynb #be1c12ac
+def _run_model(out: Path, # the run directory
+               overwrite: bool, # --overwrite: start afresh
+               task, # the task the model is for
+               dims: int, # the model's spatial dimensions
+              ):
+    "The network of the run that `out` resumes, whatever today's default; else the default one for `task`."
+    resumed = resumed_run(out, overwrite)
     if resumed is not None and resumed.get("model_kwargs"):  # the run's own network, whatever today's default
         from dacapo_nb.models import model_from_kwargs
-        model = model_from_kwargs(**resumed["model_kwargs"])
-    else: model = model_for(task, dims)
-    say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
-        f"{device}, run directory {out}")
+        return model_from_kwargs(**resumed["model_kwargs"])
+    from dacapo_nb.models import model_for
+    return model_for(task, dims)
+
+# %% ../nbs/19_cli.ipynb #0ff9bb4d
+def _say_start(args, # the parsed `dacapo-nb train` arguments
+               model, # the model to train
+               out: Path, # the run directory
+               say, # prints one `dacapo-nb:` line
+              ) -> None:
+    "Say which weights the run starts from and what --freeze holds, before any iteration."
     if args.init_weights is not None:  # what will be loaded, before any iteration
         from dacapo_nb.training import init_summary, match_weights
         say(init_summary({**args.init_weights.describe(), **match_weights(model, args.init_weights.state_dict)}))
     elif args.init_from is not None: say(f"--init-from {args.init_from} is not read again: {out} resumes from its checkpoint of iteration {_trained(out)}")
     if args.freeze: say(f"--freeze {' '.join(args.freeze)}: held still for the first {args.freeze_iterations} iterations")
-    validation = validation_arguments(args, out, raw_dims=None if args.raw is None else dataset.raw.dims)
-    if validation: say(f"validating every {args.validation_interval} iterations on {validation_data(args, out)}")
-    say("starting the data pipeline (the first iteration takes a few seconds)")
+
+# %% ../nbs/19_cli.ipynb #34792ac9
+def _train_with_progress(args, out: Path, model, task, dataset, config, device, validation: dict, # what `_train` made
+                         rank: Optional[int], # this rank under torch.distributed, or None
+                        ):
+    "Run `run_training`, with a progress bar of the loss and the rate on rank 0; the last iteration's stats (None: nothing to do)."
+    from tqdm import tqdm
+    from dacapo_nb.training import run_training
     bar, last = None, None
-    if rank == 0: torch.distributed.barrier()  # the data is there: the other ranks open it
     try:
         for stats in run_training(out, model, task, [dataset], config, args.iterations, device=device,
                                   checkpoint_interval=args.checkpoint_interval, init_from=args.init_weights or args.init_from,
@@ -591,13 +633,19 @@ def _train(args) -> int:
             last = stats
     except KeyboardInterrupt:
         if bar is not None: bar.close()
-        say(f"interrupted at iteration {_trained(out)}; run again to resume")
-        return 130
+        raise
     if bar is not None: bar.close()
-    if rank is not None:  # leave together: no rank tears the group down while another still works in it
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    if rank: return 0
+    return last
+
+# %% ../nbs/19_cli.ipynb #e88c77ef
+def _say_done(args, # the parsed `dacapo-nb train` arguments
+              out: Path, # the run directory
+              last, # the last iteration's stats, None when the run had trained enough already
+              say, # prints one `dacapo-nb:` line
+             ) -> None:
+    "Say what the run wrote: its best iteration, its snapshot picture, or that there was nothing to do."
+    from dacapo_nb.rundir import RunDir
+    from dacapo_nb.snapshots import plot_snapshot
     report_best(out)
     if last is None:
         say(f"{out} has trained {_trained(out)} iterations already (asked for {args.iterations}): "
@@ -608,6 +656,41 @@ def _train(args) -> int:
         say(f"wrote {run.picture}, snapshots in {run.snapshots}, checkpoints in {run.checkpoints}")
     except FileNotFoundError:
         say(f"no snapshot yet (snapshot interval {args.snapshot_interval})")
+
+# %% ../nbs/19_cli.ipynb #baf99129
+def _train(args) -> int:
+    "`train` itself: the data, the model, the training with its progress bar, and what the run wrote."
+    say = lambda text: print(f"dacapo-nb: {text}", file=sys.stderr, flush=True)
+    import torch
+    from dacapo_nb.tasks import affinities_task, distance_task
+
+    config = check_train_args(args)  # every argument, before anything is written
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ: return launch_ranks(args.nproc, args.argv)
+    rank = join_ranks()
+    if rank: say = lambda text: None  # rank 0 speaks for the run
+    device = check_device(args.device if args.device or not torch.cuda.is_available() or rank is None else f"cuda:{os.environ['LOCAL_RANK']}")
+    out = Path(args.out)
+    dataset, dims = (_builtin_data if args.raw is None else _your_data)(args, out, rank, say)
+    args.dims = dims
+    torch.manual_seed(args.seed)
+    task = affinities_task(dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
+    model = _run_model(out, args.overwrite, task, dims)
+    say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
+        f"{device}, run directory {out}")
+    _say_start(args, model, out, say)
+    validation = validation_arguments(args, out, raw_dims=None if args.raw is None else dataset.raw.dims)
+    if validation: say(f"validating every {args.validation_interval} iterations on {validation_data(args, out)}")
+    say("starting the data pipeline (the first iteration takes a few seconds)")
+    if rank == 0: torch.distributed.barrier()  # the data is there: the other ranks open it
+    try: last = _train_with_progress(args, out, model, task, dataset, config, device, validation, rank)
+    except KeyboardInterrupt:
+        say(f"interrupted at iteration {_trained(out)}; run again to resume")
+        return 130
+    if rank is not None:  # leave together: no rank tears the group down while another still works in it
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    if rank: return 0
+    _say_done(args, out, last, say)
     return 0
 
 # %% ../nbs/19_cli.ipynb #7ba3475a
