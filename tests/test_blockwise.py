@@ -145,7 +145,7 @@ def _seeded_predictions(labels, seed=0):
 # VOI between blockwise and in-memory seeded segmentations on this test volume (36^3, 40 cells, blocks of 16^3 that
 # cut most cells), default context (half a block, 8 voxels): affinities 0.0, distances 0.0. With 4 voxels of context:
 # 0.00026 and 0.0; with 2: affinities 0.019; with none (seeds grown inside each block only, then joined): 0.2 and 0.045
-# on 40^3. The bound is the tolerance; nbs/11_blockwise.ipynb's leaky 2D example reaches 0.0145 with 4 voxels.
+# on 40^3. The bound is the tolerance; nbs/11_blockwise_segmentation.ipynb's leaky 2D example reaches 0.0145 with 4 voxels.
 SEEDED_VOI_BOUND = 0.01
 
 
