@@ -398,10 +398,10 @@ C("validate", "validate(device='cuda') without a GPU", lambda f: val(f, sweep=[{
 C("validate", "validate of a numpy array as dataset", lambda f: _imp("validation", "validate")(f.tmodel, f.task, np.zeros((8, 8)), f.out), "Dataset|ndarray")
 
 # blockwise
-pbw = lambda f, model=None, raw=None, out=None, **k: _imp("blockwise", "predict_blockwise")(_or(model, f.model), _or(raw, f.raw), _or(out, f.out),
+pbw = lambda f, model=None, raw=None, out=None, **k: _imp("blockwise_predict", "predict_blockwise")(_or(model, f.model), _or(raw, f.raw), _or(out, f.out),
                                                                                           **{"progress": False, "block_shape": BLOCK, **k})
-sbw = lambda f, pred=None, out=None, **k: _imp("blockwise", "segment_blockwise")(_or(pred, f.pred), _or(out, f.out), **{"progress": False, "block_size": (32, 32), **k})
-ebw = lambda f, seg=None, gt=None, **k: _imp("blockwise", "evaluate_blockwise")(_or(seg, f.seg), _or(gt, f.labels), **{"progress": False, "block_size": (32, 32), **k})
+sbw = lambda f, pred=None, out=None, **k: _imp("blockwise_segmentation", "segment_blockwise")(_or(pred, f.pred), _or(out, f.out), **{"progress": False, "block_size": (32, 32), **k})
+ebw = lambda f, seg=None, gt=None, **k: _imp("blockwise_evaluation", "evaluate_blockwise")(_or(seg, f.seg), _or(gt, f.labels), **{"progress": False, "block_size": (32, 32), **k})
 C("blockwise", "predict_blockwise into the user's own dataset (same geometry), no overwrite", lambda f: pbw(f, out=f.d / "o.zarr", dataset="own"), "own", "overwrite")
 C("blockwise", "predict_blockwise into the user's own dataset (other shape, dtype, voxel size), no overwrite", lambda f: pbw(f, out=f.d / "o.zarr", dataset="own_small"), "own_small", "overwrite")
 C("blockwise", "predict_blockwise(num_workers=0)", lambda f: pbw(f, num_workers=0), "num_workers", "0")

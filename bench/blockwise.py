@@ -80,7 +80,7 @@ SCRIPT = textwrap.dedent("""
         from dacapo_nb.inference import predict
         out = predict(model, raw, d + "/single.zarr", f"p{tag}", progress=False, overwrite=True)
     elif mode in ("blockwise", "rerun"):  # rerun: resume what is there
-        from dacapo_nb.blockwise import predict_blockwise
+        from dacapo_nb.blockwise_predict import predict_blockwise
         out = predict_blockwise(model, raw, d + "/bw.zarr", f"p{tag}w{workers}", num_workers=workers, progress=False,
                                 overwrite=mode == "blockwise")
     elif mode == "model":   # the model alone on in-memory blocks of the same shape: the limit
@@ -91,7 +91,7 @@ SCRIPT = textwrap.dedent("""
         with torch.no_grad():
             for _ in range(n): model(x)
     elif mode in ("segment", "segment_seeded"):
-        from dacapo_nb.blockwise import segment_blockwise
+        from dacapo_nb.blockwise_segmentation import segment_blockwise
         segment_blockwise(prediction(), d + "/seg.zarr", f"{mode}{tag}{source}", num_workers=workers, progress=False, overwrite=True,
                           seed_threshold=0.9 if mode == "segment_seeded" else None)
     elif mode in ("segment_memory", "segment_memory_seeded"):

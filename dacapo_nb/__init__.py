@@ -21,7 +21,7 @@ import re as _re
 from pathlib import Path as _Path
 
 _MODULES = ("widgets", "rundir", "arrays", "formats", "sources", "pipeline", "filters", "augments", "tasks", "models", "datasets", "inference",
-            "segmentation", "evaluation", "blockwise", "trainer", "validation", "training", "snapshots", "runs",
+            "segmentation", "evaluation", "blockwise", "blockwise_predict", "blockwise_segmentation", "blockwise_evaluation", "trainer", "validation", "training", "snapshots", "runs",
             "bioimage")  # a name in two modules is the later one's (the widgets re-export a few figures)
 _homes = None
 

@@ -136,7 +136,7 @@ def _raw_range(args) -> Optional[tuple]:
 # %% ../nbs/19_cli.ipynb #7eac8b5a
 def predict_command(args) -> int:
     "Run `dacapo-nb predict`."
-    from dacapo_nb.blockwise import predict_blockwise
+    from dacapo_nb.blockwise_predict import predict_blockwise
     model = _predict_model(args)
     container, dataset = _split(args.out)
     out = predict_blockwise(model, _zarr(args.raw), container, dataset, block_shape=args.block_shape, num_workers=args.workers,
@@ -176,7 +176,8 @@ def _segment_in_memory(args, prediction, method: str, parameters: dict, said: st
 # %% ../nbs/19_cli.ipynb #65d9dc23
 def segment_command(args) -> int:
     "Run `dacapo-nb segment`."
-    from dacapo_nb.blockwise import check_run_args, segment_blockwise
+    from dacapo_nb.blockwise import check_run_args
+    from dacapo_nb.blockwise_segmentation import segment_blockwise
     from dacapo_nb.runs import segment_parameters
     check_run_args(args.workers, worker_command=args.worker_command)  # whichever method runs: a bad flag is refused
     method = args.method or ("components" if args.seed_threshold is not None else None)  # seeds are the components' own
@@ -200,7 +201,7 @@ def segment_command(args) -> int:
 # %% ../nbs/19_cli.ipynb #988d06e8
 def evaluate_command(args) -> int:
     "Run `dacapo-nb evaluate`; prints the scores as JSON."
-    from dacapo_nb.blockwise import evaluate_blockwise
+    from dacapo_nb.blockwise_evaluation import evaluate_blockwise
     scores = evaluate_blockwise(_zarr(args.seg), _zarr(args.gt), block_size=args.block_size, num_workers=args.workers,
                                 overwrite=args.overwrite, worker_command=args.worker_command)
     print(json.dumps(scores, indent=1))

@@ -1,6 +1,6 @@
 "Per-block setups with faults, for tests/test_blockwise.py: slow blocks, a failing block, workers that die."
 import os, time
-from dacapo_nb.blockwise import predict_block_setup
+from dacapo_nb.blockwise_predict import predict_block_setup
 
 def delayed_predict_setup(seconds: float):
     "A per-block setup: the real per-block predict, `seconds` slower per block."

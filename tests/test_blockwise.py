@@ -9,7 +9,8 @@ import torch
 from funlib.geometry import Roi
 
 from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
-from dacapo_nb.blockwise import BlockwiseError, predict_blockwise, state_dir
+from dacapo_nb.blockwise import BlockwiseError, state_dir
+from dacapo_nb.blockwise_predict import predict_blockwise
 from dacapo_nb.inference import predict
 from dacapo_nb.models import Model, UNet
 
@@ -40,7 +41,7 @@ def _run_script(tmp: Path, out: str, setup: str = "slow_predict_setup") -> subpr
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(HERE)!r})
         from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
-        from dacapo_nb.blockwise import predict_blockwise
+        from dacapo_nb.blockwise_predict import predict_blockwise
         raw = ZarrArray.open_from_array_identifier(LocalArrayIdentifier({str(tmp / 'raw.zarr')!r}, "raw"))
         predict_blockwise({str(tmp / 'model.pt')!r}, raw, {str(tmp / out)!r}, block_shape={BLOCK}, num_workers=2,
                           progress=False, worker_setup="blockwise_faults:{setup}")
@@ -107,7 +108,7 @@ def test_changed_layout_is_refused_before_any_worker(setup):
     with pytest.raises(ValueError, match="other model"):
         predict_blockwise(other, raw, tmp / "layout.zarr", block_shape=BLOCK, progress=False)
     with pytest.raises(ValueError, match="must be a positive multiple of the voxel size"):
-        from dacapo_nb.blockwise import segment_blockwise
+        from dacapo_nb.blockwise_segmentation import segment_blockwise
         segment_blockwise(out, tmp / "layout.zarr", block_size=(0, 20), progress=False)
     fresh = predict_blockwise(other, raw, tmp / "layout.zarr", block_shape=(52, 52), progress=False, overwrite=True)
     assert fresh.roi == out.roi
@@ -144,13 +145,13 @@ def _seeded_predictions(labels, seed=0):
 # VOI between blockwise and in-memory seeded segmentations on this test volume (36^3, 40 cells, blocks of 16^3 that
 # cut most cells), default context (half a block, 8 voxels): affinities 0.0, distances 0.0. With 4 voxels of context:
 # 0.00026 and 0.0; with 2: affinities 0.019; with none (seeds grown inside each block only, then joined): 0.2 and 0.045
-# on 40^3. The bound is the issue's tolerance; nbs/11_blockwise.ipynb's leaky 2D example reaches 0.0145 with 4 voxels.
+# on 40^3. The bound is the issue's tolerance; nbs/11_blockwise_segmentation.ipynb's leaky 2D example reaches 0.0145 with 4 voxels.
 SEEDED_VOI_BOUND = 0.01
 
 
 @pytest.mark.parametrize("kind", ["affinities", "distances"])
 def test_seeded_blockwise_agrees_with_in_memory(tmp_path, kind):
-    from dacapo_nb.blockwise import segment_blockwise
+    from dacapo_nb.blockwise_segmentation import segment_blockwise
     from dacapo_nb.evaluation import evaluate
     from dacapo_nb.segmentation import affinities_to_segmentation, distances_to_segmentation
     shape = (36, 36, 36)
@@ -201,7 +202,7 @@ def _own_array(container: Path, dataset: str, shape, dtype, voxel_size=(1, 1)) -
 
 def test_the_users_own_dataset_survives_predict_and_segment(setup):
     "Without overwrite, no blockwise call (Python or CLI) replaces a dataset it did not write, whatever its geometry."
-    from dacapo_nb.blockwise import segment_blockwise
+    from dacapo_nb.blockwise_segmentation import segment_blockwise
     tmp, model, raw, expected = setup
     own = tmp / "own.zarr"
     same = _own_array(own, "same", (96, 100), np.float32)                      # the geometry predict would write, but not its run's
@@ -254,7 +255,8 @@ def test_a_second_run_into_one_output_is_refused_and_a_killed_runs_lock_taken_ov
 
 def test_bad_arguments_are_refused_before_anything_is_written(setup, tmp_path):
     "Python and CLI, predict, segment and evaluate: each bad value named, the output folder unchanged."
-    from dacapo_nb.blockwise import evaluate_blockwise, segment_blockwise
+    from dacapo_nb.blockwise_evaluation import evaluate_blockwise
+    from dacapo_nb.blockwise_segmentation import segment_blockwise
     tmp, model, raw, expected = setup
     out = tmp_path / "o.zarr"
     pred = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(out, "pred"), ["c", "y", "x"], raw.roi, 2, (1, 1), np.float32)
