@@ -1,12 +1,13 @@
 """Blockwise runs in daisy worker processes: kill -9 of a worker and of the whole run, then resume; errors and
 dying workers; refusal of a changed layout. Tiny volumes and model, 2 workers."""
-import os, signal, subprocess, sys, textwrap, time
+import os, signal, subprocess, sys, textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from funlib.geometry import Roi
+from waiting import wait_until
 
 from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
 from dacapo_nb.blockwise import BlockwiseError, state_dir
@@ -50,22 +51,15 @@ def _run_script(tmp: Path, out: str, setup: str = "slow_predict_setup") -> subpr
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _wait_for(cond, timeout=120):
-    t = time.time()
-    while not cond():
-        assert time.time() - t < timeout, "timed out"
-        time.sleep(0.05)
-
-
 def test_kill_worker_then_whole_run_then_resume(setup):
     tmp, model, raw, expected = setup
     state = state_dir(tmp / "killed.zarr", "prediction")
     n_blocks = 4 * 4
     parent = _run_script(tmp, "killed.zarr")
-    _wait_for(lambda: len(_blocks_done(state)) >= 3)
+    wait_until(lambda: len(_blocks_done(state)) >= 3, 120, "3 blocks done")
     worker = int((state / "predict.log").read_text().split()[1])       # kill -9 one worker: daisy starts another
     os.kill(worker, signal.SIGKILL)
-    _wait_for(lambda: len(_blocks_done(state)) >= n_blocks // 2)
+    wait_until(lambda: len(_blocks_done(state)) >= n_blocks // 2, 120, "half the blocks done")
     os.killpg(parent.pid, signal.SIGKILL)                                # then the whole run, workers and all
     parent.wait()
     first = _blocks_done(state)
@@ -238,7 +232,7 @@ def test_a_second_run_into_one_output_is_refused_and_a_killed_runs_lock_taken_ov
     state = state_dir(tmp / "busy.zarr", "prediction")
     parent = _run_script(tmp, "busy.zarr", "held_predict_setup")   # 16 blocks of 2 s on 2 workers: holds the lock ~16 s
     try:
-        _wait_for(lambda: len(_blocks_done(state)) >= 1)
+        wait_until(lambda: len(_blocks_done(state)) >= 1, 120, "a block done")
         with pytest.raises(RuntimeError) as e:
             predict_blockwise(model, raw, tmp / "busy.zarr", block_shape=BLOCK, progress=False)
         assert f"busy.zarr/prediction is in use: process {parent.pid} writes it; stop it first" in str(e.value), str(e.value)

@@ -5,6 +5,7 @@ import os, re, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -74,13 +75,6 @@ def iteration_shown(page) -> int:
     match = re.match(r"iteration (\d+)/2000", text)
     assert match, f"unexpected progress text {text!r}"
     return int(match.group(1))
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline: raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.2)
 
 
 def displayed_and_natural_size(image) -> tuple:
