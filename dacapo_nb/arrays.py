@@ -19,10 +19,10 @@ from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 
 # %% auto #0
-__all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_on_grid', 'Array', 'check_axes', 'default_axes',
-           'axes_from_metadata', 'FixedGeometryArray', 'NumpyArray', 'LocalArrayIdentifier', 'LocalContainerIdentifier',
-           'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'OnesArrayConfig',
-           'OnesArray', 'SectionArray']
+__all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_on_grid', 'Array', 'roi_slices', 'check_axes',
+           'default_axes', 'axes_from_metadata', 'FixedGeometryArray', 'NumpyArray', 'LocalArrayIdentifier',
+           'LocalContainerIdentifier', 'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray',
+           'OnesArrayConfig', 'OnesArray', 'SectionArray']
 
 # %% ../nbs/00_arrays.ipynb #24938b93
 def check_roi_on_grid(roi: Roi, # region in world units
@@ -99,6 +99,16 @@ def shape(self: Array) -> tuple:
     "Shape of the data, channels included."
     return tuple(self.data.shape)
 
+# %% ../nbs/00_arrays.ipynb #81068eb3
+def roi_slices(inner: Roi, # the part wanted, world units
+               outer: Roi, # the ROI of the data indexed
+               voxel_size: Coordinate, # the data's voxel size
+              ) -> tuple: # one slice per spatial axis
+    "Index slices of the spatial part of `outer`'s data that cover `inner`."
+    if not outer.contains(inner): raise ValueError(f"ROI {inner} is not inside ROI {outer}")
+    begin, end = (inner.begin - outer.begin) / voxel_size, (inner.end - outer.begin) / voxel_size
+    return tuple(slice(b, e) for b, e in zip(begin, end))
+
 # %% ../nbs/00_arrays.ipynb #f7a51466
 @patch
 def _index(self: Array, roi: Roi) -> tuple:
@@ -108,10 +118,8 @@ def _index(self: Array, roi: Roi) -> tuple:
         raise ValueError(
             f"ROI {roi} is outside {self} whose ROI is {self.roi}; "
             "crop the request, or pad the array (gp.Pad) when reading through a pipeline")
-    begin = (roi.begin - self.roi.begin) / self.voxel_size
-    end = (roi.end - self.roi.begin) / self.voxel_size
-    spatial = iter(zip(begin, end))
-    return tuple(slice(None) if a in NON_SPATIAL_AXES else slice(*next(spatial)) for a in self.axes)
+    spatial = iter(roi_slices(roi, self.roi, self.voxel_size))
+    return tuple(slice(None) if a in NON_SPATIAL_AXES else next(spatial) for a in self.axes)
 
 # %% ../nbs/00_arrays.ipynb #6f4cf9ce
 @patch

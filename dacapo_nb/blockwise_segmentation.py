@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from funlib.geometry import Coordinate, Roi
 
-from .arrays import LocalArrayIdentifier, ZarrArray
+from .arrays import LocalArrayIdentifier, ZarrArray, roi_slices
 from .pipeline import _fits
 from .tasks import check_neighborhood, default_neighborhood, partner_slices
 from .segmentation import check_seed_threshold, watershed_elevation, relabel_by_first_voxel, grow_seeds, instance_graph, label_components
@@ -53,8 +53,7 @@ class _Blocks:
         return write_roi.grow(by, by).intersect(self.roi)
     def slices(self, inner: Roi, outer: Roi) -> tuple:
         "Slices of `inner` inside an array of `outer`."
-        b, e = (inner.begin - outer.begin) / self.vs, (inner.end - outer.begin) / self.vs
-        return tuple(map(slice, b, e))
+        return roi_slices(inner, outer, self.vs)
 
 # %% ../nbs/11_blockwise_segmentation.ipynb #4039ed9a
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 from scipy.ndimage import distance_transform_edt, find_objects
 
-from .arrays import Array, NumpyArray, check_roi_on_grid
+from .arrays import Array, NumpyArray, check_roi_on_grid, roi_slices
 
 # %% auto #0
 __all__ = ['LSD_CHANNELS', 'OutputArrayType', 'balance_weights', 'Predictor', 'default_neighborhood', 'check_neighborhood',
@@ -39,14 +39,6 @@ class OutputArrayType:
         self.channel_names = list(self.channel_names)
         if self.channel_names and len(self.channel_names) != self.num_channels:
             raise ValueError(f"{len(self.channel_names)} channel names {self.channel_names} for {self.num_channels} channels")
-
-# %% ../nbs/05_tasks.ipynb #128760d3
-def _slices(inner: Roi, outer: Roi, voxel_size: Coordinate) -> tuple:
-    "Index slices of the spatial part of `outer`'s data that cover `inner`."
-    if not outer.contains(inner):
-        raise ValueError(f"ROI {inner} is not inside ROI {outer}")
-    begin, end = (inner.begin - outer.begin) / voxel_size, (inner.end - outer.begin) / voxel_size
-    return tuple(slice(b, e) for b, e in zip(begin, end))
 
 # %% ../nbs/05_tasks.ipynb #d8d6eafb
 def _spatial_data(array: Array, what: str) -> np.ndarray:
@@ -83,7 +75,7 @@ def _mask_on(mask: Optional[Array], roi: Roi, voxel_size: Coordinate) -> np.ndar
     out = np.zeros(shape, dtype=bool)
     common = roi.intersect(mask.roi)
     if not common.empty:
-        out[_slices(common, roi, voxel_size)] = data[_slices(common, mask.roi, voxel_size)] != 0
+        out[roi_slices(common, roi, voxel_size)] = data[roi_slices(common, mask.roi, voxel_size)] != 0
     return out
 
 # %% ../nbs/05_tasks.ipynb #bf616680
@@ -345,7 +337,7 @@ class AffinitiesPredictor(Predictor):
                       moving_class_counts: Optional[list] = None) -> tuple[NumpyArray, list]:
         _check_weight_inputs(gt, target, mask, self)
         counts = _check_counts(moving_class_counts, self.num_affinities, 2, "AffinitiesPredictor")
-        crop, m = _slices(target.roi, gt.roi, gt.voxel_size), _mask_on(mask, gt.roi, gt.voxel_size)
+        crop, m = roi_slices(target.roi, gt.roi, gt.voxel_size), _mask_on(mask, gt.roi, gt.voxel_size)
         weights = np.zeros(target.shape, dtype=np.float32)
         new_counts = self._affinity_weights(np.asarray(target.data)[: self.num_affinities] > 0.5, m, crop, counts, weights)
         weights[self.num_affinities:] = m[crop]  # the LSD channels: the mask
@@ -411,7 +403,7 @@ def _affinity_weights(self: AffinitiesPredictor,
 # %% ../nbs/05_tasks.ipynb #62e3ae85
 def _border_distance(inner: Roi, outer: Roi, voxel_size: Coordinate) -> np.ndarray:
     "World distance from each voxel of `inner` to the nearest voxel outside `outer`."
-    sl, n = _slices(inner, outer, voxel_size), outer.shape / voxel_size
+    sl, n = roi_slices(inner, outer, voxel_size), outer.shape / voxel_size
     out = None
     for d, (s, nd, v) in enumerate(zip(sl, n, voxel_size)):
         i = np.arange(s.start, s.stop)
