@@ -60,7 +60,7 @@ from .rundir import (  # in rundir; `dacapo_nb.training.<name>` stays
     RunDirectoryLock, latest_checkpoint, load_checkpoint, read_jsonl, resume_checkpoint, run_checkpoint, save_checkpoint,
     write_atomically)
 
-# %% ../nbs/14_training.ipynb #5f2ccb7a
+# %% ../nbs/14_training.ipynb #e51c4a4f
 def _differences(old, new, where: str = "") -> list[str]:
     "Where two descriptions differ, as `path: old -> new`."
     if isinstance(old, dict) and isinstance(new, dict):
@@ -68,6 +68,7 @@ def _differences(old, new, where: str = "") -> list[str]:
         return [d for k in sorted(set(old) | set(new)) for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else k)]
     return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
+# %% ../nbs/14_training.ipynb #cb996b5c
 def _check_same_run(run_json: Path, task, model) -> None:
     "Refuse to resume a run directory with another task or model."
     if not run_json.exists(): return
@@ -79,6 +80,7 @@ def _check_same_run(run_json: Path, task, model) -> None:
         raise ValueError(f"{run_json.parent} was trained with another task or model ({'; '.join(changed)}): "
                          "train into another run directory")
 
+# %% ../nbs/14_training.ipynb #b5eed02d
 def _apply_config(trainer: GunpowderTrainer, optimizer) -> None:
     "Give a resumed optimizer the learning rate and warm-up of the trainer's config; warn about what changed."
     s, lr, warmup = trainer.scheduler, trainer.config.learning_rate, max(trainer.config.warmup_iterations, 1)
@@ -89,6 +91,7 @@ def _apply_config(trainer: GunpowderTrainer, optimizer) -> None:
     for group, value in zip(optimizer.param_groups, s._get_closed_form_lr()): group["initial_lr"], group["lr"] = lr, value
     warnings.warn(f"resumed with a changed config: {', '.join(changed)} (applied from iteration {trainer.iteration})")
 
+# %% ../nbs/14_training.ipynb #382d8811
 def _stats_before(stats_file: Path, iteration: int) -> None:
     "Keep the stats of iterations before `iteration` (a resume redoes the rest); a torn line is dropped. Never in place."
     if not stats_file.exists(): return
@@ -101,7 +104,7 @@ def _stats_before(stats_file: Path, iteration: int) -> None:
     text = "".join(l + "\n" for l in kept)
     if text != stats_file.read_text(): write_atomically(stats_file, text.encode())
 
-# %% ../nbs/14_training.ipynb #854943f1
+# %% ../nbs/14_training.ipynb #35d36616
 class RunValidation:
     "The validation of a run directory: what is validated and when; `validation.jsonl`, `best.json` and the best's checkpoint."
     def __init__(self,
@@ -139,66 +142,80 @@ class RunValidation:
         return {"datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in self.datasets],
                 "interval": self.interval, "criterion": self.criterion, "sweep": self.sweep}
 
-    def due(self, iteration: int) -> bool:
-        "Whether a validation is due after `iteration` updates."
-        return iteration > 0 and iteration % self.interval == 0
+# %% ../nbs/14_training.ipynb #d41412de
+@patch
+def due(self: RunValidation, iteration: int) -> bool:
+    "Whether a validation is due after `iteration` updates."
+    return iteration > 0 and iteration % self.interval == 0
 
-    def complete(self, iteration: int) -> bool:
-        "Whether the rows hold every dataset and parameter set of `iteration`."
-        found = {(r["dataset"], parameters_key(r["parameters"])) for r in self.rows if r["iteration"] == iteration}
-        return found >= {(d.name, parameters_key(p)) for d in self.datasets for p in self.sweep}
+# %% ../nbs/14_training.ipynb #041a852a
+@patch
+def complete(self: RunValidation, iteration: int) -> bool:
+    "Whether the rows hold every dataset and parameter set of `iteration`."
+    found = {(r["dataset"], parameters_key(r["parameters"])) for r in self.rows if r["iteration"] == iteration}
+    return found >= {(d.name, parameters_key(p)) for d in self.datasets for p in self.sweep}
 
-    def resume(self, iteration: int) -> None:
-        "Keep the rows a resume from `iteration` keeps (see above); rewrite `validation.jsonl` and `best.json` to match."
-        rows, torn = read_jsonl(self.file)
-        if torn: warnings.warn(f"dropped {torn} unreadable line(s) of {self.file}")
-        self.rows = [r for r in rows if r["iteration"] < iteration]
-        last = [r for r in rows if r["iteration"] == iteration]
-        self.rows += last
-        if last and not self.complete(iteration): self.rows = self.rows[:-len(last)]  # cut short: done again
-        if len(self.rows) != len(rows) or torn:
-            write_atomically(self.file, "".join(json.dumps(r) + "\n" for r in self.rows).encode())
-        self._write_best()
+# %% ../nbs/14_training.ipynb #35134843
+@patch
+def resume(self: RunValidation, iteration: int) -> None:
+    "Keep the rows a resume from `iteration` keeps (see above); rewrite `validation.jsonl` and `best.json` to match."
+    rows, torn = read_jsonl(self.file)
+    if torn: warnings.warn(f"dropped {torn} unreadable line(s) of {self.file}")
+    self.rows = [r for r in rows if r["iteration"] < iteration]
+    last = [r for r in rows if r["iteration"] == iteration]
+    self.rows += last
+    if last and not self.complete(iteration): self.rows = self.rows[:-len(last)]  # cut short: done again
+    if len(self.rows) != len(rows) or torn:
+        write_atomically(self.file, "".join(json.dumps(r) + "\n" for r in self.rows).encode())
+    self._write_best()
 
-    def _write_best(self) -> None:
-        self.best = best_validation(self.rows, self.criterion)
-        if self.best is None: self.best_file.unlink(missing_ok=True); return
-        checkpoint = self.run.checkpoint(self.best["iteration"]).relative_to(self.run.path).as_posix()
-        write_atomically(self.best_file, json.dumps({**self.best, "checkpoint": checkpoint}, indent=2).encode())
+# %% ../nbs/14_training.ipynb #ed40896f
+@patch
+def _write_best(self: RunValidation) -> None:
+    "Pick the best of the rows by the criterion; write `best.json` with its checkpoint's path, or remove it when there is none."
+    self.best = best_validation(self.rows, self.criterion)
+    if self.best is None: self.best_file.unlink(missing_ok=True); return
+    checkpoint = self.run.checkpoint(self.best["iteration"]).relative_to(self.run.path).as_posix()
+    write_atomically(self.best_file, json.dumps({**self.best, "checkpoint": checkpoint}, indent=2).encode())
 
-    def __call__(self,
-                 model, # the model, as trained so far
-                 iteration: int, # the updates its weights hold
-                 device=None, # the torch device
-                ) -> Optional[dict]: # the best so far (see `best_validation`)
-        "Validate every dataset, append the rows to `validation.jsonl` in one write, update `best.json`."
-        rows = [{"iteration": iteration, **r} for d in self.datasets
-                for r in validate(model, self.task, d, self.run.predictions, self.sweep, device)]
-        with open(self.file, "a") as f: f.write("".join(json.dumps(r) + "\n" for r in rows)); f.flush()
-        self.rows += rows
-        self._write_best()
-        return self.best
+# %% ../nbs/14_training.ipynb #06afbfd0
+@patch
+def __call__(self: RunValidation,
+             model, # the model, as trained so far
+             iteration: int, # the updates its weights hold
+             device=None, # the torch device
+            ) -> Optional[dict]: # the best so far (see `best_validation`)
+    "Validate every dataset, append the rows to `validation.jsonl` in one write, update `best.json`."
+    rows = [{"iteration": iteration, **r} for d in self.datasets
+            for r in validate(model, self.task, d, self.run.predictions, self.sweep, device)]
+    with open(self.file, "a") as f: f.write("".join(json.dumps(r) + "\n" for r in rows)); f.flush()
+    self.rows += rows
+    self._write_best()
+    return self.best
 
-# %% ../nbs/14_training.ipynb #b72c5d7a
+# %% ../nbs/14_training.ipynb #349b9a1f
 def distributed_rank() -> tuple[int, int]:
     "(rank, world size) of this process in a torch.distributed run, or (0, 1) outside one."
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 
+# %% ../nbs/14_training.ipynb #42c654e3
 def rank_seed(seed: Optional[int], # the run's seed, or None
               rank: int, # this process's rank
              ) -> Optional[int]:
     "Rank `rank`'s own seed from the run's: distinct per rank, the same for the same seed and rank (None stays None)."
     return None if seed is None else int(np.random.SeedSequence(seed, spawn_key=(rank,)).generate_state(1)[0] % 2**31)
 
+# %% ../nbs/14_training.ipynb #1a36c938
 def _data_parallel(model, device: torch.device):
     "`model` under DistributedDataParallel: gradients averaged over the ranks in every backward pass."
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None)
 
-# %% ../nbs/14_training.ipynb #aa990ed7
+# %% ../nbs/14_training.ipynb #6b409e47
 BIOIMAGEIO_ARCHITECTURES = ("dacapo_nb.bioimage.model_from_kwargs", "dacapo_nb.models.model_from_kwargs")  # what dacapo_nb rebuilds
 
+# %% ../nbs/14_training.ipynb #481b79a9
 def package_file(package: Path, # a BioImage.IO package: a zip or a folder
                  name: str, # a file in it, as rdf.yaml names it
                 ) -> bytes:
@@ -206,12 +223,14 @@ def package_file(package: Path, # a BioImage.IO package: a zip or a folder
     if Path(package).is_dir(): return (Path(package) / name).read_bytes()
     with zipfile.ZipFile(package) as z: return z.read(name)
 
+# %% ../nbs/14_training.ipynb #4b75b043
 def _package_description(path: Path) -> Optional[str]:
     "The name of the resource description in `path` (a folder or a zip), or None when it is no BioImage.IO package."
     try: names = [p.name for p in path.iterdir()] if path.is_dir() else zipfile.ZipFile(path).namelist()
     except zipfile.BadZipFile: return None
     return next((n for n in sorted(names) if n == "rdf.yaml" or n.endswith("bioimageio.yaml")), None)
 
+# %% ../nbs/14_training.ipynb #d13a7437
 @dataclass
 class PackageWeights:
     "A BioImage.IO package's PyTorch state-dict weights, with the arguments that rebuild its network."
@@ -221,6 +240,7 @@ class PackageWeights:
     weights_file: str # the weights' file in the package
     sha256: str # the checksum of that file
 
+# %% ../nbs/14_training.ipynb #3cda2e78
 def read_bioimageio(package, # a BioImage.IO model package: a .zip, or a folder with rdf.yaml
                    ) -> PackageWeights:
     "The state-dict weights of `package` and what rebuilds them; a line naming the architecture when dacapo_nb cannot rebuild it."
@@ -251,7 +271,7 @@ def read_bioimageio(package, # a BioImage.IO model package: a .zip, or a folder 
         raise ValueError(f"{package}: its weights {sd['source']} do not load ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     return PackageWeights(descr, kwargs, state, sd["source"], hashlib.sha256(data).hexdigest())
 
-# %% ../nbs/14_training.ipynb #869ce6a2
+# %% ../nbs/14_training.ipynb #060b9cad
 @dataclass
 class InitialWeights:
     "Weights a run starts from, and where they came from (what run.json records)."
@@ -267,6 +287,7 @@ class InitialWeights:
         "What run.json records of the source: everything but the tensors."
         return {k: v for k, v in vars(self).items() if k != "state_dict"}
 
+# %% ../nbs/14_training.ipynb #042ff244
 def _torch_weights(path: Path) -> tuple[dict, Optional[int], str, str]:
     "The tensors of a checkpoint or state-dict file, its iteration, kind and sha256."
     data = path.read_bytes()
@@ -281,6 +302,7 @@ def _torch_weights(path: Path) -> tuple[dict, Optional[int], str, str]:
     raise ValueError(f"init_from {path} is not a checkpoint: it holds a {type(state).__name__}, expected a dacapo_nb "
                      "checkpoint (a run's checkpoints/iteration_*.pt) or a model's state_dict()")
 
+# %% ../nbs/14_training.ipynb #d7534ac8
 def initial_weights(source, # a run directory, a checkpoint (or state-dict) file, or a BioImage.IO package (.zip or folder)
                    ) -> InitialWeights:
     "The weights `source` holds, with its path, checksum and iteration; one line saying what `source` is when it holds none."
@@ -302,7 +324,7 @@ def initial_weights(source, # a run directory, a checkpoint (or state-dict) file
     return InitialWeights(state, str(path), kind, str(path), sha, iteration,
                           f"iteration {iteration}" if iteration is not None else "weights of unknown iteration")
 
-# %% ../nbs/14_training.ipynb #6692915a
+# %% ../nbs/14_training.ipynb #f3cf8eb9
 def match_weights(model, # the model to start
                   state_dict: dict, # the source's tensors
                  ) -> dict: # tensor names: loaded, reinitialised ({name: [model's shape, source's shape]}), new, dropped
@@ -318,6 +340,7 @@ def match_weights(model, # the model to start
                          f"(e.g. {example} {tuple(state_dict[example].shape) if example else ''}): weights of another architecture?")
     return plan
 
+# %% ../nbs/14_training.ipynb #ea7d83f3
 def transfer_weights(model, # loaded in place
                      init: InitialWeights, # the source
                     ) -> dict: # what run.json records: the source (`InitialWeights.describe`) and `match_weights`' names
@@ -326,6 +349,7 @@ def transfer_weights(model, # loaded in place
     with torch.no_grad(): model.load_state_dict({k: init.state_dict[k] for k in plan["loaded"]}, strict=False)
     return {**init.describe(), **plan}
 
+# %% ../nbs/14_training.ipynb #2df17fbf
 def init_summary(record: dict, # `transfer_weights`' record (run.json's `init_from`)
                 ) -> str:
     "The start of a run in one line: the source and the tensors loaded, re-initialised, new and dropped."
