@@ -63,7 +63,7 @@ def main():
         dash.start()
         status = dash.wait(timeout=3600)
         assert status == "finished", (status, dash.error)
-        return rate(dash.wall_times, a.warmup), {"refreshes": dash.refreshes, "curve redraws": dash.redraws,
+        return rate(dash.history.wall_times, a.warmup), {"refreshes": dash.refreshes, "curve redraws": dash.plot.draws,
                                                  "snapshot redraws": dash.viewer.draws,
                                                  "refresh total s": dash.refresh_seconds}
 

@@ -67,7 +67,7 @@ def main():
         dash = TrainingDashboard(run, model(), task, [data], config, a.iterations, device="cpu", checkpoint_interval=None, **validating)
         dash.start()
         assert dash.wait(timeout=3600) == "finished", dash.error
-        return dash.wall_times
+        return dash.history.wall_times
 
     sides = {"none": lambda run: loop(run), f"every {a.interval}": lambda run: loop(run, **validating), "dashboard": dashboard}
     print(f"2D (256, 256), validation image {a.val_shape}^2 ({len(validating['validation_datasets'])} dataset, 4 parameter sets), "

@@ -24,9 +24,7 @@ __all__ = ['NON_SPATIAL_AXES', 'NGFF_LENGTH_UNITS', 'ZARR3_ADVICE', 'check_roi_o
            'ZarrArrayConfig', 'ngff_to_nm', 'ngff_geometry', 'ngff_multiscale', 'ZarrArray', 'OnesArrayConfig',
            'OnesArray', 'SectionArray']
 
-# %% ../nbs/00_arrays.ipynb #6981f8e1
-NON_SPATIAL_AXES = ("b", "c")
-
+# %% ../nbs/00_arrays.ipynb #24938b93
 def check_roi_on_grid(roi: Roi, # region in world units
                       voxel_size: Coordinate, # the grid it must lie on
                       what: str = "ROI", # how to name the ROI in the error
@@ -41,6 +39,9 @@ def check_roi_on_grid(roi: Roi, # region in world units
             f"{what} {roi} is not on the voxel grid {voxel_size}: offset and shape must be multiples of the voxel size "
             f"(the nearest enclosing ROI on the grid is {roi.snap_to_grid(voxel_size, mode='grow')})")
     return roi
+
+# %% ../nbs/00_arrays.ipynb #6981f8e1
+NON_SPATIAL_AXES = ("b", "c")
 
 # %% ../nbs/00_arrays.ipynb #bd1d52f7
 class Array(ABC):
@@ -78,46 +79,52 @@ class Array(ABC):
     @abstractmethod
     def data(self) -> Any: "The whole array: a numpy array or a lazily read zarr array."
 
-    @property
-    def dims(self) -> int:
-        "Number of spatial dimensions."
-        return self.voxel_size.dims
-
-    @property
-    def spatial_axes(self) -> list[str]:
-        "Names of the spatial axes, in data order."
-        return [a for a in self.axes if a not in NON_SPATIAL_AXES]
-
-    @property
-    def shape(self) -> tuple:
-        "Shape of the data, channels included."
-        return tuple(self.data.shape)
-
-    def _index(self, roi: Roi) -> tuple:
-        "Slices into `data` for the world-unit `roi` (non-spatial axes are kept whole)."
-        roi = check_roi_on_grid(roi, self.voxel_size, f"ROI requested from {self}")
-        if not self.roi.contains(roi):
-            raise ValueError(
-                f"ROI {roi} is outside {self} whose ROI is {self.roi}; "
-                "crop the request, or pad the array (gp.Pad) when reading through a pipeline")
-        begin = (roi.begin - self.roi.begin) / self.voxel_size
-        end = (roi.end - self.roi.begin) / self.voxel_size
-        spatial = iter(zip(begin, end))
-        return tuple(slice(None) if a in NON_SPATIAL_AXES else slice(*next(spatial)) for a in self.axes)
-
-    def __getitem__(self, roi: Roi) -> np.ndarray:
-        "Read the voxels inside the world-unit `roi` (touches only what the ROI needs)."
-        return np.asarray(self.data[self._index(roi)])
-
-    def __setitem__(self, roi: Roi, value) -> None:
-        "Write `value` (an array or a scalar) into the world-unit `roi`."
-        if not self.writable:
-            raise PermissionError(f"{self} is read-only; open it with mode='a' or 'r+' to write")
-        self.data[self._index(roi)] = value
-
     def __repr__(self):
         return (f"{type(self).__name__}(roi={self.roi}, voxel_size={self.voxel_size}, axes={self.axes}, "
                 f"dtype={np.dtype(self.dtype)})")
+
+# %% ../nbs/00_arrays.ipynb #6b9ceaa7
+@patch(as_prop=True)
+def dims(self: Array) -> int:
+    "Number of spatial dimensions."
+    return self.voxel_size.dims
+
+@patch(as_prop=True)
+def spatial_axes(self: Array) -> list[str]:
+    "Names of the spatial axes, in data order."
+    return [a for a in self.axes if a not in NON_SPATIAL_AXES]
+
+@patch(as_prop=True)
+def shape(self: Array) -> tuple:
+    "Shape of the data, channels included."
+    return tuple(self.data.shape)
+
+# %% ../nbs/00_arrays.ipynb #f7a51466
+@patch
+def _index(self: Array, roi: Roi) -> tuple:
+    "Slices into `data` for the world-unit `roi` (non-spatial axes are kept whole)."
+    roi = check_roi_on_grid(roi, self.voxel_size, f"ROI requested from {self}")
+    if not self.roi.contains(roi):
+        raise ValueError(
+            f"ROI {roi} is outside {self} whose ROI is {self.roi}; "
+            "crop the request, or pad the array (gp.Pad) when reading through a pipeline")
+    begin = (roi.begin - self.roi.begin) / self.voxel_size
+    end = (roi.end - self.roi.begin) / self.voxel_size
+    spatial = iter(zip(begin, end))
+    return tuple(slice(None) if a in NON_SPATIAL_AXES else slice(*next(spatial)) for a in self.axes)
+
+# %% ../nbs/00_arrays.ipynb #6f4cf9ce
+@patch
+def __getitem__(self: Array, roi: Roi) -> np.ndarray:
+    "Read the voxels inside the world-unit `roi` (touches only what the ROI needs)."
+    return np.asarray(self.data[self._index(roi)])
+
+@patch
+def __setitem__(self: Array, roi: Roi, value) -> None:
+    "Write `value` (an array or a scalar) into the world-unit `roi`."
+    if not self.writable:
+        raise PermissionError(f"{self} is read-only; open it with mode='a' or 'r+' to write")
+    self.data[self._index(roi)] = value
 
 # %% ../nbs/00_arrays.ipynb #a349a02c
 def check_axes(axes: Sequence[str], # one name per data dimension
@@ -196,33 +203,6 @@ class NumpyArray(FixedGeometryArray):
         raise TypeError("NumpyArray is built from data, not from a config: use NumpyArray.from_np_array(array, roi, "
                         "voxel_size, axes) or NumpyArray.from_gp_array(gp_array)")
 
-    @classmethod
-    def from_np_array(cls,
-                      array: np.ndarray, # the voxels
-                      roi: Roi, # region the spatial part covers, in world units
-                      voxel_size: Coordinate, # size of one voxel in world units
-                      axes: Sequence[str], # one name per dimension of `array`
-                     ) -> NumpyArray:
-        "Wrap `array`, whose spatial part covers `roi` (world units) at `voxel_size`."
-        array, voxel_size = np.asarray(array), Coordinate(voxel_size)
-        roi = check_roi_on_grid(Roi(roi.offset, roi.shape), voxel_size, "ROI")
-        axes = check_axes(axes, array.shape, voxel_size, "the numpy array")
-        spatial_shape = tuple(s for a, s in zip(axes, array.shape) if a not in NON_SPATIAL_AXES)
-        if Coordinate(spatial_shape) != roi.shape / voxel_size:
-            raise ValueError(f"ROI {roi} at voxel size {voxel_size} covers {roi.shape / voxel_size} voxels but the "
-                             f"array's spatial shape is {spatial_shape} (axes {axes})")
-        inst = object.__new__(cls)
-        inst._data, inst._roi, inst._voxel_size, inst._axes, inst._attrs = array, roi, voxel_size, axes, {}
-        return inst
-
-    @classmethod
-    def from_gp_array(cls,
-                      array, # a `gunpowder.Array` (data and spec)
-                     ) -> NumpyArray:
-        "Wrap a `gunpowder.Array`; leading non-spatial dimensions are named 'c', or 'b', 'c'."
-        voxel_size = Coordinate(array.spec.voxel_size)
-        return cls.from_np_array(array.data, array.spec.roi, voxel_size, default_axes(array.data.ndim, voxel_size.dims))
-
     @property
     def writable(self) -> bool: return True
 
@@ -232,6 +212,35 @@ class NumpyArray(FixedGeometryArray):
         if "c" not in self.axes:
             raise ValueError("Array does not have a channel dimension.")
         return self._data.shape[self.axes.index("c")]
+
+# %% ../nbs/00_arrays.ipynb #1b1dedd7
+@patch(cls_method=True)
+def from_np_array(cls: NumpyArray,
+                  array: np.ndarray, # the voxels
+                  roi: Roi, # region the spatial part covers, in world units
+                  voxel_size: Coordinate, # size of one voxel in world units
+                  axes: Sequence[str], # one name per dimension of `array`
+                 ) -> NumpyArray:
+    "Wrap `array`, whose spatial part covers `roi` (world units) at `voxel_size`."
+    array, voxel_size = np.asarray(array), Coordinate(voxel_size)
+    roi = check_roi_on_grid(Roi(roi.offset, roi.shape), voxel_size, "ROI")
+    axes = check_axes(axes, array.shape, voxel_size, "the numpy array")
+    spatial_shape = tuple(s for a, s in zip(axes, array.shape) if a not in NON_SPATIAL_AXES)
+    if Coordinate(spatial_shape) != roi.shape / voxel_size:
+        raise ValueError(f"ROI {roi} at voxel size {voxel_size} covers {roi.shape / voxel_size} voxels but the "
+                         f"array's spatial shape is {spatial_shape} (axes {axes})")
+    inst = object.__new__(cls)
+    inst._data, inst._roi, inst._voxel_size, inst._axes, inst._attrs = array, roi, voxel_size, axes, {}
+    return inst
+
+# %% ../nbs/00_arrays.ipynb #490f0635
+@patch(cls_method=True)
+def from_gp_array(cls: NumpyArray,
+                  array, # a `gunpowder.Array` (data and spec)
+                 ) -> NumpyArray:
+    "Wrap a `gunpowder.Array`; leading non-spatial dimensions are named 'c', or 'b', 'c'."
+    voxel_size = Coordinate(array.spec.voxel_size)
+    return cls.from_np_array(array.data, array.spec.roi, voxel_size, default_axes(array.data.ndim, voxel_size.dims))
 
 # %% ../nbs/00_arrays.ipynb #058f2b5f
 @dataclass(frozen=True)
@@ -290,6 +299,7 @@ NGFF_LENGTH_UNITS = {  # nanometres per unit, exactly, for every length unit OME
     "yard": Fraction(914_400_000), "mile": Fraction(1_609_344_000_000), "parsec": Fraction(30_856_775_814_913_673 * 10**9),
 }
 
+# %% ../nbs/00_arrays.ipynb #23082749
 def ngff_to_nm(value, # a scale or translation entry (a number or a `Fraction`), in `unit`
                unit: Optional[str], # the axis' unit; `None` keeps the number as it is
                field: str, # where the value comes from, for errors
@@ -318,6 +328,7 @@ ZARR3_ADVICE = ("ZarrArray is zarr 2 (gunpowder 1.4 needs it): open it read-only
                 "(zarr v3 and OME-NGFF 0.5 through tensorstore), or write a zarr 2 copy for training with "
                 "dacapo_nb.formats.convert_to_zarr")
 
+# %% ../nbs/00_arrays.ipynb #7bbf6d73
 def _ngff_transform(transforms, n: int, field: str) -> tuple[list[Fraction], list[Fraction]]:
     "Exact scale and translation of one `coordinateTransformations` list of OME-NGFF 0.4."
     if not isinstance(transforms, list):
@@ -476,74 +487,9 @@ class ZarrArray(FixedGeometryArray):
         self._zarr = zarr.open_array(str(self.file_name / self.dataset), mode="r" if self._mode == "r" else "r+")
         self._read_geometry()  # once, and now rather than in the middle of a pipeline
 
-    def _pick_level(self, level) -> str:
-        "The dataset to open: `self.dataset` itself, or a level of it when it is an OME-NGFF image group."
-        node = self.file_name / self.dataset
-        if (node / ".zarray").exists():
-            if level is not None:
-                raise ValueError(f"level={level!r} picks a level of an OME-NGFF image group, but '{self.dataset}' in "
-                                 f"{self.file_name} is an array")
-            return self.dataset
-        attrs = _read_attrs(node)
-        if "multiscales" not in attrs:
-            if "labels" in attrs:
-                raise FileNotFoundError(f"'{self.dataset}' in {self.file_name} is an OME-NGFF labels group: open one of "
-                                        f"its label images {[f'{self.dataset}/{n}' for n in attrs['labels']]}")
-            return self.dataset  # not an image: the missing message says what the container holds
-        where = f"multiscales[0] of '{self.dataset}'"
-        multiscales = attrs["multiscales"]
-        datasets = multiscales[0].get("datasets") if isinstance(multiscales, list) and multiscales and isinstance(multiscales[0], dict) else None
-        if not isinstance(datasets, list) or not datasets or not all(isinstance(d, dict) and "path" in d for d in datasets):
-            raise ValueError(f"{where}.datasets is {datasets!r}: OME-NGFF 0.4 needs one {{'path', "
-                             "'coordinateTransformations'}} object per level")
-        paths = [f"{self.dataset.rstrip('/')}/{d['path']}" for d in datasets]
-        if level is None: return paths[0]
-        if isinstance(level, numbers.Integral):
-            if not 0 <= level < len(paths):
-                raise ValueError(f"level {level} of the image '{self.dataset}': it has {len(paths)} levels {paths}")
-            return paths[level]
-        sizes = [ngff_geometry(multiscales[0], j, _zarray_shape(self.file_name / p, f"{where}.datasets[{j}].path"), where)[1]
-                 for j, p in enumerate(paths)]
-        if Coordinate(level) not in sizes:
-            raise ValueError(f"no level of the image '{self.dataset}' has the voxel size {Coordinate(level)}: its levels "
-                             f"{paths} have the voxel sizes {sizes}")
-        return paths[sizes.index(Coordinate(level))]
-
-    def _read_geometry(self):
-        attrs, ngff, shape = self._zarr.attrs.asdict(), None, self._zarr.shape
-        own = "voxel_size" in attrs or "resolution" in attrs
-        if not own and (found := _find_ngff_level(self.file_name, self.dataset)) is not None:
-            group, i, self.level, multiscale = found
-            ngff = ngff_geometry(multiscale, self.level, shape, f"multiscales[{i}] of '{group or '/'}'")
-        key = "axes" if "axes" in attrs else "axis_names" if "axis_names" in attrs else None
-        if self._axes is not None: axes, source = self._axes, "given in the config"
-        elif key is not None: axes, source = axes_from_metadata(attrs[key], attrs.get("types"), str(self)), f"read from {key} {list(attrs[key])}"
-        elif ngff is not None: axes, source = ngff[0], "read from OME-NGFF"
-        else: axes, source = None, "by default"
-        if own: vs = Coordinate(attrs.get("voxel_size", attrs.get("resolution")))
-        elif ngff is not None: vs = ngff[1]
-        else: vs = Coordinate((1,) * (len([a for a in axes if a not in NON_SPATIAL_AXES]) if axes else min(len(shape), 3)))
-        self._voxel_size = vs
-        self._axes = check_axes(axes if axes is not None else default_axes(len(shape), vs.dims), shape, vs, f"{self} ({source})")
-        offset = (Coordinate(attrs["offset"]) if "offset" in attrs else ngff[2] if ngff is not None
-                  else Coordinate((0,) * vs.dims))
-        spatial_shape = Coordinate([s for a, s in zip(self._axes, shape) if a not in NON_SPATIAL_AXES])
-        roi = check_roi_on_grid(Roi(offset, spatial_shape * vs), vs, f"ROI of {self}")
-        self._roi = roi.snap_to_grid(self.snap_to_grid, mode="shrink") if self.snap_to_grid is not None else roi
-
-    def _missing_message(self) -> str:
-        found = sorted(str(p.parent.relative_to(self.file_name)) for p in self.file_name.rglob(".zarray"))
-        where = (f"the container {self.file_name} holds {found or 'no arrays'}" if self.file_name.exists()
-                 else f"the container {self.file_name} does not exist")
-        return f"no zarr dataset '{self.dataset}' in {self.file_name}: {where}"
-
     def __str__(self): return f"ZarrArray({self.file_name}/{self.dataset})"
     def __repr__(self): return f"{self}[roi={self.roi}, voxel_size={self.voxel_size}, axes={self.axes}, dtype={self.dtype}]"
 
-    @property
-    def mode(self) -> str:
-        "How the array was opened: 'r' read-only, 'a' or 'r+' writable."
-        return self._mode
     @property
     def attrs(self) -> dict:
         self._zarr.attrs.refresh()  # another handle may have added metadata
@@ -560,27 +506,123 @@ class ZarrArray(FixedGeometryArray):
         "Size of the channel axis, `None` when there is none."
         return self._zarr.shape[self.axes.index("c")] if "c" in self.axes else None
 
-    def add_metadata(self,
-                     metadata: dict[str, Any], # attributes to add (or replace)
-                    ) -> None:
-        "Add `metadata` to the dataset's attributes."
-        if not self.writable: raise PermissionError(f"{self} is read-only; cannot add metadata")
-        self._zarr.attrs.update(metadata)
+# %% ../nbs/00_arrays.ipynb #f8a5d897
+@patch
+def _pick_level(self: ZarrArray, level) -> str:
+    "The dataset to open: `self.dataset` itself, or a level of it when it is an OME-NGFF image group."
+    node = self.file_name / self.dataset
+    if (node / ".zarray").exists():
+        if level is not None:
+            raise ValueError(f"level={level!r} picks a level of an OME-NGFF image group, but '{self.dataset}' in "
+                             f"{self.file_name} is an array")
+        return self.dataset
+    attrs = _read_attrs(node)
+    if "multiscales" not in attrs:
+        if "labels" in attrs:
+            raise FileNotFoundError(f"'{self.dataset}' in {self.file_name} is an OME-NGFF labels group: open one of "
+                                    f"its label images {[f'{self.dataset}/{n}' for n in attrs['labels']]}")
+        return self.dataset  # not an image: the missing message says what the container holds
+    where = f"multiscales[0] of '{self.dataset}'"
+    multiscales = attrs["multiscales"]
+    datasets = multiscales[0].get("datasets") if isinstance(multiscales, list) and multiscales and isinstance(multiscales[0], dict) else None
+    if not isinstance(datasets, list) or not datasets or not all(isinstance(d, dict) and "path" in d for d in datasets):
+        raise ValueError(f"{where}.datasets is {datasets!r}: OME-NGFF 0.4 needs one {{'path', "
+                         "'coordinateTransformations'}} object per level")
+    paths = [f"{self.dataset.rstrip('/')}/{d['path']}" for d in datasets]
+    if level is None: return paths[0]
+    if isinstance(level, numbers.Integral):
+        if not 0 <= level < len(paths):
+            raise ValueError(f"level {level} of the image '{self.dataset}': it has {len(paths)} levels {paths}")
+        return paths[level]
+    sizes = [ngff_geometry(multiscales[0], j, _zarray_shape(self.file_name / p, f"{where}.datasets[{j}].path"), where)[1]
+             for j, p in enumerate(paths)]
+    if Coordinate(level) not in sizes:
+        raise ValueError(f"no level of the image '{self.dataset}' has the voxel size {Coordinate(level)}: its levels "
+                         f"{paths} have the voxel sizes {sizes}")
+    return paths[sizes.index(Coordinate(level))]
 
-    @classmethod
-    def open_from_array_identifier(cls,
-                                   array_identifier: LocalArrayIdentifier, # the dataset, a level of an OME-NGFF image, or an image group
-                                   name: str = "", # name of the array
-                                   mode: str = "a", # 'r' read-only, 'a' or 'r+' writable
-                                   level: Optional[Union[int, Sequence[int]]] = None, # for an image group: level index or voxel size (nm)
-                                  ) -> ZarrArray:
-        "Open an existing dataset, or one level of an OME-NGFF 0.4 image group."
-        return cls(ZarrArrayConfig(name, array_identifier.container, array_identifier.dataset, mode=mode, level=level))
+# %% ../nbs/00_arrays.ipynb #92dbea2f
+@patch
+def _read_geometry(self: ZarrArray):
+    attrs, ngff, shape = self._zarr.attrs.asdict(), None, self._zarr.shape
+    own = "voxel_size" in attrs or "resolution" in attrs
+    if not own and (found := _find_ngff_level(self.file_name, self.dataset)) is not None:
+        group, i, self.level, multiscale = found
+        ngff = ngff_geometry(multiscale, self.level, shape, f"multiscales[{i}] of '{group or '/'}'")
+    key = "axes" if "axes" in attrs else "axis_names" if "axis_names" in attrs else None
+    if self._axes is not None: axes, source = self._axes, "given in the config"
+    elif key is not None: axes, source = axes_from_metadata(attrs[key], attrs.get("types"), str(self)), f"read from {key} {list(attrs[key])}"
+    elif ngff is not None: axes, source = ngff[0], "read from OME-NGFF"
+    else: axes, source = None, "by default"
+    if own: vs = Coordinate(attrs.get("voxel_size", attrs.get("resolution")))
+    elif ngff is not None: vs = ngff[1]
+    else: vs = Coordinate((1,) * (len([a for a in axes if a not in NON_SPATIAL_AXES]) if axes else min(len(shape), 3)))
+    self._voxel_size = vs
+    self._axes = check_axes(axes if axes is not None else default_axes(len(shape), vs.dims), shape, vs, f"{self} ({source})")
+    offset = (Coordinate(attrs["offset"]) if "offset" in attrs else ngff[2] if ngff is not None
+              else Coordinate((0,) * vs.dims))
+    spatial_shape = Coordinate([s for a, s in zip(self._axes, shape) if a not in NON_SPATIAL_AXES])
+    roi = check_roi_on_grid(Roi(offset, spatial_shape * vs), vs, f"ROI of {self}")
+    self._roi = roi.snap_to_grid(self.snap_to_grid, mode="shrink") if self.snap_to_grid is not None else roi
+
+# %% ../nbs/00_arrays.ipynb #47e52670
+@patch
+def _missing_message(self: ZarrArray) -> str:
+    found = sorted(str(p.parent.relative_to(self.file_name)) for p in self.file_name.rglob(".zarray"))
+    where = (f"the container {self.file_name} holds {found or 'no arrays'}" if self.file_name.exists()
+             else f"the container {self.file_name} does not exist")
+    return f"no zarr dataset '{self.dataset}' in {self.file_name}: {where}"
+
+# %% ../nbs/00_arrays.ipynb #868f774b
+@patch(as_prop=True)
+def mode(self: ZarrArray) -> str:
+    "How the array was opened: 'r' read-only, 'a' or 'r+' writable."
+    return self._mode
+
+# %% ../nbs/00_arrays.ipynb #903d2840
+@patch
+def add_metadata(self: ZarrArray,
+                 metadata: dict[str, Any], # attributes to add (or replace)
+                ) -> None:
+    "Add `metadata` to the dataset's attributes."
+    if not self.writable: raise PermissionError(f"{self} is read-only; cannot add metadata")
+    self._zarr.attrs.update(metadata)
+
+# %% ../nbs/00_arrays.ipynb #9eb2cf31
+@patch(cls_method=True)
+def open_from_array_identifier(cls: ZarrArray,
+                               array_identifier: LocalArrayIdentifier, # the dataset, a level of an OME-NGFF image, or an image group
+                               name: str = "", # name of the array
+                               mode: str = "a", # 'r' read-only, 'a' or 'r+' writable
+                               level: Optional[Union[int, Sequence[int]]] = None, # for an image group: level index or voxel size (nm)
+                              ) -> ZarrArray:
+    "Open an existing dataset, or one level of an OME-NGFF 0.4 image group."
+    return cls(ZarrArrayConfig(name, array_identifier.container, array_identifier.dataset, mode=mode, level=level))
 
 # %% ../nbs/00_arrays.ipynb #653ae6a7
 def _default_chunks(spatial_shape: Coordinate) -> tuple:
     edge = 64 if spatial_shape.dims >= 3 else 256
     return tuple(min(int(s), edge) for s in spatial_shape)
+
+# %% ../nbs/00_arrays.ipynb #c191e4f4
+def _check_reusable(path: Path, # the existing dataset
+                    what, # how to name it in the error (its identifier)
+                    shape: tuple, dtype, offset: Coordinate, voxel_size: Coordinate, # what was asked for
+                    attrs: dict, # metadata the dataset must carry
+                   ) -> None:
+    "Raise a `FileExistsError` that names both when the existing dataset at `path` differs from what was asked for."
+    existing = zarr.open_array(str(path), mode="r")
+    same = (existing.shape == shape and existing.dtype == np.dtype(dtype)
+            and Coordinate(existing.attrs.get("voxel_size", voxel_size)) == voxel_size
+            and Coordinate(existing.attrs.get("offset", offset)) == offset
+            and all(existing.attrs.get(k) == v for k, v in attrs.items()))
+    if not same:
+        extra = lambda values: "".join(f", {k} {values.get(k)!r}" for k in attrs)
+        raise FileExistsError(
+            f"{what} exists with shape {existing.shape}, dtype {existing.dtype}, offset "
+            f"{existing.attrs.get('offset')}, voxel size {existing.attrs.get('voxel_size')}{extra(existing.attrs)}; asked for shape "
+            f"{shape}, dtype {np.dtype(dtype)}, offset {offset}, voxel size {voxel_size}{extra(attrs)}: pass overwrite=True "
+            "to replace it")
 
 # %% ../nbs/00_arrays.ipynb #2b29190e
 @patch(cls_method=True)
@@ -624,19 +666,7 @@ def create_from_array_identifier(cls: ZarrArray,
         raise ValueError(f"cannot write {array_identifier}: {folder} is a file, and a zarr container and the folders above it must be folders")
     _check_zarr_v2(container, dataset)
     attrs, reuse = dict(attrs or {}), (container / dataset / ".zarray").exists() and not overwrite
-    if reuse:
-        existing = zarr.open_array(str(container / dataset), mode="r")
-        same = (existing.shape == shape and existing.dtype == np.dtype(dtype)
-                and Coordinate(existing.attrs.get("voxel_size", voxel_size)) == voxel_size
-                and Coordinate(existing.attrs.get("offset", roi.offset)) == roi.offset
-                and all(existing.attrs.get(k) == v for k, v in attrs.items()))
-        if not same:
-            extra = lambda values: "".join(f", {k} {values.get(k)!r}" for k in attrs)
-            raise FileExistsError(
-                f"{array_identifier} exists with shape {existing.shape}, dtype {existing.dtype}, offset "
-                f"{existing.attrs.get('offset')}, voxel size {existing.attrs.get('voxel_size')}{extra(existing.attrs)}; asked for shape "
-                f"{shape}, dtype {np.dtype(dtype)}, offset {roi.offset}, voxel size {voxel_size}{extra(attrs)}: pass overwrite=True "
-                "to replace it")
+    if reuse: _check_reusable(container / dataset, array_identifier, shape, dtype, roi.offset, voxel_size, attrs)
     if check_only: return None
     zarr.open_group(str(container), mode="a")  # make sure the container is a zarr group
     if not reuse:  # through the store, so that zarr writes the groups above the array too
@@ -675,18 +705,6 @@ class OnesArray(Array):
         else:
             raise RuntimeError(f"OnesArray needs a source array or an OnesArrayConfig with a source_array_config, got {array_config!r}")
 
-    @classmethod
-    def like(cls,
-             array: Array, # the array whose ROI, voxel size and axes the ones take
-            ) -> OnesArray:
-        "Ones with the metadata of `array`."
-        if not isinstance(array, Array): raise RuntimeError(f"OnesArray.like needs an Array, got {type(array).__name__}")
-        return cls(array)
-
-    @property
-    def source_array(self) -> Array:
-        "The array whose metadata the ones take."
-        return self._source_array
     @property
     def attrs(self) -> dict: return {}
     @property
@@ -714,6 +732,20 @@ class OnesArray(Array):
         shape = tuple(s if a in NON_SPATIAL_AXES else None for a, s in zip(self.axes, self.shape))
         spatial = iter(roi.shape / self.voxel_size)
         return np.ones(tuple(s if s is not None else next(spatial) for s in shape), dtype=bool)
+
+# %% ../nbs/00_arrays.ipynb #2c7c490b
+@patch(cls_method=True)
+def like(cls: OnesArray,
+         array: Array, # the array whose ROI, voxel size and axes the ones take
+        ) -> OnesArray:
+    "Ones with the metadata of `array`."
+    if not isinstance(array, Array): raise RuntimeError(f"OnesArray.like needs an Array, got {type(array).__name__}")
+    return cls(array)
+
+@patch(as_prop=True)
+def source_array(self: OnesArray) -> Array:
+    "The array whose metadata the ones take."
+    return self._source_array
 
 # %% ../nbs/00_arrays.ipynb #8fa58f4a
 class _SectionData:
@@ -760,10 +792,6 @@ class SectionArray(Array):
     @property
     def roi(self) -> Roi: return Roi(self.stack.roi.begin[1:], self.stack.roi.shape[1:])
     @property
-    def z(self) -> int:
-        "The section's start along the stack's first axis, world units."
-        return self.stack.roi.begin[0] + self.index * self.stack.voxel_size[0]
-    @property
     def writable(self) -> bool: return self.stack.writable
     @property
     def dtype(self): return self.stack.dtype
@@ -771,11 +799,19 @@ class SectionArray(Array):
     def num_channels(self): return self.stack.num_channels
     @property
     def data(self) -> _SectionData: return _SectionData(self.stack.data, self._axis, self.index)
-    def _stack_roi(self, roi: Roi) -> Roi:
-        "The stack's ROI of the section's `roi`, after the checks any array makes (on the grid, inside)."
-        self._index(roi)
-        return Roi((self.z, *roi.begin), (self.stack.voxel_size[0], *roi.shape))
     def __getitem__(self, roi: Roi) -> np.ndarray: return self.stack[self._stack_roi(roi)].squeeze(self._axis)
     def __setitem__(self, roi: Roi, value) -> None:
         self.stack[self._stack_roi(roi)] = np.expand_dims(value, self._axis) if np.ndim(value) else value
     def __repr__(self): return f"SectionArray(section {self.index} at {self.z} of {self.stack!r})"
+
+# %% ../nbs/00_arrays.ipynb #710c3aea
+@patch(as_prop=True)
+def z(self: SectionArray) -> int:
+    "The section's start along the stack's first axis, world units."
+    return self.stack.roi.begin[0] + self.index * self.stack.voxel_size[0]
+
+@patch
+def _stack_roi(self: SectionArray, roi: Roi) -> Roi:
+    "The stack's ROI of the section's `roi`, after the checks any array makes (on the grid, inside)."
+    self._index(roi)
+    return Roi((self.z, *roi.begin), (self.stack.voxel_size[0], *roi.shape))

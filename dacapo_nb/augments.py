@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import gunpowder as gp
 import numpy as np
 import torch
+from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 
 from .pipeline import check_fields
@@ -115,6 +116,43 @@ def _rotation(dims: int, rotate: bool, uniform_3d_rotation: bool) -> np.ndarray:
     r[-2:, -2:] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
     return r
 
+# %% ../nbs/04_augments.ipynb #b69e8163
+def _sampler_positions(source: np.ndarray, # (dims, *T) source positions relative to the centre, world units
+                       low: np.ndarray, high: np.ndarray, # the bounds of the source region, world units
+                       centre: np.ndarray, # the centre of the request, world units
+                       vs: np.ndarray, # the array's voxel size
+                       interpolatable: bool, # the units of `_sample_linear`, else those of `_sample_nearest`
+                      ) -> np.ndarray: # (*T, dims)
+    "`source` in a sampler's units: grid_sample's for interpolated arrays, voxels of the source region for the others."
+    dims = len(vs)
+    if interpolatable:  # grid_sample's (x, y[, z]) last, -1 and 1 at the outer edges of the source region
+        scale = 2 / (high - low); shift = (centre - low) * scale - 1
+        where = np.empty(source.shape[1:] + (dims,), np.float32)
+        for a in range(dims): np.multiply(source[a], np.float32(scale[a]), out=where[..., dims - 1 - a])
+    else:  # voxels of the source region, voxel centres at integers, axes first
+        scale = 1 / vs; shift = (centre - low) / vs - 0.5
+        where = source * scale.astype(np.float32)[(...,) + (None,) * dims]
+        where = np.moveaxis(where, 0, -1)  # (*T, dims): a view, each axis still one block
+    for a in range(dims):  # add the shifts in place
+        view = where[..., dims - 1 - a] if interpolatable else where[..., a]
+        view += np.float32(shift[a])
+    return where
+
+# %% ../nbs/04_augments.ipynb #918d4b27
+def _resample(array: gp.Array, # the source region of one array, channels (if any) first
+              interpolatable: bool, # linear interpolation (raw), else the nearest voxel (labels, masks)
+              where: np.ndarray, # (*T, dims) positions in the sampler's units (`_sampler_positions`)
+              roi: Roi, # the output's ROI
+             ) -> gp.Array:
+    "`array` read at `where` by the sampler of its kind, as an array over `roi`."
+    dims = where.shape[-1]
+    lead = array.data.shape[:-dims]
+    data = array.data.reshape((-1,) + array.data.shape[-dims:])
+    out = (_sample_linear if interpolatable else _sample_nearest)(data, where)
+    spec = array.spec.copy()
+    spec.roi = roi
+    return gp.Array(out.reshape(lead + out.shape[1:]), spec)
+
 # %% ../nbs/04_augments.ipynb #01639e05
 class ElasticAugment(gp.BatchFilter):
     "Random smooth deformation and rotation, the same for every requested array."
@@ -149,48 +187,16 @@ class ElasticAugment(gp.BatchFilter):
         if self._skip:
             for k in keys: deps[k] = request[k].copy()
             return deps
-        total = request.get_total_roi()
-        dims = total.dims
-        if dims != len(self.spacing):
-            raise ValueError(f"ElasticAugment has {len(self.spacing)}D control points but the request is {dims}D")
-        begin, shape = np.asarray(total.begin, float), np.asarray(total.shape, float)
-        origin, centre = begin - self.spacing, begin + shape / 2
-        n = (np.ceil(shape / self.spacing) + 3).astype(int)
-        # each control point q moves to R (q - c) + displacement, relative to the centre c; linear interpolation
-        # between control points reproduces the rotation exactly, so one interpolation gives every source position
-        control = np.stack(np.meshgrid(*(origin[a] + np.arange(n[a]) * self.spacing[a] - centre[a] for a in range(dims)),
-                                       indexing="ij"), axis=-1) @ _rotation(dims, self.rotate, self.uniform_3d_rotation).T
-        control += np.moveaxis(np.random.normal(0.0, 1.0, (dims, *n)), 0, -1) * self.sigma
-        # every array of one ROI and voxel size shares one interpolation (channels first: each axis one block), and
-        # the sampler's units are an affine map of it per axis (the weights of each position sum to 1)
-        control = np.ascontiguousarray(np.moveaxis(control, -1, 0), dtype=np.float32)
-        self._where, fields = {}, {}
+        origin, centre, n, control = self._control_points(request.get_total_roi())
+        self._where, fields = {}, {}  # one interpolation per ROI and voxel size; one map to the sampler's units per kind
         for key in keys:
             roi, vs = request[key].roi, np.asarray(self.spec[key].voxel_size, float)
             grid = (tuple(roi.begin), tuple(roi.shape), tuple(vs))
-            if grid not in fields:
-                pos = [roi.begin[a] + (np.arange(roi.shape[a] // int(vs[a])) + 0.5) * vs[a] for a in range(dims)]
-                weights = [_axis_weights((p - origin[a]) / self.spacing[a], n[a]).astype(np.float32) for a, p in enumerate(pos)]
-                source = _interpolate_grid(weights, control)  # source positions relative to the centre, world units
-                low = np.floor((centre + [float(s.min()) for s in source]) / vs - 1) * vs
-                high = np.ceil((centre + [float(s.max()) for s in source]) / vs + 1) * vs
-                fields[grid] = source, low, high, {}
+            if grid not in fields: fields[grid] = *self._source_positions(roi, vs, origin, centre, n, control), {}
             source, low, high, mapped = fields[grid]
             deps[key] = gp.ArraySpec(roi=Roi(Coordinate(low.astype(int)), Coordinate((high - low).astype(int))))
             interpolatable = self.spec[key].interpolatable
-            if interpolatable not in mapped:
-                if interpolatable:  # grid_sample's (x, y[, z]) last, -1 and 1 at the outer edges of the source region
-                    scale = 2 / (high - low); shift = (centre - low) * scale - 1
-                    where = np.empty(source.shape[1:] + (dims,), np.float32)
-                    for a in range(dims): np.multiply(source[a], np.float32(scale[a]), out=where[..., dims - 1 - a])
-                else:  # voxels of the source region, voxel centres at integers, axes first
-                    scale = 1 / vs; shift = (centre - low) / vs - 0.5
-                    where = source * scale.astype(np.float32)[(...,) + (None,) * dims]
-                    where = np.moveaxis(where, 0, -1)  # (*T, dims): a view, each axis still one block
-                for a in range(dims):  # add the shifts in place
-                    view = where[..., dims - 1 - a] if interpolatable else where[..., a]
-                    view += np.float32(shift[a])
-                mapped[interpolatable] = where
+            if interpolatable not in mapped: mapped[interpolatable] = _sampler_positions(source, low, high, centre, vs, interpolatable)
             self._where[key] = interpolatable, mapped[interpolatable]
         return deps
 
@@ -201,15 +207,41 @@ class ElasticAugment(gp.BatchFilter):
         if self._skip: return None
         outputs = gp.Batch()
         for key, (interpolatable, where) in self._where.items():
-            array = batch[key]
-            dims = where.shape[-1]
-            lead = array.data.shape[:-dims]
-            data = array.data.reshape((-1,) + array.data.shape[-dims:])
-            out = (_sample_linear if interpolatable else _sample_nearest)(data, where)
-            spec = array.spec.copy()
-            spec.roi = request[key].roi
-            outputs[key] = gp.Array(out.reshape(lead + out.shape[1:]), spec)
+            outputs[key] = _resample(batch[key], interpolatable, where, request[key].roi)
         return outputs
+
+# %% ../nbs/04_augments.ipynb #7ca657be
+@patch
+def _control_points(self: ElasticAugment,
+                    total: Roi, # the region of every requested array
+                   ) -> tuple: # the grid's origin, the request's centre, points per axis, (dims, *n) float32 offsets
+    "Draw the transform: each control point's source offset from the centre, its rotated offset plus its displacement."
+    dims = total.dims
+    if dims != len(self.spacing):
+        raise ValueError(f"ElasticAugment has {len(self.spacing)}D control points but the request is {dims}D")
+    begin, shape = np.asarray(total.begin, float), np.asarray(total.shape, float)
+    origin, centre = begin - self.spacing, begin + shape / 2
+    n = (np.ceil(shape / self.spacing) + 3).astype(int)
+    # each control point q moves to R (q - c) + displacement, relative to the centre c; linear interpolation
+    # between control points reproduces the rotation exactly, so one interpolation gives every source position
+    control = np.stack(np.meshgrid(*(origin[a] + np.arange(n[a]) * self.spacing[a] - centre[a] for a in range(dims)),
+                                   indexing="ij"), axis=-1) @ _rotation(dims, self.rotate, self.uniform_3d_rotation).T
+    control += np.moveaxis(np.random.normal(0.0, 1.0, (dims, *n)), 0, -1) * self.sigma
+    return origin, centre, n, np.ascontiguousarray(np.moveaxis(control, -1, 0), dtype=np.float32)  # channels first: each axis one block
+
+# %% ../nbs/04_augments.ipynb #d0c8d3ad
+@patch
+def _source_positions(self: ElasticAugment,
+                      roi: Roi, vs: np.ndarray, # an array's ROI and voxel size
+                      origin: np.ndarray, centre: np.ndarray, n: np.ndarray, control: np.ndarray, # `_control_points`
+                     ) -> tuple: # (dims, *T) source positions relative to the centre (world units), the source region's low and high
+    "Where each voxel of `roi` comes from, and the bounds (on the array's grid, one voxel of margin) of the region that holds it."
+    pos = [roi.begin[a] + (np.arange(roi.shape[a] // int(vs[a])) + 0.5) * vs[a] for a in range(len(vs))]
+    weights = [_axis_weights((p - origin[a]) / self.spacing[a], n[a]).astype(np.float32) for a, p in enumerate(pos)]
+    source = _interpolate_grid(weights, control)  # source positions relative to the centre, world units
+    low = np.floor((centre + [float(s.min()) for s in source]) / vs - 1) * vs
+    high = np.ceil((centre + [float(s.max()) for s in source]) / vs + 1) * vs
+    return source, low, high
 
 # %% ../nbs/04_augments.ipynb #33d5da94
 class AugmentConfig(ABC):
@@ -221,14 +253,6 @@ class AugmentConfig(ABC):
     def check_ranges(self) -> None:
         "A `ValueError` naming a field whose value is out of range (none here)."
 
-    def _range(self, name: str, low: float, high: float = float("inf"), pair: bool = False) -> None:
-        "A `ValueError` unless field `name` (or each of its values) lies in [low, high], a pair (min, max) if `pair`."
-        value = getattr(self, name)
-        values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if pair and (len(values) != 2 or values[0] > values[1]):
-            raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected (min, max) with min <= max")
-        if any(not low <= v <= high for v in values):
-            raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected values in [{low:g}, {high:g}]")
     @abstractmethod
     def node(self, raw_key: gp.ArrayKey, # the raw array
              gt_key: gp.ArrayKey, # the labels
@@ -236,6 +260,17 @@ class AugmentConfig(ABC):
              voxel_size: Coordinate, # raw's voxel size, which sets the dimensions
             ) -> gp.BatchFilter: # the node that applies the augmentation
         "The gunpowder node that applies this augmentation to a pipeline with these keys."
+
+# %% ../nbs/04_augments.ipynb #d06cde88
+@patch
+def _range(self: AugmentConfig, name: str, low: float, high: float = float("inf"), pair: bool = False) -> None:
+    "A `ValueError` unless field `name` (or each of its values) lies in [low, high], a pair (min, max) if `pair`."
+    value = getattr(self, name)
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if pair and (len(values) != 2 or values[0] > values[1]):
+        raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected (min, max) with min <= max")
+    if any(not low <= v <= high for v in values):
+        raise ValueError(f"{type(self).__name__}: {name}={value!r}, expected values in [{low:g}, {high:g}]")
 
 # %% ../nbs/04_augments.ipynb #a80e296d
 @dataclass

@@ -55,6 +55,57 @@ def _test_input(model: Model, raw: Array) -> np.ndarray:
     data = np.asarray(data, np.float32)
     return data.reshape((1, model.num_in_channels) + shape)
 
+# %% ../nbs/20_bioimage.ipynb #7d505b8a
+def _traced(model: Model, # the model to trace
+            x: np.ndarray, # its test input
+           ) -> tuple: # its output on `x`, and the TorchScript module
+    "The model's output on `x` in eval mode (with the task's activation), and the model traced on `x`; its mode is restored."
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            y = model(torch.from_numpy(x)).numpy()
+            traced = torch.jit.trace(model, torch.from_numpy(x), check_trace=False)
+    finally: model.train(training)
+    return y, traced
+
+# %% ../nbs/20_bioimage.ipynb #4a48b3c1
+def _model_descr(b, # `bioimageio.spec.model.v0_5`
+                 model: Model, task, kwargs: dict, # the model, its task and its `model_kwargs`
+                 post: dict, # the post-processing the package names
+                 x: np.ndarray, y: np.ndarray, # the test input and output
+                 in_vs: tuple, out_vs: tuple, # the input's and the output's voxel size
+                 files: Path, # the folder of the package's files: README.md, the test tensors, the weights
+                 name: str, description: str, authors: Sequence[str], license: str, # as `export_bioimageio` takes them
+                ):
+    "The package's description (rdf.yaml) in format 0.5: the tensors' axes and voxel sizes, both weights, the post-processing."
+    axes_names, out_shape = "zyx"[-model.dims:], y.shape[2:]
+    version = b.Version(torch.__version__.split("+")[0])
+    channels = [b.Identifier(f"c{i}") for i in range(model.num_out_channels)]
+    return b.ModelDescr(
+        name=name, description=description, authors=[b.Author(name=a) for a in authors], license=license,
+        cite=[b.CiteEntry(text="DaCapo: a modular deep learning framework for scalable 3D image segmentation",
+                          url="https://github.com/janelia-cellmap/dacapo")],
+        documentation=b.FileDescr(source=files / "README.md"),
+        inputs=[b.InputTensorDescr(
+            id=b.TensorId("raw"), description="raw, scaled to [0, 1]",
+            axes=[b.BatchAxis(), b.ChannelAxis(channel_names=[b.Identifier(f"raw{i}") for i in range(model.num_in_channels)])]
+                 + [b.SpaceInputAxis(id=b.AxisId(a), size=s, scale=v, unit="nanometer") for a, s, v in zip(axes_names, x.shape[2:], in_vs)],
+            test_tensor=b.FileDescr(source=files / "test_input.npy"), data=b.IntervalOrRatioDataDescr(type="float32"))],
+        outputs=[b.OutputTensorDescr(
+            id=b.TensorId("prediction"), description=f"{type(task.predictor).__name__} output",
+            axes=[b.BatchAxis(), b.ChannelAxis(channel_names=channels)]
+                 + [b.SpaceOutputAxis(id=b.AxisId(a), size=s, scale=v, unit="nanometer") for a, s, v in zip(axes_names, out_shape, out_vs)],
+            test_tensor=b.FileDescr(source=files / "test_output.npy"))],
+        weights=b.WeightsDescr(
+            pytorch_state_dict=b.PytorchStateDictWeightsDescr(
+                source=files / "weights_state_dict.pt", pytorch_version=version,
+                architecture=b.ArchitectureFromLibraryDescr(callable=b.Identifier("model_from_kwargs"),
+                                                            import_from="dacapo_nb.bioimage", kwargs=kwargs)),
+            torchscript=b.TorchscriptWeightsDescr(source=files / "weights_torchscript.pt", pytorch_version=version,
+                                                  parent="pytorch_state_dict")),
+        config={"dacapo_nb": {"post_processing": post, "voxel_size": list(in_vs)}})
+
 # %% ../nbs/20_bioimage.ipynb #e13dad24
 def export_bioimageio(model: Model, # the trained model (its weights as they are now)
                       task, # the task it was trained for: channel names and post-processing
@@ -75,18 +126,10 @@ def export_bioimageio(model: Model, # the trained model (its weights as they are
     kwargs = model_kwargs(model)  # refuses what a library architecture cannot describe, before any work
     path = Path(path)
     if path.suffix != ".zip": raise ValueError(f"path must end in .zip, got {path}")
-    axes_names = "zyx"[-model.dims:]
     if raw.dims != model.dims: raise ValueError(f"raw has {raw.dims} spatial dimensions, the model {model.dims}")
     in_vs, out_vs = tuple(raw.voxel_size), tuple(model.scale(raw.voxel_size))
-    training = model.training
-    model.eval()
-    try:
-        x = _test_input(model, raw)
-        with torch.no_grad():
-            y = model(torch.from_numpy(x)).numpy()
-            traced = torch.jit.trace(model, torch.from_numpy(x), check_trace=False)
-    finally: model.train(training)
-    out_shape = y.shape[2:]
+    x = _test_input(model, raw)
+    y, traced = _traced(model, x)
     with tempfile.TemporaryDirectory(prefix="dacapo_nb_bioimageio_") as tmp:
         tmp = Path(tmp)
         np.save(tmp / "test_input.npy", x); np.save(tmp / "test_output.npy", y)
@@ -95,31 +138,7 @@ def export_bioimageio(model: Model, # the trained model (its weights as they are
         post = post_processing or default_post_processing(task)
         (tmp / "README.md").write_text(f"# {name}\n\n{description}\n\nTrained with dacapo_nb. Input: raw scaled to [0, 1], "
                                        f"voxel size {in_vs} nm. Post-processing: `{post['function']}` with {post['parameters']}.\n")
-        version = b.Version(torch.__version__.split("+")[0])
-        channels = [b.Identifier(f"c{i}") for i in range(model.num_out_channels)]
-        descr = b.ModelDescr(
-            name=name, description=description, authors=[b.Author(name=a) for a in authors], license=license,
-            cite=[b.CiteEntry(text="DaCapo: a modular deep learning framework for scalable 3D image segmentation",
-                              url="https://github.com/janelia-cellmap/dacapo")],
-            documentation=b.FileDescr(source=tmp / "README.md"),
-            inputs=[b.InputTensorDescr(
-                id=b.TensorId("raw"), description="raw, scaled to [0, 1]",
-                axes=[b.BatchAxis(), b.ChannelAxis(channel_names=[b.Identifier(f"raw{i}") for i in range(model.num_in_channels)])]
-                     + [b.SpaceInputAxis(id=b.AxisId(a), size=s, scale=v, unit="nanometer") for a, s, v in zip(axes_names, x.shape[2:], in_vs)],
-                test_tensor=b.FileDescr(source=tmp / "test_input.npy"), data=b.IntervalOrRatioDataDescr(type="float32"))],
-            outputs=[b.OutputTensorDescr(
-                id=b.TensorId("prediction"), description=f"{type(task.predictor).__name__} output",
-                axes=[b.BatchAxis(), b.ChannelAxis(channel_names=channels)]
-                     + [b.SpaceOutputAxis(id=b.AxisId(a), size=s, scale=v, unit="nanometer") for a, s, v in zip(axes_names, out_shape, out_vs)],
-                test_tensor=b.FileDescr(source=tmp / "test_output.npy"))],
-            weights=b.WeightsDescr(
-                pytorch_state_dict=b.PytorchStateDictWeightsDescr(
-                    source=tmp / "weights_state_dict.pt", pytorch_version=version,
-                    architecture=b.ArchitectureFromLibraryDescr(callable=b.Identifier("model_from_kwargs"),
-                                                                import_from="dacapo_nb.bioimage", kwargs=kwargs)),
-                torchscript=b.TorchscriptWeightsDescr(source=tmp / "weights_torchscript.pt", pytorch_version=version,
-                                                      parent="pytorch_state_dict")),
-            config={"dacapo_nb": {"post_processing": post, "voxel_size": list(in_vs)}})
+        descr = _model_descr(b, model, task, kwargs, post, x, y, in_vs, out_vs, tmp, name, description, authors, license)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_bioimageio_package(descr, output_path=path)
     return path
@@ -128,12 +147,14 @@ def export_bioimageio(model: Model, # the trained model (its weights as they are
 PROCESSING = ("ensure_dtype", "scale_linear", "clip", "sigmoid", "binarize", "fixed_zero_mean_unit_variance",
               "zero_mean_unit_variance", "scale_range")  # the BioImage.IO processing steps `PackagedModel` applies
 
+# %% ../nbs/20_bioimage.ipynb #cb860c48
 def _axis_ids(tensor: dict) -> list[str]:
     "The ids of a described tensor's axes (batch, channel, then the spatial ones), from format 0.5 or 0.4."
     axes = tensor["axes"]
     if isinstance(axes, str): return [{"b": "batch", "c": "channel"}.get(a, a) for a in axes]   # format 0.4: "bcyx"
     return [a.get("id") or a["type"] for a in axes]
 
+# %% ../nbs/20_bioimage.ipynb #322eeb03
 def _step_name(step: dict) -> str: return step.get("id") or step.get("name")  # 0.5 names a step's id, 0.4 its name
 
 # %% ../nbs/20_bioimage.ipynb #b37e306e

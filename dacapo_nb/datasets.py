@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import zarr
+from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 from scipy import ndimage
 
@@ -126,27 +127,8 @@ class Dataset:
             if not (isinstance(value, Array) or (value is None and what != "raw")):
                 raise ValueError(f"{what} of dataset '{self.name}' must be a dacapo_nb Array, got {type(value).__name__}")
         raw, gt, mask = self.raw, self.gt, self.mask
-        if gt is not None:
-            if raw.dims != gt.dims:
-                raise ValueError(f"dataset '{self.name}': raw has {raw.dims} spatial dimensions (voxel size {raw.voxel_size}) "
-                                 f"but gt has {gt.dims} (voxel size {gt.voxel_size})")
-            if not _voxel_sizes_divide(raw.voxel_size, gt.voxel_size):
-                raise ValueError(f"dataset '{self.name}': raw voxel size {raw.voxel_size} and gt voxel size {gt.voxel_size} "
-                                 "do not divide: along each axis one must be a multiple of the other")
-            if not raw.roi.intersects(gt.roi):
-                raise ValueError(f"dataset '{self.name}': raw ROI {raw.roi} and gt ROI {gt.roi} do not intersect")
-            if not raw.roi.contains(gt.roi):
-                bare = 1 - raw.roi.intersect(gt.roi).size / gt.roi.size
-                warnings.warn(f"dataset '{self.name}': gt ROI {gt.roi} reaches beyond raw ROI {raw.roi}: {bare:.1%} of the gt "
-                              "has no image under it, where training sees zero padding; crop gt to raw's ROI if that is not meant")
-        if mask is not None:
-            if gt is None:
-                raise ValueError(f"dataset '{self.name}' has a mask but no gt: a mask says where gt is valid")
-            if mask.voxel_size != gt.voxel_size:
-                raise ValueError(f"dataset '{self.name}': mask voxel size {mask.voxel_size} differs from gt voxel size "
-                                 f"{gt.voxel_size}; they must be equal")
-            if not mask.roi.intersects(gt.roi):
-                raise ValueError(f"dataset '{self.name}': mask ROI {mask.roi} and gt ROI {gt.roi} do not intersect")
+        if gt is not None: self._check_gt_on_raw()
+        if mask is not None: self._check_mask()
         if isinstance(self.weight, bool) or not isinstance(self.weight, numbers.Real) or not self.weight > 0:
             raise ValueError(f"dataset '{self.name}': weight must be a number > 0, got {self.weight!r}")
         try: raw_value_range(raw.dtype, self.raw_range)
@@ -166,6 +148,37 @@ class Dataset:
     def has_gt(self) -> bool:
         "Whether the dataset has ground truth (needed to train, not to predict)."
         return self.gt is not None
+
+# %% ../nbs/07_datasets.ipynb #65a59782
+@patch
+def _check_gt_on_raw(self: Dataset) -> None:
+    "Refuse gt that does not lie on raw; warn where it reaches beyond raw."
+    raw, gt = self.raw, self.gt
+    if raw.dims != gt.dims:
+        raise ValueError(f"dataset '{self.name}': raw has {raw.dims} spatial dimensions (voxel size {raw.voxel_size}) "
+                         f"but gt has {gt.dims} (voxel size {gt.voxel_size})")
+    if not _voxel_sizes_divide(raw.voxel_size, gt.voxel_size):
+        raise ValueError(f"dataset '{self.name}': raw voxel size {raw.voxel_size} and gt voxel size {gt.voxel_size} "
+                         "do not divide: along each axis one must be a multiple of the other")
+    if not raw.roi.intersects(gt.roi):
+        raise ValueError(f"dataset '{self.name}': raw ROI {raw.roi} and gt ROI {gt.roi} do not intersect")
+    if not raw.roi.contains(gt.roi):
+        bare = 1 - raw.roi.intersect(gt.roi).size / gt.roi.size
+        warnings.warn(f"dataset '{self.name}': gt ROI {gt.roi} reaches beyond raw ROI {raw.roi}: {bare:.1%} of the gt "
+                      "has no image under it, where training sees zero padding; crop gt to raw's ROI if that is not meant")
+
+# %% ../nbs/07_datasets.ipynb #c9755a08
+@patch
+def _check_mask(self: Dataset) -> None:
+    "Refuse a mask without gt, or off the gt's grid or ROI."
+    mask, gt = self.mask, self.gt
+    if gt is None:
+        raise ValueError(f"dataset '{self.name}' has a mask but no gt: a mask says where gt is valid")
+    if mask.voxel_size != gt.voxel_size:
+        raise ValueError(f"dataset '{self.name}': mask voxel size {mask.voxel_size} differs from gt voxel size "
+                         f"{gt.voxel_size}; they must be equal")
+    if not mask.roi.intersects(gt.roi):
+        raise ValueError(f"dataset '{self.name}': mask ROI {mask.roi} and gt ROI {gt.roi} do not intersect")
 
 # %% ../nbs/07_datasets.ipynb #b1305cfa
 def _subsample(array: Array, roi: Roi, max_voxels: int) -> np.ndarray:
@@ -317,6 +330,27 @@ def _open_synthetic(path: Path, params: dict) -> Dataset:
     open_ = lambda name: ZarrArray.open_from_array_identifier(LocalArrayIdentifier(path, name), name=name, mode="r")
     return Dataset(path.stem, open_("raw"), open_("gt"), open_("mask") if params["mask"] else None)
 
+# %% ../nbs/07_datasets.ipynb #a12b7be4
+def _write_synthetic(container: Path, # the zarr container to write
+                     params: dict, # `_synthetic_params`'s parameters
+                     dims: int, # 2 or 3
+                    ) -> None:
+    "Draw the synthetic `raw`, `gt` (and `mask`) of `params` and write them in a new `container`, with `params` in its attributes."
+    zarr.open_group(str(container), mode="w")
+    rng = np.random.default_rng(params["seed"])
+    vs, shape_ = np.array(params["voxel_size"], float), tuple(params["shape"])
+    labels = _voronoi_labels(shape_, vs, _seed_points(np.array(shape_) * vs, params["cell_size"], rng))
+    volumes = {"raw": _synthetic_raw(labels, vs, params["cell_size"], params["noise"], rng), "gt": labels}
+    if params["mask"]:
+        volumes["mask"] = np.zeros(shape_, np.uint8)
+        volumes["mask"][..., : shape_[-1] // 2] = 1
+    roi, voxel_size = Roi(params["offset"], Coordinate(shape_) * Coordinate(params["voxel_size"])), Coordinate(params["voxel_size"])
+    for name, data in volumes.items():
+        array = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(container, name), default_axes(dims, dims), roi,
+                                                       None, voxel_size, data.dtype, name=name)
+        array[roi] = data
+    zarr.open_group(str(container), mode="r+").attrs["synthetic"] = params
+
 # %% ../nbs/07_datasets.ipynb #c7ea0c2f
 def make_synthetic_data(path, # the zarr container to write (or reuse)
                         dims: int = 3, # 2 or 3
@@ -345,20 +379,7 @@ def make_synthetic_data(path, # the zarr container to write (or reuse)
     partial, old = path.with_name(f".{path.name}.partial"), path.with_name(f".{path.name}.old")
     for stale in (partial, old):  # left by a kill during an earlier call
         if stale.exists(): shutil.rmtree(stale)
-    zarr.open_group(str(partial), mode="w")  # written here, renamed to `path` once complete
-    rng = np.random.default_rng(params["seed"])
-    vs, shape_ = np.array(params["voxel_size"], float), tuple(params["shape"])
-    labels = _voronoi_labels(shape_, vs, _seed_points(np.array(shape_) * vs, params["cell_size"], rng))
-    volumes = {"raw": _synthetic_raw(labels, vs, params["cell_size"], params["noise"], rng), "gt": labels}
-    if params["mask"]:
-        volumes["mask"] = np.zeros(shape_, np.uint8)
-        volumes["mask"][..., : shape_[-1] // 2] = 1
-    roi, voxel_size = Roi(params["offset"], Coordinate(shape_) * Coordinate(params["voxel_size"])), Coordinate(params["voxel_size"])
-    for name, data in volumes.items():
-        array = ZarrArray.create_from_array_identifier(LocalArrayIdentifier(partial, name), default_axes(dims, dims), roi,
-                                                       None, voxel_size, data.dtype, name=name)
-        array[roi] = data
-    zarr.open_group(str(partial), mode="r+").attrs["synthetic"] = params
+    _write_synthetic(partial, params, dims)  # written here, renamed to `path` once complete
     if path.is_dir() and not any(path.iterdir()): path.rmdir()
     if path.exists(): os.replace(path, old)  # the container replaced (overwrite=True): removed once the new one is in place
     os.replace(partial, path)

@@ -90,6 +90,7 @@ def _as_result(out, expected_shape: tuple, what: str) -> np.ndarray:
 def _pos(index) -> tuple:
     return tuple(int(i) for i in index)
 
+# %% ../nbs/18_exercises.ipynb #c8a2a82e
 def _passed(message: str) -> None:
     print(f"✓ {message}")
 
@@ -106,6 +107,7 @@ AFFINITY_CASES = [
     (np.stack([np.full((3, 3), 5), np.array([[5, 5, 0], [6, 6, 0], [6, 6, 0]])]), [(1, 0, 0), (0, 1, 0), (0, 0, -1)]),
 ]
 
+# %% ../nbs/18_exercises.ipynb #a53d4b7a
 def _affinity_mistake(labels, offsets, out, ref) -> str:
     "What is wrong with `out`, in words, at its first wrong voxel."
     flipped = compute_affinities(labels, [tuple(-v for v in o) for o in offsets])[0]
@@ -156,6 +158,24 @@ def _blob(shape, box) -> np.ndarray:
     inside[box] = True
     return inside
 
+# %% ../nbs/18_exercises.ipynb #27d491ac
+def _distance_mistake(inside, voxel_size, out, ref) -> str:
+    "What is wrong with the signed distances `out`, in words: the sign, voxels for world units, or the first wrong voxel."
+    if np.allclose(out, -ref):
+        return ("the sign is flipped: distances must be positive inside the object and negative outside")
+    if np.allclose(out, signed_distances(inside, Coordinate((1,) * inside.ndim))):
+        return (f"distances must be in world units: with voxel size {voxel_size} one step along the first "
+                            f"axis is {voxel_size[0]}, not 1 (pass sampling=voxel_size to distance_transform_edt)")
+    x = _pos(np.argwhere(~np.isclose(out, ref))[0])
+    got, exp = out[x], ref[x]
+    if not inside[x] and got >= 0:
+        return (f"voxels outside the object must have a negative distance (minus the distance to the "
+                            f"object): at {x} it should be {exp:g}, got {got:g}")
+    if inside[x] and got <= 0:
+        return (f"voxels inside the object must have a positive distance: at {x} it should be {exp:g}, got {got:g}")
+    return (f"at {x} ({'inside' if inside[x] else 'outside'} the object) the distance should be "
+                        f"{exp:g}, got {got:g}")
+
 # %% ../nbs/18_exercises.ipynb #f64c51bd
 DISTANCE_CASES = [
     (_blob((7, 9), np.s_[2:5, 2:7]), (1, 1)),
@@ -163,6 +183,7 @@ DISTANCE_CASES = [
     (_blob((6, 6, 6), np.s_[1:4, 2:5, 2:6]), (2, 1, 1)),
 ]
 
+# %% ../nbs/18_exercises.ipynb #0c6d5fd2
 def check_signed_distances(fn: Callable, # the student's `signed_distance(inside, voxel_size)`
                           ) -> None:
     "Check the student's `fn(inside, voxel_size)` signed distances against `signed_distances`."
@@ -170,22 +191,7 @@ def check_signed_distances(fn: Callable, # the student's `signed_distance(inside
         with _case(i, DISTANCE_CASES, f"{inside.ndim}D object in an image of shape {inside.shape}, voxel size {voxel_size}"):
             ref = signed_distances(inside, Coordinate(voxel_size))
             out = _as_result(_call(fn, inside.copy(), voxel_size), ref.shape, "distances")
-            if np.allclose(out, ref):
-                continue
-            if np.allclose(out, -ref):
-                raise ExerciseError("the sign is flipped: distances must be positive inside the object and negative outside")
-            if np.allclose(out, signed_distances(inside, Coordinate((1,) * inside.ndim))):
-                raise ExerciseError(f"distances must be in world units: with voxel size {voxel_size} one step along the first "
-                                    f"axis is {voxel_size[0]}, not 1 (pass sampling=voxel_size to distance_transform_edt)")
-            x = _pos(np.argwhere(~np.isclose(out, ref))[0])
-            got, exp = out[x], ref[x]
-            if not inside[x] and got >= 0:
-                raise ExerciseError(f"voxels outside the object must have a negative distance (minus the distance to the "
-                                    f"object): at {x} it should be {exp:g}, got {got:g}")
-            if inside[x] and got <= 0:
-                raise ExerciseError(f"voxels inside the object must have a positive distance: at {x} it should be {exp:g}, got {got:g}")
-            raise ExerciseError(f"at {x} ({'inside' if inside[x] else 'outside'} the object) the distance should be "
-                                f"{exp:g}, got {got:g}")
+            if not np.allclose(out, ref): raise ExerciseError(_distance_mistake(inside, voxel_size, out, ref))
     _passed(f"check_signed_distances: right on {len(DISTANCE_CASES)} shapes, isotropic and anisotropic, 2D and 3D")
 
 # %% ../nbs/18_exercises.ipynb #576575a0
@@ -199,10 +205,36 @@ def _weight_cases() -> list:
     empty_mask = np.ones((6, 8), np.uint8); empty_mask[:, 5:] = 0
     return [full, (half, half_mask), (rare, np.ones((10, 10), np.uint8)), (empty, empty_mask)]
 
+# %% ../nbs/18_exercises.ipynb #2c5ce5d7
+def _weight_mistake(labels, valid, out, ref) -> str:
+    "What is wrong with the weights `out` of `labels` inside the mask `valid`, in words."
+    outside = (~valid) & (out != 0)
+    if outside.any():
+        x = _pos(np.argwhere(outside)[0])
+        return (f"weights must be 0 where the mask is 0 (unlabelled voxels must not count), got {out[x]:g} at {x}")
+    fg = labels[valid].mean()
+    present = len(np.unique(labels[valid]))
+    if np.allclose(out, balance_weights(labels, np.ones_like(valid), 2)[0] * valid):
+        return (f"class fractions must be counted among masked voxels only: inside the mask {fg:.0%} of the "
+                            f"voxels are foreground, so the foreground weight is {ref[valid & (labels == 1)].max():.3g}; "
+                            f"yours counts all voxels ({labels.mean():.0%} foreground)")
+    if np.allclose(out, ref * present):
+        return (f"divide by the number of classes present ({present}): a class with fraction f weighs "
+                            f"1 / ({present} * f), so that the mean weight over the masked voxels is 1")
+    if np.allclose(out, balance_weights(labels, valid, 2, clipmin=1e-12, clipmax=1 - 1e-12)[0]):
+        return (f"clip the class fractions to [0.05, 0.95] before inverting: the foreground is only {fg:.0%} "
+                            f"of the masked voxels, so unclipped its weight would be {1 / (2 * fg):.3g}, which lets "
+                            f"single voxels dominate the loss; clipped it is {ref[valid & (labels == 1)].max():.3g}")
+    x = _pos(np.argwhere(~np.isclose(out, ref))[0])
+    return (f"at {x} (class {labels[x]}, {'inside' if valid[x] else 'outside'} the mask) the weight should "
+                        f"be {ref[x]:.3g}, got {out[x]:.3g}: a class present inside the mask weighs 1 / (number of "
+                        f"classes present * its clipped fraction among masked voxels); a lone class weighs 1")
+
 # %% ../nbs/18_exercises.ipynb #28c2308d
 WEIGHT_CASES = _weight_cases()
 _WEIGHT_CASE_NAMES = ("full mask", "half mask", "rare foreground", "no foreground in the mask")
 
+# %% ../nbs/18_exercises.ipynb #d97e4f6d
 def check_balanced_weights(fn: Callable, # the student's `balanced_weights(labels, mask)`
                           ) -> None:
     "Check the student's `fn(labels, mask)` class-balanced weights against `balance_weights` (2 classes, clip 0.05..0.95)."
@@ -211,29 +243,7 @@ def check_balanced_weights(fn: Callable, # the student's `balanced_weights(label
             valid = mask.astype(bool)
             ref = balance_weights(labels, valid, 2)[0]
             out = _as_result(_call(fn, labels.copy(), mask.copy()), ref.shape, "weights")
-            if np.allclose(out, ref):
-                continue
-            outside = (~valid) & (out != 0)
-            if outside.any():
-                x = _pos(np.argwhere(outside)[0])
-                raise ExerciseError(f"weights must be 0 where the mask is 0 (unlabelled voxels must not count), got {out[x]:g} at {x}")
-            fg = labels[valid].mean()
-            present = len(np.unique(labels[valid]))
-            if np.allclose(out, balance_weights(labels, np.ones_like(valid), 2)[0] * valid):
-                raise ExerciseError(f"class fractions must be counted among masked voxels only: inside the mask {fg:.0%} of the "
-                                    f"voxels are foreground, so the foreground weight is {ref[valid & (labels == 1)].max():.3g}; "
-                                    f"yours counts all voxels ({labels.mean():.0%} foreground)")
-            if np.allclose(out, ref * present):
-                raise ExerciseError(f"divide by the number of classes present ({present}): a class with fraction f weighs "
-                                    f"1 / ({present} * f), so that the mean weight over the masked voxels is 1")
-            if np.allclose(out, balance_weights(labels, valid, 2, clipmin=1e-12, clipmax=1 - 1e-12)[0]):
-                raise ExerciseError(f"clip the class fractions to [0.05, 0.95] before inverting: the foreground is only {fg:.0%} "
-                                    f"of the masked voxels, so unclipped its weight would be {1 / (2 * fg):.3g}, which lets "
-                                    f"single voxels dominate the loss; clipped it is {ref[valid & (labels == 1)].max():.3g}")
-            x = _pos(np.argwhere(~np.isclose(out, ref))[0])
-            raise ExerciseError(f"at {x} (class {labels[x]}, {'inside' if valid[x] else 'outside'} the mask) the weight should "
-                                f"be {ref[x]:.3g}, got {out[x]:.3g}: a class present inside the mask weighs 1 / (number of "
-                                f"classes present * its clipped fraction among masked voxels); a lone class weighs 1")
+            if not np.allclose(out, ref): raise ExerciseError(_weight_mistake(labels, valid, out, ref))
     _passed(f"check_balanced_weights: right on {len(WEIGHT_CASES)} cases (full mask, half mask, rare foreground, "
             "no foreground in the mask)")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gunpowder as gp
 import numpy as np
+from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import NumpyArray
@@ -37,12 +38,6 @@ class DaCapoTargetFilter(gp.BatchFilter):
         self.predictor, self.gt_key, self.target_key = predictor, gt_key, target_key
         self.weights_key, self.mask_key = weights_key, mask_key
         self.moving_class_counts = None
-
-    def _context(self, voxel_size: Coordinate) -> tuple:
-        "How far the gt region reaches beyond a target ROI, below and above."
-        probe = Roi((0,) * voxel_size.dims, voxel_size * 8)
-        region = self.predictor.gt_region_for_roi(probe, voxel_size)
-        return probe.begin - region.begin, region.end - probe.end
 
     def setup(self):
         "Provide target and weights on the gt's voxel grid, where enough gt context exists."
@@ -85,6 +80,14 @@ class DaCapoTargetFilter(gp.BatchFilter):
                 gt, target, mask, moving_class_counts=self.moving_class_counts)
             outputs[self.weights_key] = gp.Array(weight.data.astype(np.float32), spec.copy())
         return outputs
+
+# %% ../nbs/03_filters.ipynb #4f0ba418
+@patch
+def _context(self: DaCapoTargetFilter, voxel_size: Coordinate) -> tuple:
+    "How far the gt region reaches beyond a target ROI, below and above."
+    probe = Roi((0,) * voxel_size.dims, voxel_size * 8)
+    region = self.predictor.gt_region_for_roi(probe, voxel_size)
+    return probe.begin - region.begin, region.end - probe.end
 
 # %% ../nbs/03_filters.ipynb #90b74447
 class CopyMask(gp.BatchFilter):

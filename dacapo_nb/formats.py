@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import zarr
+from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 
 from .arrays import (NON_SPATIAL_AXES, Array, FixedGeometryArray, LocalArrayIdentifier, ZarrArray, ZarrArrayConfig,
@@ -57,26 +58,30 @@ class LazyData:
         self.opener, self.read = opener, read
         self._handle, self._pid, self._lock = None, None, threading.Lock()
 
-    def handle(self):
-        "The handle of this process, opened on first use."
-        with self._lock:
-            if self._pid != os.getpid(): self._handle, self._pid = self.opener(), os.getpid()
-            return self._handle
-
-    def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        key = key + (slice(None),) * (self.ndim - len(key))
-        if len(key) != self.ndim or not all(isinstance(k, numbers.Integral) or (isinstance(k, slice) and k.step in (None, 1)) for k in key):
-            raise IndexError(f"{type(self).__name__} reads boxes: one slice of step 1 (or an index) per dimension ({self.ndim}), got {key!r}")
-        planes = [i for i, k in enumerate(key) if isinstance(k, numbers.Integral)]  # read as a slice of 1, then dropped
-        for i in planes:
-            if not -self.shape[i] <= key[i] < self.shape[i]: raise IndexError(f"index {key[i]} is outside dimension {i} of size {self.shape[i]}")
-        key = tuple(slice(k % self.shape[i], k % self.shape[i] + 1) if i in planes else k for i, k in enumerate(key))
-        out = np.asarray(self.read(self.handle(), key))
-        return out.astype(self.dtype, copy=False).squeeze(tuple(planes))
-
     def __getstate__(self): return {**self.__dict__, "_handle": None, "_pid": None, "_lock": None}
     def __setstate__(self, state): self.__dict__.update(state, _lock=threading.Lock())
+
+# %% ../nbs/00_formats.ipynb #aa497de3
+@patch
+def handle(self: LazyData):
+    "The handle of this process, opened on first use."
+    with self._lock:
+        if self._pid != os.getpid(): self._handle, self._pid = self.opener(), os.getpid()
+        return self._handle
+
+# %% ../nbs/00_formats.ipynb #49c114fd
+@patch
+def __getitem__(self: LazyData, key) -> np.ndarray:
+    key = key if isinstance(key, tuple) else (key,)
+    key = key + (slice(None),) * (self.ndim - len(key))
+    if len(key) != self.ndim or not all(isinstance(k, numbers.Integral) or (isinstance(k, slice) and k.step in (None, 1)) for k in key):
+        raise IndexError(f"{type(self).__name__} reads boxes: one slice of step 1 (or an index) per dimension ({self.ndim}), got {key!r}")
+    planes = [i for i, k in enumerate(key) if isinstance(k, numbers.Integral)]  # read as a slice of 1, then dropped
+    for i in planes:
+        if not -self.shape[i] <= key[i] < self.shape[i]: raise IndexError(f"index {key[i]} is outside dimension {i} of size {self.shape[i]}")
+    key = tuple(slice(k % self.shape[i], k % self.shape[i] + 1) if i in planes else k for i, k in enumerate(key))
+    out = np.asarray(self.read(self.handle(), key))
+    return out.astype(self.dtype, copy=False).squeeze(tuple(planes))
 
 # %% ../nbs/00_formats.ipynb #8b6d2218
 def read_slices(handle, # anything that slices like a numpy array (an h5py dataset, a zarr array)
@@ -110,29 +115,6 @@ class FileArray(FixedGeometryArray):
     "A read-only array of a file format: geometry fixed when opened, voxels read lazily through `data`."
     path: Path = Path()
 
-    def _set_geometry(self,
-                      data, # the voxels: a `LazyData`, a memory map, a zarr array
-                      voxel_size: Optional[Sequence[int]], # nm per voxel, `None`: 1 per spatial axis
-                      offset: Optional[Sequence[int]], # nm, `None`: 0
-                      axes: Optional[Sequence[str]], # one name per dimension, `None`: z y x (and c, b in front)
-                      source: str = "", # where the geometry came from, for errors
-                      attrs: Optional[dict] = None, # metadata read from the file
-                     ) -> None:
-        "Check the geometry against the data's shape and keep it."
-        shape = tuple(data.shape)
-        if voxel_size is None:
-            spatial = len([a for a in axes if a not in NON_SPATIAL_AXES]) if axes is not None else min(len(shape), 3)
-            voxel_size = (1,) * spatial
-        vs = Coordinate(int(v) for v in voxel_size)
-        what = f"{self}{f' ({source})' if source else ''}"
-        axes = check_axes(list(axes) if axes is not None else default_axes(len(shape), vs.dims), shape, vs, what)
-        offset = Coordinate(int(o) for o in offset) if offset is not None else Coordinate((0,) * vs.dims)
-        if offset.dims != vs.dims:
-            raise ValueError(f"offset {tuple(offset)} of {what} has {offset.dims} values but the voxel size {tuple(vs)} has {vs.dims}")
-        spatial_shape = Coordinate([s for a, s in zip(axes, shape) if a not in NON_SPATIAL_AXES])
-        self._data, self._axes, self._voxel_size, self._attrs = data, axes, vs, dict(attrs or {})
-        self._roi = check_roi_on_grid(Roi(offset, spatial_shape * vs), vs, f"ROI of {what}")
-
     def __str__(self): return f"{type(self).__name__}({self.path})"
     def __repr__(self): return f"{self}[roi={self.roi}, voxel_size={self.voxel_size}, axes={self.axes}, dtype={self.dtype}]"
     def __reduce__(self): return (type(self), self._open_args)  # reopened from the file, never the voxels
@@ -153,11 +135,37 @@ class FileArray(FixedGeometryArray):
     def __setitem__(self, roi: Roi, value) -> None:
         raise PermissionError(f"{self} is read-only: write a zarr copy with convert_to_zarr and write there")
 
+# %% ../nbs/00_formats.ipynb #a062e68d
+@patch
+def _set_geometry(self: FileArray,
+                  data, # the voxels: a `LazyData`, a memory map, a zarr array
+                  voxel_size: Optional[Sequence[int]], # nm per voxel, `None`: 1 per spatial axis
+                  offset: Optional[Sequence[int]], # nm, `None`: 0
+                  axes: Optional[Sequence[str]], # one name per dimension, `None`: z y x (and c, b in front)
+                  source: str = "", # where the geometry came from, for errors
+                  attrs: Optional[dict] = None, # metadata read from the file
+                 ) -> None:
+    "Check the geometry against the data's shape and keep it."
+    shape = tuple(data.shape)
+    if voxel_size is None:
+        spatial = len([a for a in axes if a not in NON_SPATIAL_AXES]) if axes is not None else min(len(shape), 3)
+        voxel_size = (1,) * spatial
+    vs = Coordinate(int(v) for v in voxel_size)
+    what = f"{self}{f' ({source})' if source else ''}"
+    axes = check_axes(list(axes) if axes is not None else default_axes(len(shape), vs.dims), shape, vs, what)
+    offset = Coordinate(int(o) for o in offset) if offset is not None else Coordinate((0,) * vs.dims)
+    if offset.dims != vs.dims:
+        raise ValueError(f"offset {tuple(offset)} of {what} has {offset.dims} values but the voxel size {tuple(vs)} has {vs.dims}")
+    spatial_shape = Coordinate([s for a, s in zip(axes, shape) if a not in NON_SPATIAL_AXES])
+    self._data, self._axes, self._voxel_size, self._attrs = data, axes, vs, dict(attrs or {})
+    self._roi = check_roi_on_grid(Roi(offset, spatial_shape * vs), vs, f"ROI of {what}")
+
 # %% ../nbs/00_formats.ipynb #342c7ca2
 UNIT_NAMES = {"pm": "picometer", "Å": "angstrom", "A": "angstrom", "nm": "nanometer", "µm": "micrometer",
               "μm": "micrometer", "um": "micrometer", "micron": "micrometer", "microns": "micrometer",
               "mm": "millimeter", "cm": "centimeter", "m": "meter", "in": "inch"}  # unit symbols -> OME-NGFF names
 
+# %% ../nbs/00_formats.ipynb #cabaea92
 def size_in_nm(value, # a physical size as stored: a number, a string, a `Fraction`
                unit: str, # its unit: a symbol ('µm', 'um', 'nm', ...) or an OME-NGFF name ('micrometer')
                field: str, # where it was read, for errors
@@ -171,6 +179,7 @@ def size_in_nm(value, # a physical size as stored: a number, a string, a `Fracti
 # %% ../nbs/00_formats.ipynb #423db665
 TIFF_AXES = {"Z": "z", "Y": "y", "X": "x", "Q": "z", "I": "z", "C": "c", "S": "c", "T": "b"}  # tifffile's -> ours
 
+# %% ../nbs/00_formats.ipynb #86b88495
 def tiff_layout(tif, # an open `tifffile.TiffFile`
                ) -> tuple[Optional[int], str, tuple, tuple]: # series (None: all pages), axes, lead shape, section shape
     "How the TIFF's voxels lie: the image series that holds them, tifffile's axes, and how its pages are numbered."
@@ -207,6 +216,8 @@ def tiff_physical_size(tif, # an open `tifffile.TiffFile`
 
 # %% ../nbs/00_formats.ipynb #54714c46
 def _open_tiff(path): return require("tifffile", "TIFF").TiffFile(str(path))
+
+# %% ../nbs/00_formats.ipynb #492905aa
 def _tiff_section(series: Optional[int], tif, number: int) -> np.ndarray:
     "Page `number` of the series (or of the file)."
     return tif.asarray(key=number, series=series, maxworkers=1)
@@ -261,6 +272,7 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 PIL_DTYPES = {"1": np.bool_, "L": np.uint8, "P": np.uint8, "I;16": np.uint16, "I;16L": np.uint16, "I;16B": np.dtype(">u2"),
               "I": np.int32, "F": np.float32, "LA": np.uint8, "RGB": np.uint8, "RGBA": np.uint8}  # PIL mode -> dtype
 
+# %% ../nbs/00_formats.ipynb #7c6ec67c
 def natural_key(name: str, # a file name
                ) -> list: # text and numbers, so that 'slice_2' sorts before 'slice_10'
     "Sort key that orders the numbers in a name by value."
@@ -423,6 +435,7 @@ def _open_tensorstore(path):
     ts = require("tensorstore", "zarr v3 (OME-Zarr 0.5)")
     return ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}, open=True, read=True).result()
 
+# %% ../nbs/00_formats.ipynb #a2e61146
 def _read_tensorstore(store, key: tuple) -> np.ndarray: return store[key].read().result()
 
 # %% ../nbs/00_formats.ipynb #aed1b472
@@ -494,6 +507,7 @@ TIFF_SUFFIXES, HDF5_SUFFIXES = (".tif", ".tiff"), (".h5", ".hdf5", ".hdf", ".he5
 CONTAINER_SUFFIXES = (".zarr", ".n5") + HDF5_SUFFIXES + TIFF_SUFFIXES
 NODE_FILES = (".zarray", ".zgroup", "zarr.json", "attributes.json")  # a folder with one of these is a zarr or N5 node
 
+# %% ../nbs/00_formats.ipynb #0bdfbf0c
 def split_container(path: Union[str, Path], # a container, or a container and a dataset in one path
                    ) -> tuple[Path, str]: # (container, dataset inside it; '' for the container itself)
     "Split 'stack.h5/volumes/raw' or 'data.zarr/raw' into the container and the dataset inside it."
@@ -576,6 +590,7 @@ def progress_reporter(progress, # True: a tqdm bar; False or None: nothing; a ca
 # %% ../nbs/00_formats.ipynb #6807fa83
 def _done_log(container: Path, dataset: str) -> Path: return Path(container) / ".convert" / dataset / "done.txt"
 
+# %% ../nbs/00_formats.ipynb #bb4e5fbe
 def _read_done(log: Path) -> set[int]:
     "Block numbers listed in `log` (a torn last line is ignored)."
     if not log.exists(): return set()

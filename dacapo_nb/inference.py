@@ -121,14 +121,12 @@ class PredictionLayout:
     output_size: Coordinate # an output block (and a chunk of the output), world units
     output_roi: Roi # the ROI predicted, on the output grid
 
-# %% ../nbs/08_inference.ipynb #9e25af49
-def prediction_layout(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`) is the default block
-                      raw_array: Array, # the raw volume
-                      output_roi: Optional[Roi] = None, # world units to predict; None is all of raw
-                      block_shape=None, # the input block in raw voxels; None is the model's eval input shape
-                      activation: Optional[Callable] = None, # an activation the caller will apply (checked against the model's)
-                     ) -> PredictionLayout:
-    "Check `model` against `raw_array` and `block_shape` and return the run's geometry; bad input fails here, early."
+# %% ../nbs/08_inference.ipynb #d3580959
+def _check_model_on_raw(model, # the model to predict with
+                        raw_array: Array, # the raw volume
+                        activation: Optional[Callable] = None, # an activation the caller will apply
+                       ) -> None:
+    "Refuse a model that cannot predict `raw_array`, or that would be activated twice."
     for a in ("compute_output_shape", "scale", "num_in_channels", "num_out_channels", "input_shape", "dims"):
         if not hasattr(model, a): raise ValueError(f"predict needs a dacapo_nb Model; {type(model).__name__} has no `{a}`")
     if not isinstance(raw_array, Array): raise ValueError(f"raw_array must be a dacapo_nb Array, got {type(raw_array).__name__}")
@@ -140,6 +138,16 @@ def prediction_layout(model, # a dacapo_nb Model: its `eval_input_shape` (or `in
     if activation is not None and getattr(model, "eval_activation", None) is not None:
         raise ValueError(f"the model applies its eval_activation {model.eval_activation} already; passing activation="
                          f"{activation} would apply a second one")
+
+# %% ../nbs/08_inference.ipynb #9e25af49
+def prediction_layout(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`) is the default block
+                      raw_array: Array, # the raw volume
+                      output_roi: Optional[Roi] = None, # world units to predict; None is all of raw
+                      block_shape=None, # the input block in raw voxels; None is the model's eval input shape
+                      activation: Optional[Callable] = None, # an activation the caller will apply (checked against the model's)
+                     ) -> PredictionLayout:
+    "Check `model` against `raw_array` and `block_shape` and return the run's geometry; bad input fails here, early."
+    _check_model_on_raw(model, raw_array, activation)
     in_shape = Coordinate(block_shape if block_shape is not None else getattr(model, "eval_input_shape", model.input_shape))
     if in_shape.dims != model.dims: raise ValueError(f"block_shape {tuple(in_shape)} has {in_shape.dims} axes, the model {model.dims}")
     if any(s < 1 for s in in_shape): raise ValueError(f"block_shape {tuple(in_shape)} must be at least one voxel on each axis")
@@ -199,6 +207,30 @@ def prediction_pipeline(model, # the model, in eval mode on `device`
     p += WriteBlocks(pred_key, out)
     return p, pred_key
 
+# %% ../nbs/08_inference.ipynb #9e5514c6
+def _run_prediction(p: gp.Pipeline, # the prediction pipeline, with its scan
+                    model: torch.nn.Module, # the model as the caller gave it
+                    net: torch.nn.Module, # what runs: the model, or a 2D model over a stack (`stack_model`)
+                    device: torch.device, # where it runs
+                    num_workers: int, # >1: forked workers, each on one thread
+                    close: Callable, # ends the progress report
+                   ) -> None:
+    "Run `p` with `net` in eval mode on `device`, raising the error of a failed block as it was raised; restore the model."
+    training, threads = model.training, torch.get_num_threads()
+    found = [(t, t.data) for t in itertools.chain(model.parameters(), model.buffers())]  # device and layout as given
+    place_model(net.eval(), device)
+    if num_workers > 1: torch.set_num_threads(1)  # forked workers would deadlock on the parent's thread pool
+    try:
+        with gp.build(p): p.request_batch(gp.BatchRequest())
+    except Exception as e:
+        error = unwrap_pipeline_error(e)  # the error raised in a block, not gunpowder's wrapper
+        raise error.with_traceback(error.__traceback__) from None
+    finally:
+        torch.set_num_threads(threads)
+        for t, data in found: t.data = data
+        model.train(training)
+        close()
+
 # %% ../nbs/08_inference.ipynb #4cc08811
 def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`) is the default block
             raw_array: Array, # the raw volume, with as many channels and spatial axes as the model expects
@@ -239,18 +271,5 @@ def predict(model, # a dacapo_nb Model: its `eval_input_shape` (or `input_shape`
     callback, close = progress_reporter(progress, math.prod(n_blocks), "predict")
     p += gp.Scan(reference, num_workers=num_workers, progress_callback=_ScanProgress(callback))
 
-    training, threads = model.training, torch.get_num_threads()
-    found = [(t, t.data) for t in itertools.chain(model.parameters(), model.buffers())]  # device and layout as given
-    place_model(net.eval(), device)
-    if num_workers > 1: torch.set_num_threads(1)  # forked workers would deadlock on the parent's thread pool
-    try:
-        with gp.build(p): p.request_batch(gp.BatchRequest())
-    except Exception as e:
-        error = unwrap_pipeline_error(e)  # the error raised in a block, not gunpowder's wrapper
-        raise error.with_traceback(error.__traceback__) from None
-    finally:
-        torch.set_num_threads(threads)
-        for t, data in found: t.data = data
-        model.train(training)
-        close()
+    _run_prediction(p, model, net, device, num_workers, close)
     return out

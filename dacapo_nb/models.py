@@ -12,6 +12,7 @@ import warnings
 from typing import Callable, Optional, Sequence
 
 import torch
+from fastcore.basics import patch
 from funlib.geometry import Coordinate
 from torch import nn
 
@@ -27,6 +28,7 @@ def _crop_to_factor(size: int, crop: int, factor: int) -> int:
     "Largest `n * factor + crop <= size` (the translation-equivariance crop before `crop` voxels of convolutions)."
     return (size - crop) // factor * factor + crop
 
+# %% ../nbs/06_models.ipynb #9bc1b5b2
 def _axis_output_size(size: int, down: Sequence[int], crop: int, up: Sequence[int] = ()) -> int:
     "Output size of the U-Net along one axis; a ValueError says at which level it fails."
     s = size
@@ -58,6 +60,7 @@ def _per_axis(value, dims: int, what: str, allow_int: bool = True) -> tuple[int,
         raise ValueError(f"{what} must be {'an int or ' if allow_int else ''}a tuple of {dims} positive ints (one per spatial axis), got {value!r}")
     return tuple(int(v) for v in vals)
 
+# %% ../nbs/06_models.ipynb #f2281808
 def _levels(factors, dims: int, what: str) -> tuple[tuple[int, ...], ...]:
     "Per-level factor tuples; a flat tuple of ints is one level, `None` none."
     if factors is None: return ()
@@ -65,6 +68,7 @@ def _levels(factors, dims: int, what: str) -> tuple[tuple[int, ...], ...]:
     if factors and all(isinstance(f, numbers.Integral) for f in factors): factors = (factors,)
     return tuple(_per_axis(f, dims, f"each level of {what}", allow_int=False) for f in factors)
 
+# %% ../nbs/06_models.ipynb #51bca5f5
 def _geometry(shape, downsample_factors, kernel_size, num_convs, upsample_factors):
     "Normalised (shape, down levels, conv crop per axis, up levels) of a U-Net."
     try: dims = len(shape)
@@ -88,6 +92,7 @@ def _nearest_per_axis(near, downsample_factors, kernel_size, num_convs, upsample
         result.append((next((s for s in range(size, 0, -1) if ok(s)), None), next(s for s in itertools.count(size) if ok(s))))
     return result
 
+# %% ../nbs/06_models.ipynb #5b99c3d9
 def valid_input_shapes(near, # the wanted input shape (voxels, one entry per spatial axis)
                        downsample_factors=None, # one factor tuple per level (None: two levels of 2)
                        kernel_size=3, # an int or one int per axis
@@ -122,6 +127,7 @@ def unet_output_shape(input_shape, # the input shape (voxels, one entry per spat
 _LAYERS = {2: (nn.Conv2d, nn.MaxPool2d, nn.ConvTranspose2d, nn.BatchNorm2d),
            3: (nn.Conv3d, nn.MaxPool3d, nn.ConvTranspose3d, nn.BatchNorm3d)}
 
+# %% ../nbs/06_models.ipynb #179a1645
 def _conv_pass(dims, fmaps_in, fmaps_out, kernel_size, num_convs, batch_norm) -> nn.Sequential:
     "`num_convs` valid convolutions, each followed by optional batch norm and a ReLU."
     Conv, _, _, BatchNorm = _LAYERS[dims]
@@ -132,6 +138,7 @@ def _conv_pass(dims, fmaps_in, fmaps_out, kernel_size, num_convs, batch_norm) ->
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
+# %% ../nbs/06_models.ipynb #7365c1fe
 def _centre_crop(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     "Crop the trailing spatial axes of `x` to `shape` around the centre."
     spatial = x.shape[-len(shape):]
@@ -180,58 +187,13 @@ class UNet(nn.Module):
         self.output_shape = self.output_shape_for(shape)
         self.input_shape = shape
         self.total_downsample_factor = Coordinate(math.prod(l[d] for l in down) for d in range(self.dims))
-        inc = self.total_downsample_factor * 8 if eval_shape_increase is None else Coordinate(eval_shape_increase)
-        if inc.dims != self.dims or any(i < 0 for i in inc):
-            raise ValueError(f"eval_shape_increase must be {self.dims} non-negative ints, got {tuple(inc)}")
-        try: self.output_shape_for(shape + inc)
-        except ValueError as e:
-            raise ValueError(f"eval_shape_increase {tuple(inc)} makes the eval input shape invalid (a multiple of the total "
-                             f"down-sampling factor {tuple(self.total_downsample_factor)} always works): {e}") from None
-        self.eval_shape_increase = inc
+        self.eval_shape_increase = inc = self._checked_eval_shape_increase(eval_shape_increase)
         self.num_in_channels, self.num_out_channels = int(fmaps_in), int(fmaps)
         self.init_kwargs = dict(input_shape=list(shape), fmaps_in=int(fmaps_in), fmaps=int(fmaps), fmap_inc_factor=int(fmap_inc_factor),
                                 downsample_factors=[list(d) for d in down], kernel_size=list(self.kernel_size), num_convs=num_convs,
                                 upsample_factors=[list(u) for u in up], eval_shape_increase=list(inc), batch_norm=bool(batch_norm),
                                 constant_upsample=bool(constant_upsample), init=init)  # JSON-able: UNet(**init_kwargs) builds it again
-
-        _, Pool, ConvT, _ = _LAYERS[self.dims]
-        f = [fmaps * fmap_inc_factor ** l for l in range(len(down) + 1)]
-        conv = lambda cin, cout: _conv_pass(self.dims, cin, cout, self.kernel_size, num_convs, batch_norm)
-        upsampler = lambda c, factor: (nn.Upsample(scale_factor=factor, mode="nearest") if constant_upsample
-                                       else ConvT(c, c, factor, stride=factor))
-        self.down = nn.ModuleList(conv(fmaps_in if l == 0 else f[l - 1], f[l]) for l in range(len(down) + 1))
-        self.pool = nn.ModuleList(Pool(d, stride=d) for d in down)
-        self.up = nn.ModuleList(upsampler(f[l + 1], down[l]) for l in range(len(down)))
-        self.up_conv = nn.ModuleList(conv(f[l] + f[l + 1], f[l]) for l in range(len(down)))
-        self.out_up = nn.ModuleList(nn.Sequential(upsampler(fmaps, u), conv(fmaps, fmaps)) for u in up)
-        if init == "kaiming":  # every convolution here is followed by a ReLU
-            for m in self.modules():
-                if isinstance(m, nn.modules.conv._ConvNd): nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-
-    def output_shape_for(self,
-                         input_shape, # any input shape (voxels)
-                        ) -> Coordinate:
-        "Exact output shape (voxels) for `input_shape`; ValueError naming the nearest valid shapes when it does not fit."
-        return unet_output_shape(input_shape, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
-
-    def valid_input_shape(self,
-                          near, # the wanted input shape (voxels)
-                         ) -> Coordinate:
-        "The valid input shape nearest to `near` per axis (ties go up)."
-        pairs = _nearest_per_axis(near, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
-        return Coordinate(a if b is None or a - n <= n - b else b for n, (b, a) in zip(Coordinate(near), pairs))
-
-    def scale(self,
-              voxel_size, # the input's voxel size
-             ) -> Coordinate:
-        "Voxel size of the output: `voxel_size` divided by the output up-sampling factors."
-        voxel_size = Coordinate(voxel_size)
-        if voxel_size.dims != self.dims: raise ValueError(f"voxel size {tuple(voxel_size)} has {voxel_size.dims} axes, the UNet {self.dims}")
-        for u in self.upsample_factors:
-            if any(v % f for v, f in zip(voxel_size, u)):
-                raise ValueError(f"voxel size {tuple(voxel_size)} is not divisible by the up-sampling factor {u}")
-            voxel_size = Coordinate(v // f for v, f in zip(voxel_size, u))
-        return voxel_size
+        self._build_layers(fmaps_in, fmaps, fmap_inc_factor, batch_norm, constant_upsample, init)
 
     def forward(self,
                 x: torch.Tensor, # `(batch, fmaps_in, *spatial)` with a valid spatial shape
@@ -252,6 +214,73 @@ class UNet(nn.Module):
             x = self.up_conv[level](torch.cat([_centre_crop(skips[level], target), _centre_crop(x, target)], dim=1))
         for m in self.out_up: x = m(x)
         return x
+
+# %% ../nbs/06_models.ipynb #0ece7c7f
+@patch
+def _checked_eval_shape_increase(self: UNet,
+                                 eval_shape_increase, # as `UNet` takes it: None for 8 x the total down-sampling factor
+                                ) -> Coordinate:
+    "The eval shape increase, refused unless the input shape grown by it is valid."
+    inc = self.total_downsample_factor * 8 if eval_shape_increase is None else Coordinate(eval_shape_increase)
+    if inc.dims != self.dims or any(i < 0 for i in inc):
+        raise ValueError(f"eval_shape_increase must be {self.dims} non-negative ints, got {tuple(inc)}")
+    try: self.output_shape_for(self.input_shape + inc)
+    except ValueError as e:
+        raise ValueError(f"eval_shape_increase {tuple(inc)} makes the eval input shape invalid (a multiple of the total "
+                         f"down-sampling factor {tuple(self.total_downsample_factor)} always works): {e}") from None
+    return inc
+
+# %% ../nbs/06_models.ipynb #23e8b735
+@patch
+def _build_layers(self: UNet, fmaps_in: int, fmaps: int, fmap_inc_factor: int, batch_norm: bool, constant_upsample: bool,
+                  init: str, # the arguments of `UNet` of those names
+                 ) -> None:
+    "Make the U-Net's modules for the geometry `__init__` set."
+    down, up = self.downsample_factors, self.upsample_factors
+    _, Pool, ConvT, _ = _LAYERS[self.dims]
+    f = [fmaps * fmap_inc_factor ** l for l in range(len(down) + 1)]
+    conv = lambda cin, cout: _conv_pass(self.dims, cin, cout, self.kernel_size, self.num_convs, batch_norm)
+    upsampler = lambda c, factor: (nn.Upsample(scale_factor=factor, mode="nearest") if constant_upsample
+                                   else ConvT(c, c, factor, stride=factor))
+    self.down = nn.ModuleList(conv(fmaps_in if l == 0 else f[l - 1], f[l]) for l in range(len(down) + 1))
+    self.pool = nn.ModuleList(Pool(d, stride=d) for d in down)
+    self.up = nn.ModuleList(upsampler(f[l + 1], down[l]) for l in range(len(down)))
+    self.up_conv = nn.ModuleList(conv(f[l] + f[l + 1], f[l]) for l in range(len(down)))
+    self.out_up = nn.ModuleList(nn.Sequential(upsampler(fmaps, u), conv(fmaps, fmaps)) for u in up)
+    if init == "kaiming":  # every convolution here is followed by a ReLU
+        for m in self.modules():
+            if isinstance(m, nn.modules.conv._ConvNd): nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+
+# %% ../nbs/06_models.ipynb #c4c2ac2f
+@patch
+def output_shape_for(self: UNet,
+                     input_shape, # any input shape (voxels)
+                    ) -> Coordinate:
+    "Exact output shape (voxels) for `input_shape`; ValueError naming the nearest valid shapes when it does not fit."
+    return unet_output_shape(input_shape, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
+
+# %% ../nbs/06_models.ipynb #fd944a0d
+@patch
+def valid_input_shape(self: UNet,
+                      near, # the wanted input shape (voxels)
+                     ) -> Coordinate:
+    "The valid input shape nearest to `near` per axis (ties go up)."
+    pairs = _nearest_per_axis(near, self.downsample_factors, self.kernel_size, self.num_convs, self.upsample_factors)
+    return Coordinate(a if b is None or a - n <= n - b else b for n, (b, a) in zip(Coordinate(near), pairs))
+
+# %% ../nbs/06_models.ipynb #d27922fc
+@patch
+def scale(self: UNet,
+          voxel_size, # the input's voxel size
+         ) -> Coordinate:
+    "Voxel size of the output: `voxel_size` divided by the output up-sampling factors."
+    voxel_size = Coordinate(voxel_size)
+    if voxel_size.dims != self.dims: raise ValueError(f"voxel size {tuple(voxel_size)} has {voxel_size.dims} axes, the UNet {self.dims}")
+    for u in self.upsample_factors:
+        if any(v % f for v, f in zip(voxel_size, u)):
+            raise ValueError(f"voxel size {tuple(voxel_size)} is not divisible by the up-sampling factor {u}")
+        voxel_size = Coordinate(v // f for v, f in zip(voxel_size, u))
+    return voxel_size
 
 # %% ../nbs/06_models.ipynb #820b573c
 class Model(nn.Module):
@@ -274,35 +303,6 @@ class Model(nn.Module):
         self.eval_input_shape = self.input_shape + Coordinate(getattr(architecture, "eval_shape_increase", (0,) * self.dims))
         self.output_shape = self.compute_output_shape(self.input_shape)
 
-    @property
-    def dims(self) -> int:
-        "Spatial axes of the architecture: 2 or 3."
-        return self.architecture.dims
-    @property
-    def num_in_channels(self) -> int:
-        "Channels of the input, those of the architecture."
-        return self.architecture.num_in_channels
-    @property
-    def num_out_channels(self) -> int:
-        "Channels of the prediction, those of the head."
-        return self.head.out_channels
-
-    def compute_output_shape(self,
-                             input_shape, # any input shape (voxels)
-                            ) -> Coordinate:
-        "Spatial output shape (voxels) for `input_shape`."
-        if hasattr(self.architecture, "output_shape_for"): return Coordinate(self.architecture.output_shape_for(Coordinate(input_shape)))
-        device, training = next(self.parameters()).device, self.architecture.training
-        try:                                              # eval mode: the dummy pass must not touch batch-norm statistics
-            with torch.no_grad(): return Coordinate(self.architecture.eval()(torch.zeros(1, self.num_in_channels, *input_shape, device=device)).shape[2:])
-        finally: self.architecture.train(training)
-
-    def scale(self,
-              voxel_size, # the input's voxel size
-             ) -> Coordinate:
-        "Voxel size of the prediction for input `voxel_size`."
-        return self.architecture.scale(voxel_size) if hasattr(self.architecture, "scale") else Coordinate(voxel_size)
-
     def forward(self,
                 x: torch.Tensor, # `(batch, num_in_channels, *spatial)`
                ) -> torch.Tensor: # `(batch, num_out_channels, *output spatial)`
@@ -311,6 +311,42 @@ class Model(nn.Module):
         y = self.head(self.architecture(x))
         if not self.training and self.eval_activation is not None: y = self.eval_activation(y)
         return y
+
+# %% ../nbs/06_models.ipynb #41fb3782
+@patch(as_prop=True)
+def dims(self: Model) -> int:
+    "Spatial axes of the architecture: 2 or 3."
+    return self.architecture.dims
+
+@patch(as_prop=True)
+def num_in_channels(self: Model) -> int:
+    "Channels of the input, those of the architecture."
+    return self.architecture.num_in_channels
+
+@patch(as_prop=True)
+def num_out_channels(self: Model) -> int:
+    "Channels of the prediction, those of the head."
+    return self.head.out_channels
+
+# %% ../nbs/06_models.ipynb #648f6ab7
+@patch
+def compute_output_shape(self: Model,
+                         input_shape, # any input shape (voxels)
+                        ) -> Coordinate:
+    "Spatial output shape (voxels) for `input_shape`."
+    if hasattr(self.architecture, "output_shape_for"): return Coordinate(self.architecture.output_shape_for(Coordinate(input_shape)))
+    device, training = next(self.parameters()).device, self.architecture.training
+    try:                                              # eval mode: the dummy pass must not touch batch-norm statistics
+        with torch.no_grad(): return Coordinate(self.architecture.eval()(torch.zeros(1, self.num_in_channels, *input_shape, device=device)).shape[2:])
+    finally: self.architecture.train(training)
+
+# %% ../nbs/06_models.ipynb #a9627a72
+@patch
+def scale(self: Model,
+          voxel_size, # the input's voxel size
+         ) -> Coordinate:
+    "Voxel size of the prediction for input `voxel_size`."
+    return self.architecture.scale(voxel_size) if hasattr(self.architecture, "scale") else Coordinate(voxel_size)
 
 # %% ../nbs/06_models.ipynb #e090f21f
 DEFAULT_INPUT_SHAPES = {2: Coordinate(132, 132), 3: Coordinate(68, 68, 68)}
@@ -402,6 +438,7 @@ def model_from_kwargs(unet: dict, # a `UNet`'s `init_kwargs`
         raise ValueError(f"eval_activation {eval_activation!r} is not one of {sorted(ACTIVATIONS)}")
     return Model(UNet(**unet), num_out_channels, eval_activation=ACTIVATIONS.get(eval_activation))
 
+# %% ../nbs/06_models.ipynb #634988b1
 def model_kwargs(model: Model, # a dacapo_nb `Model` over a `UNet`
                 ) -> dict:
     "JSON-able arguments for `model_from_kwargs` that rebuild `model`'s network (weights apart)."
@@ -457,6 +494,7 @@ def cpu_has_bf16() -> bool:
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError): return False
 
+# %% ../nbs/06_models.ipynb #92dc8f15
 def autocast_dtype(device, # the device the model runs on
                    mixed_precision: Optional[bool] = None, # None: CUDA only; True: wherever it pays; False: never
                   ) -> Optional[torch.dtype]: # the 16-bit type for autocast, or None for float32

@@ -21,6 +21,7 @@ import weakref
 import gunpowder as gp
 import numpy as np
 import torch
+from fastcore.basics import patch, patch_to
 from gunpowder.producer_pool import ProducerPool
 from threadpoolctl import threadpool_limits
 
@@ -162,38 +163,45 @@ class SharedBatchSlots:
         self.busy = multiprocessing.RawArray("b", self.count)  # 1 while a slot holds a batch not yet released
         self._taking = multiprocessing.Lock()  # taken by workers only: a worker killed holding it cannot block training
 
-    def _take(self) -> int | None:
-        with self._taking:
-            for slot in range(self.count):
-                if not self.busy[slot]:
-                    self.busy[slot] = 1
-                    return slot
-        return None
+# %% ../nbs/02_pipeline.ipynb #66081e51
+@patch
+def _take(self: SharedBatchSlots) -> int | None:
+    with self._taking:
+        for slot in range(self.count):
+            if not self.busy[slot]:
+                self.busy[slot] = 1
+                return slot
+    return None
 
-    def _release(self, slot: int) -> None:
-        self.busy[slot] = 0  # one byte, written after the last read of the slot; no lock (see `_taking`)
+@patch
+def _release(self: SharedBatchSlots, slot: int) -> None:
+    self.busy[slot] = 0  # one byte, written after the last read of the slot; no lock (see `_taking`)
 
-    def pack(self, obj, # what a worker sends, e.g. `(index, batch)`
-            ): # `obj` itself when it has no array to share, does not fit or finds no free slot; else a small `_SlotMessage`
-        "In a worker: `obj`'s contiguous arrays copied into a free slot, and the rest pickled beside them."
-        buffers = []
-        header = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-        views = [b.raw() for b in buffers]
-        starts = np.cumsum([0] + [-(-v.nbytes // self.align) * self.align for v in views])
-        if not views or starts[-1] > self.size: return obj
-        slot = self._take()
-        if slot is None: return obj
-        base = slot * self.size
-        for v, start in zip(views, starts): self.memory[base + start:base + start + v.nbytes] = v
-        return _SlotMessage(slot, header, [(int(s), v.nbytes) for v, s in zip(views, starts)])
+# %% ../nbs/02_pipeline.ipynb #6b26900f
+@patch
+def pack(self: SharedBatchSlots, obj, # what a worker sends, e.g. `(index, batch)`
+        ): # `obj` itself when it has no array to share, does not fit or finds no free slot; else a small `_SlotMessage`
+    "In a worker: `obj`'s contiguous arrays copied into a free slot, and the rest pickled beside them."
+    buffers = []
+    header = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    views = [b.raw() for b in buffers]
+    starts = np.cumsum([0] + [-(-v.nbytes // self.align) * self.align for v in views])
+    if not views or starts[-1] > self.size: return obj
+    slot = self._take()
+    if slot is None: return obj
+    base = slot * self.size
+    for v, start in zip(views, starts): self.memory[base + start:base + start + v.nbytes] = v
+    return _SlotMessage(slot, header, [(int(s), v.nbytes) for v, s in zip(views, starts)])
 
-    def unpack(self, message, # what `pack` returned
-              ): # the object that was packed, its arrays on the slot's memory
-        "In the training process: the packed object, its arrays viewing the slot, which is freed when they are all gone."
-        if not isinstance(message, _SlotMessage): return message
-        whole = np.frombuffer(self.memory, np.uint8, count=self.size, offset=message.slot * self.size)
-        weakref.finalize(whole, self._release, message.slot)  # every array rebuilt below keeps `whole` alive
-        return pickle.loads(message.header, buffers=[whole[start:start + n] for start, n in message.buffers])
+# %% ../nbs/02_pipeline.ipynb #e66128b1
+@patch
+def unpack(self: SharedBatchSlots, message, # what `pack` returned
+          ): # the object that was packed, its arrays on the slot's memory
+    "In the training process: the packed object, its arrays viewing the slot, which is freed when they are all gone."
+    if not isinstance(message, _SlotMessage): return message
+    whole = np.frombuffer(self.memory, np.uint8, count=self.size, offset=message.slot * self.size)
+    weakref.finalize(whole, self._release, message.slot)  # every array rebuilt below keeps `whole` alive
+    return pickle.loads(message.header, buffers=[whole[start:start + n] for start, n in message.buffers])
 
 # %% ../nbs/02_pipeline.ipynb #da6cb595
 class _SlotMessage(typing.NamedTuple):
@@ -266,12 +274,6 @@ def schedule_when_idle() -> bool: # whether this process is now in Linux's `SCHE
 class PreCache(gp.PreCache):
     "gunpowder's `PreCache`, safe to build again after a teardown, with a seed per batch, and workers that yield the CPU to training and die with it."
 
-    @staticmethod
-    def valid_niceness(niceness, # a candidate for `PreCache(niceness=...)`
-                      ) -> bool: # whether `os.nice` takes it and it does not raise priority
-        "Whether `niceness` is an integer (not a bool) from 0 to 19, as `os.nice` takes."
-        return _fits(niceness, int) and 0 <= niceness <= 19
-
     def __init__(self, cache_size: int = 50, # batches kept ready
                  num_workers: int = 20, # worker processes that make them
                  niceness: int = 19, # how far each worker lowers its priority: 0 (as training) to 19 (lowest)
@@ -297,14 +299,7 @@ class PreCache(gp.PreCache):
     def provide(self, request: gp.BatchRequest, # the request the workers repeat, each with its own seed
                ) -> gp.Batch: # batch `next_index`
         "Batch `next_index` from the workers (started on the first request, restarted when the request changes)."
-        if self.workers is None or request != self.current_request:
-            if self.workers is not None: self.workers.stop()
-            self.current_request, self._stash, self._warned_size = request.copy(), {}, False
-            self._stream = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
-            self._claims = multiprocessing.Value("q", self.next_index)  # the next batch number a worker takes
-            self._slots = self._shared_slots()  # before the workers fork: they inherit the mapping
-            self.workers = _WorkerPool([self._run_worker] * self.num_workers, queue_size=self.cache_size)
-            self.workers.start()
+        if self.workers is None or request != self.current_request: self._start_workers(request)
         while self.next_index not in self._stash:  # workers finish out of order: keep the early ones
             message = self.workers.get()
             if self._slots and not isinstance(message, _SlotMessage): self._warn_unshared(message[1])
@@ -327,27 +322,50 @@ class PreCache(gp.PreCache):
         made = index, self.get_upstream_provider().request_batch(request)
         return self._slots.pack(made) if self._slots else made
 
-    def _shared_slots(self) -> SharedBatchSlots | None:
-        "One slot for each batch that can be in flight: the queue's, one per worker and the one in use; None without room."
-        count = self.cache_size + self.num_workers + 1
-        size = self.shared_memory // count
-        if self.shared_memory and self.batch_bytes: size = max(size, self.batch_bytes * 5 // 4)  # room for every batch in flight
-        if size < SharedBatchSlots.align: return None
-        method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]  # [0]: the default
-        if method != "fork": return None  # spawned workers would not inherit the mapping
-        try: return SharedBatchSlots(count, size)
-        except OSError: return None  # address space refused (a strict overcommit limit): the pipe still works
-
-    def _warn_unshared(self, batch: gp.Batch):
-        "Warn once per start of the workers when a batch came through the pipe because it is larger than a slot."
-        nbytes = sum(a.data.nbytes for a in batch.arrays.values())
-        if nbytes > self._slots.size and not self._warned_size:
-            self._warned_size = True
-            warnings.warn(f"a batch of {nbytes / 2**20:.1f} MiB does not fit the {self._slots.size / 2**20:.1f} MiB slots of "
-                          f"shared memory ({self.shared_memory / 2**20:.0f} MiB for {self._slots.count} batches in flight): "
-                          "batches go through the slower pipe; give PreCache a larger shared_memory or its batch_bytes")
-
     def teardown(self):
         "Stop the workers, and forget them so that the pipeline can be built again."
         super().teardown()
         self.workers, self.current_request, self._slots = None, None, None  # arrays still in use keep their memory
+
+# %% ../nbs/02_pipeline.ipynb #af81b3b4
+@patch_to(PreCache, static_method=True)
+def valid_niceness(niceness, # a candidate for `PreCache(niceness=...)`
+                  ) -> bool: # whether `os.nice` takes it and it does not raise priority
+    "Whether `niceness` is an integer (not a bool) from 0 to 19, as `os.nice` takes."
+    return _fits(niceness, int) and 0 <= niceness <= 19
+
+# %% ../nbs/02_pipeline.ipynb #cefd2b7d
+@patch
+def _start_workers(self: PreCache, request: gp.BatchRequest):
+    "(Re)start the workers for `request`; the batches they make are numbered, and seeded, from `next_index` on."
+    if self.workers is not None: self.workers.stop()
+    self.current_request, self._stash, self._warned_size = request.copy(), {}, False
+    self._stream = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "little")
+    self._claims = multiprocessing.Value("q", self.next_index)  # the next batch number a worker takes
+    self._slots = self._shared_slots()  # before the workers fork: they inherit the mapping
+    self.workers = _WorkerPool([self._run_worker] * self.num_workers, queue_size=self.cache_size)
+    self.workers.start()
+
+# %% ../nbs/02_pipeline.ipynb #d3dd9905
+@patch
+def _shared_slots(self: PreCache) -> SharedBatchSlots | None:
+    "One slot for each batch that can be in flight: the queue's, one per worker and the one in use; None without room."
+    count = self.cache_size + self.num_workers + 1
+    size = self.shared_memory // count
+    if self.shared_memory and self.batch_bytes: size = max(size, self.batch_bytes * 5 // 4)  # room for every batch in flight
+    if size < SharedBatchSlots.align: return None
+    method = multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]  # [0]: the default
+    if method != "fork": return None  # spawned workers would not inherit the mapping
+    try: return SharedBatchSlots(count, size)
+    except OSError: return None  # address space refused (a strict overcommit limit): the pipe still works
+
+# %% ../nbs/02_pipeline.ipynb #82722176
+@patch
+def _warn_unshared(self: PreCache, batch: gp.Batch):
+    "Warn once per start of the workers when a batch came through the pipe because it is larger than a slot."
+    nbytes = sum(a.data.nbytes for a in batch.arrays.values())
+    if nbytes > self._slots.size and not self._warned_size:
+        self._warned_size = True
+        warnings.warn(f"a batch of {nbytes / 2**20:.1f} MiB does not fit the {self._slots.size / 2**20:.1f} MiB slots of "
+                      f"shared memory ({self.shared_memory / 2**20:.0f} MiB for {self._slots.count} batches in flight): "
+                      "batches go through the slower pipe; give PreCache a larger shared_memory or its batch_bytes")

@@ -52,16 +52,18 @@ class RunDir:
     @property
     def lock(self) -> Path: return self.path / ".lock"  # `RunDirectoryLock`'s file
 
-    def checkpoint(self,
-                   iteration: int, # the updates its weights hold
-                  ) -> Path:
-        "The checkpoint file of `iteration`."
-        return checkpoint_file(self.checkpoints, iteration)
+# %% ../nbs/00_rundir.ipynb #774c058a
+@patch
+def checkpoint(self: RunDir,
+               iteration: int, # the updates its weights hold
+              ) -> Path:
+    "The checkpoint file of `iteration`."
+    return checkpoint_file(self.checkpoints, iteration)
 
-    @property
-    def is_run(self) -> bool:
-        "Whether a run was started here (it has its run.json)."
-        return self.config.exists()
+@patch(as_prop=True)
+def is_run(self: RunDir) -> bool:
+    "Whether a run was started here (it has its run.json)."
+    return self.config.exists()
 
 # %% ../nbs/00_rundir.ipynb #068ea889
 def checkpoint_file(directory: Path, # a run's checkpoints folder
@@ -125,21 +127,24 @@ class RunDirectoryLock:
         self.what, self.doing, self.advice = Path(run_dir), doing, advice
         self.path, self._file = Path(lock_file) if lock_file is not None else RunDir(run_dir).lock, None
 
-    def __enter__(self) -> "RunDirectoryLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
-        if fcntl is not None:
-            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0); holder = f.read().strip() or "another process"
-                f.close()
-                raise RuntimeError(f"{self.what} is in use: {holder} {self.doing}; {self.advice}") from None
-        f.seek(0); f.truncate(); f.write(f"process {os.getpid()}"); f.flush()
-        self._file = f
-        return self
+# %% ../nbs/00_rundir.ipynb #3148c0c5
+@patch
+def __enter__(self: RunDirectoryLock) -> "RunDirectoryLock":
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(self.path, "a+")
+    if fcntl is not None:
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0); holder = f.read().strip() or "another process"
+            f.close()
+            raise RuntimeError(f"{self.what} is in use: {holder} {self.doing}; {self.advice}") from None
+    f.seek(0); f.truncate(); f.write(f"process {os.getpid()}"); f.flush()
+    self._file = f
+    return self
 
-    def __exit__(self, *exc) -> None:
-        if self._file is not None: self._file.close(); self._file = None  # closing releases the lock
+@patch
+def __exit__(self: RunDirectoryLock, *exc) -> None:
+    if self._file is not None: self._file.close(); self._file = None  # closing releases the lock
 
 # %% ../nbs/00_rundir.ipynb #8efc917a
 def save_checkpoint(directory: Path, # the run's checkpoints folder

@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from funlib.geometry import Coordinate, Roi
 from scipy.ndimage import distance_transform_edt, find_objects
 
@@ -86,8 +87,8 @@ def _mask_on(mask: Optional[Array], roi: Roi, voxel_size: Coordinate) -> np.ndar
     return out
 
 # %% ../nbs/05_tasks.ipynb #bf616680
-def _check_weight_inputs(gt: Array, target: Array, mask: Optional[Array]) -> None:
-    "Raise early when gt, target and mask do not line up."
+def _check_weight_inputs(gt: Array, target: Array, mask: Optional[Array], predictor=None) -> None:
+    "Raise early when gt, target and mask do not line up (and the target's channels with `predictor`'s, when given)."
     if not isinstance(target, Array):
         raise TypeError(f"target must be a dacapo_nb Array (what create_target returns), got {type(target).__name__}")
     if target.voxel_size != gt.voxel_size:
@@ -96,6 +97,8 @@ def _check_weight_inputs(gt: Array, target: Array, mask: Optional[Array]) -> Non
         raise ValueError(f"the target ROI {target.roi} must lie inside the gt ROI {gt.roi}")
     if mask is not None and not mask.roi.contains(target.roi):
         raise ValueError(f"the mask ROI {mask.roi} must contain the target ROI {target.roi}")
+    if predictor is not None and target.num_channels != predictor.embedding_dims:
+        raise ValueError(f"the target has {target.num_channels} channels, expected {predictor.embedding_dims} from {predictor}")
 
 # %% ../nbs/05_tasks.ipynb #39c23a48
 def balance_weights(labels: np.ndarray, # integer class of each voxel, in 0..num_classes-1
@@ -252,6 +255,7 @@ LSD_CHANNELS = {2: ["lsd_mean_0", "lsd_mean_1", "lsd_var_0", "lsd_var_1", "lsd_c
                 3: ["lsd_mean_0", "lsd_mean_1", "lsd_mean_2", "lsd_var_0", "lsd_var_1", "lsd_var_2",
                     "lsd_corr_01", "lsd_corr_02", "lsd_corr_12", "lsd_size"]}
 
+# %% ../nbs/05_tasks.ipynb #1bc8d937
 def compute_lsds(labels: np.ndarray, # 2D or 3D integer labels, 0 is background
                  sigma: Sequence[float], # the Gaussian's sigma per axis, in world units
                  voxel_size: Coordinate, # the labels' voxel size
@@ -278,6 +282,24 @@ def compute_lsds(labels: np.ndarray, # 2D or 3D integer labels, 0 is background
         out[(slice(None),) + box][:, inside] = lsds[:, inside]
     return out
 
+# %% ../nbs/05_tasks.ipynb #1e80087f
+def _check_affinity_settings(neighborhood: list, # the checked offsets
+                             dims: int, # their dimensions
+                             lsds: bool, lsd_sigma: Optional[float], affs_weight_clipmin: float, affs_weight_clipmax: float,
+                             balance_classes, # as `AffinitiesPredictor` takes them
+                            ) -> None:
+    "Refuse repeated offsets, LSDs outside 2D and 3D, a sigma that is not positive, clip fractions out of order, a non-boolean `balance_classes`."
+    repeated = sorted({tuple(o) for o in neighborhood if neighborhood.count(o) > 1})
+    if repeated: raise ValueError(f"offsets {repeated} are given twice: each affinity channel needs its own offset")
+    if lsds and dims not in LSD_CHANNELS:
+        raise ValueError(f"local shape descriptors exist for 2D and 3D, but the neighborhood is {dims}D")
+    if lsd_sigma is not None and lsd_sigma <= 0:
+        raise ValueError(f"lsd_sigma must be positive (world units), got {lsd_sigma}")
+    if not 0 < affs_weight_clipmin <= affs_weight_clipmax < 1:
+        raise ValueError(f"need 0 < affs_weight_clipmin <= affs_weight_clipmax < 1, got {affs_weight_clipmin}, {affs_weight_clipmax}")
+    if not isinstance(balance_classes, (bool, np.bool_)):
+        raise ValueError(f"balance_classes must be True or False, got {balance_classes!r}")
+
 # %% ../nbs/05_tasks.ipynb #24bf6ae0
 class AffinitiesPredictor(Predictor):
     "Affinities for a neighbourhood of offsets (in voxels), optionally with local shape descriptors."
@@ -292,19 +314,10 @@ class AffinitiesPredictor(Predictor):
                  balance_classes: bool = True, # weigh affine and non-affine voxels equally (False: every masked-in voxel weighs 1)
                 ):
         self.neighborhood = check_neighborhood(neighborhood)
-        repeated = sorted({tuple(o) for o in self.neighborhood if self.neighborhood.count(o) > 1})
-        if repeated: raise ValueError(f"offsets {repeated} are given twice: each affinity channel needs its own offset")
         self.dims = self.neighborhood[0].dims
-        if lsds and self.dims not in LSD_CHANNELS:
-            raise ValueError(f"local shape descriptors exist for 2D and 3D, but the neighborhood is {self.dims}D")
-        if lsd_sigma is not None and lsd_sigma <= 0:
-            raise ValueError(f"lsd_sigma must be positive (world units), got {lsd_sigma}")
-        if not 0 < affs_weight_clipmin <= affs_weight_clipmax < 1:
-            raise ValueError(f"need 0 < affs_weight_clipmin <= affs_weight_clipmax < 1, got {affs_weight_clipmin}, {affs_weight_clipmax}")
         self.lsds, self.lsd_sigma = lsds, lsd_sigma
         self.affs_weight_clipmin, self.affs_weight_clipmax = affs_weight_clipmin, affs_weight_clipmax
-        if not isinstance(balance_classes, (bool, np.bool_)):
-            raise ValueError(f"balance_classes must be True or False, got {balance_classes!r}")
+        _check_affinity_settings(self.neighborhood, self.dims, lsds, lsd_sigma, affs_weight_clipmin, affs_weight_clipmax, balance_classes)
         self.background_as_object, self.balance_classes = background_as_object, bool(balance_classes)
 
     def __repr__(self):
@@ -313,42 +326,12 @@ class AffinitiesPredictor(Predictor):
                 f"balance_classes={self.balance_classes})")
 
     @property
-    def num_affinities(self) -> int:
-        "Number of affinity channels, one per offset."
-        return len(self.neighborhood)
-    @property
-    def num_lsds(self) -> int:
-        "Number of LSD channels after the affinities: 6 in 2D, 10 in 3D, 0 without LSDs."
-        return len(LSD_CHANNELS[self.dims]) if self.lsds else 0
-    @property
     def embedding_dims(self) -> int: return self.num_affinities + self.num_lsds
 
     @property
     def output_array_type(self) -> OutputArrayType:
         names = ["aff_" + "_".join(str(v) for v in o) for o in self.neighborhood]
         return OutputArrayType("affinities", self.embedding_dims, True, names + (LSD_CHANNELS[self.dims] if self.lsds else []))
-
-    def sigma(self,
-              voxel_size: Coordinate, # the gt's voxel size
-             ) -> tuple[float, ...]: # sigma per axis, world units
-        "LSD sigma per axis in world units: `lsd_sigma`, or 10 times the largest voxel edge."
-        s = self.lsd_sigma if self.lsd_sigma is not None else 10.0 * max(voxel_size)
-        return (float(s),) * self.dims
-
-    def context(self, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
-        voxel_size = self._check_dims(Coordinate(voxel_size), "the voxel size")
-        before = [max(0, *(-o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
-        after = [max(0, *(o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
-        if self.lsds:  # 3 sigma, rounded up to whole voxels, on both sides
-            lsd = [math.ceil(3 * s / v) * v for s, v in zip(self.sigma(voxel_size), voxel_size)]
-            before, after = [b + l for b, l in zip(before, lsd)], [a + l for a, l in zip(after, lsd)]
-        return Coordinate(before), Coordinate(after)
-
-    def _check_dims(self, voxel_size: Coordinate, what: str) -> Coordinate:
-        if voxel_size.dims != self.dims:
-            raise ValueError(f"{what} has {voxel_size.dims} spatial dimensions but the neighborhood offsets "
-                             f"(e.g. {tuple(self.neighborhood[0])}) have {self.dims}")
-        return voxel_size
 
     def create_target(self, gt: Array) -> NumpyArray:
         labels = _labels(gt, "AffinitiesPredictor")
@@ -360,25 +343,70 @@ class AffinitiesPredictor(Predictor):
 
     def create_weight(self, gt: Array, target: Array, mask: Optional[Array] = None,
                       moving_class_counts: Optional[list] = None) -> tuple[NumpyArray, list]:
-        _check_weight_inputs(gt, target, mask)
-        if target.num_channels != self.embedding_dims:
-            raise ValueError(f"the target has {target.num_channels} channels, expected {self.embedding_dims} from {self}")
+        _check_weight_inputs(gt, target, mask, self)
         counts = _check_counts(moving_class_counts, self.num_affinities, 2, "AffinitiesPredictor")
-        vs, crop = gt.voxel_size, _slices(target.roi, gt.roi, gt.voxel_size)
-        m = _mask_on(mask, gt.roi, vs)
-        aff_target = np.asarray(target.data)[: self.num_affinities] > 0.5
+        crop, m = _slices(target.roi, gt.roi, gt.voxel_size), _mask_on(mask, gt.roi, gt.voxel_size)
         weights = np.zeros(target.shape, dtype=np.float32)
-        new_counts = []
-        for c, o in enumerate(self.neighborhood):
-            src, dst = partner_slices(o, m.shape)
-            valid = np.zeros(m.shape, dtype=bool)
-            valid[src] = m[src] & m[dst]  # 0 where x + o leaves the gt
-            balanced, cc = balance_weights(aff_target[c], valid[crop], 2, counts[c],
-                                           self.affs_weight_clipmin, self.affs_weight_clipmax)
-            weights[c] = balanced if self.balance_classes else valid[crop]
-            new_counts.append(cc)
-        weights[self.num_affinities:] = m[crop]
+        new_counts = self._affinity_weights(np.asarray(target.data)[: self.num_affinities] > 0.5, m, crop, counts, weights)
+        weights[self.num_affinities:] = m[crop]  # the LSD channels: the mask
         return self._weights_like(weights, target), new_counts
+
+    def context(self, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
+        voxel_size = self._check_dims(Coordinate(voxel_size), "the voxel size")
+        before = [max(0, *(-o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
+        after = [max(0, *(o[d] for o in self.neighborhood)) * voxel_size[d] for d in range(self.dims)]
+        if self.lsds:  # 3 sigma, rounded up to whole voxels, on both sides
+            lsd = [math.ceil(3 * s / v) * v for s, v in zip(self.sigma(voxel_size), voxel_size)]
+            before, after = [b + l for b, l in zip(before, lsd)], [a + l for a, l in zip(after, lsd)]
+        return Coordinate(before), Coordinate(after)
+
+# %% ../nbs/05_tasks.ipynb #6ffdf37a
+@patch(as_prop=True)
+def num_affinities(self: AffinitiesPredictor) -> int:
+    "Number of affinity channels, one per offset."
+    return len(self.neighborhood)
+
+@patch(as_prop=True)
+def num_lsds(self: AffinitiesPredictor) -> int:
+    "Number of LSD channels after the affinities: 6 in 2D, 10 in 3D, 0 without LSDs."
+    return len(LSD_CHANNELS[self.dims]) if self.lsds else 0
+
+# %% ../nbs/05_tasks.ipynb #6b77776f
+@patch
+def sigma(self: AffinitiesPredictor,
+          voxel_size: Coordinate, # the gt's voxel size
+         ) -> tuple[float, ...]: # sigma per axis, world units
+    "LSD sigma per axis in world units: `lsd_sigma`, or 10 times the largest voxel edge."
+    s = self.lsd_sigma if self.lsd_sigma is not None else 10.0 * max(voxel_size)
+    return (float(s),) * self.dims
+
+# %% ../nbs/05_tasks.ipynb #c7222031
+@patch
+def _check_dims(self: AffinitiesPredictor, voxel_size: Coordinate, what: str) -> Coordinate:
+    if voxel_size.dims != self.dims:
+        raise ValueError(f"{what} has {voxel_size.dims} spatial dimensions but the neighborhood offsets "
+                         f"(e.g. {tuple(self.neighborhood[0])}) have {self.dims}")
+    return voxel_size
+
+# %% ../nbs/05_tasks.ipynb #255c8824
+@patch
+def _affinity_weights(self: AffinitiesPredictor,
+                      aff_target: np.ndarray, # the target's affinity channels, as booleans
+                      mask: np.ndarray, # the mask on the gt's ROI, as booleans
+                      crop: tuple, # the slices of the gt's ROI that the target covers
+                      counts: list, # the moving class counts, one pair (or None) per offset
+                      weights: np.ndarray, # the weights, whose affinity channels are filled
+                     ) -> list: # the updated counts, one pair per offset
+    "Fill the weights of each offset's channel; its class counts."
+    new_counts = []
+    for c, o in enumerate(self.neighborhood):
+        src, dst = partner_slices(o, mask.shape)
+        valid = np.zeros(mask.shape, dtype=bool)
+        valid[src] = mask[src] & mask[dst]  # 0 where x + o leaves the gt
+        balanced, cc = balance_weights(aff_target[c], valid[crop], 2, counts[c], self.affs_weight_clipmin, self.affs_weight_clipmax)
+        weights[c] = balanced if self.balance_classes else valid[crop]
+        new_counts.append(cc)
+    return new_counts
 
 # %% ../nbs/05_tasks.ipynb #62e3ae85
 def _border_distance(inner: Roi, outer: Roi, voxel_size: Coordinate) -> np.ndarray:
@@ -441,33 +469,6 @@ class DistancePredictor(Predictor):
     def output_array_type(self) -> OutputArrayType:
         return OutputArrayType("distances", len(self.channels), True, self.channels)
 
-    def context(self, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
-        voxel_size = Coordinate(voxel_size)
-        if self.clip_distance is None:
-            return super().context(voxel_size)
-        grow = Coordinate(math.ceil(self.clip_distance / v) * v for v in voxel_size)
-        return grow, grow
-
-    def class_masks(self,
-                    gt: Array, # binary channels, or labels
-                   ) -> np.ndarray: # `(len(channels), *spatial)` booleans
-        "One boolean channel per class from `gt` (binary channels, or labels as documented above)."
-        if not isinstance(gt, Array):
-            raise TypeError(f"the gt must be a dacapo_nb Array, got {type(gt).__name__}")
-        if "c" in gt.axes:
-            if gt.num_channels != len(self.channels):
-                raise ValueError(f"the gt has {gt.num_channels} channels but the predictor has {len(self.channels)} "
-                                 f"classes {self.channels}")
-            data = np.moveaxis(np.asarray(gt.data), gt.axes.index("c"), 0)
-            return data != 0
-        labels = _labels(gt, "DistancePredictor")
-        if len(self.channels) == 1:
-            return (labels != 0)[None]
-        if labels.size and (labels.max() > len(self.channels) or labels.min() < 0):
-            raise ValueError(f"the gt holds labels {labels.min()}..{labels.max()} but with {len(self.channels)} classes "
-                             f"{self.channels} label k+1 is class k, so labels must lie in 0..{len(self.channels)}")
-        return np.stack([labels == k + 1 for k in range(len(self.channels))])
-
     def create_target(self, gt: Array) -> NumpyArray:
         masks = self.class_masks(gt)
         d = np.stack([signed_distances(m, gt.voxel_size) for m in masks])
@@ -477,9 +478,7 @@ class DistancePredictor(Predictor):
 
     def create_weight(self, gt: Array, target: Array, mask: Optional[Array] = None,
                       moving_class_counts: Optional[list] = None) -> tuple[NumpyArray, list]:
-        _check_weight_inputs(gt, target, mask)
-        if target.num_channels != self.embedding_dims:
-            raise ValueError(f"the target has {target.num_channels} channels, expected {self.embedding_dims} from {self}")
+        _check_weight_inputs(gt, target, mask, self)
         counts = _check_counts(moving_class_counts, len(self.channels), 2, "DistancePredictor")
         t = np.asarray(target.data)
         valid = _mask_on(mask, target.roi, target.voxel_size)
@@ -492,6 +491,35 @@ class DistancePredictor(Predictor):
             weights[c], cc = balance_weights(t[c] > 0, v, 2, counts[c], self.weight_clipmin, self.weight_clipmax)
             new_counts.append(cc)
         return self._weights_like(weights, target), new_counts
+
+    def context(self, voxel_size: Coordinate) -> tuple[Coordinate, Coordinate]:
+        voxel_size = Coordinate(voxel_size)
+        if self.clip_distance is None:
+            return Predictor.context(self, voxel_size)  # none
+        grow = Coordinate(math.ceil(self.clip_distance / v) * v for v in voxel_size)
+        return grow, grow
+
+# %% ../nbs/05_tasks.ipynb #01a744d9
+@patch
+def class_masks(self: DistancePredictor,
+                gt: Array, # binary channels, or labels
+               ) -> np.ndarray: # `(len(channels), *spatial)` booleans
+    "One boolean channel per class from `gt` (binary channels, or labels as documented above)."
+    if not isinstance(gt, Array):
+        raise TypeError(f"the gt must be a dacapo_nb Array, got {type(gt).__name__}")
+    if "c" in gt.axes:
+        if gt.num_channels != len(self.channels):
+            raise ValueError(f"the gt has {gt.num_channels} channels but the predictor has {len(self.channels)} "
+                             f"classes {self.channels}")
+        data = np.moveaxis(np.asarray(gt.data), gt.axes.index("c"), 0)
+        return data != 0
+    labels = _labels(gt, "DistancePredictor")
+    if len(self.channels) == 1:
+        return (labels != 0)[None]
+    if labels.size and (labels.max() > len(self.channels) or labels.min() < 0):
+        raise ValueError(f"the gt holds labels {labels.min()}..{labels.max()} but with {len(self.channels)} classes "
+                         f"{self.channels} label k+1 is class k, so labels must lie in 0..{len(self.channels)}")
+    return np.stack([labels == k + 1 for k in range(len(self.channels))])
 
 # %% ../nbs/05_tasks.ipynb #1948f29a
 class OneHotPredictor(Predictor):
@@ -528,9 +556,7 @@ class OneHotPredictor(Predictor):
 
     def create_weight(self, gt: Array, target: Array, mask: Optional[Array] = None,
                       moving_class_counts: Optional[list] = None) -> tuple[NumpyArray, list]:
-        _check_weight_inputs(gt, target, mask)
-        if target.num_channels != self.embedding_dims:
-            raise ValueError(f"the target has {target.num_channels} channels, expected {self.embedding_dims} from {self}")
+        _check_weight_inputs(gt, target, mask, self)
         (counts,) = _check_counts(moving_class_counts, 1, len(self.classes), "OneHotPredictor")
         labels = np.argmax(np.asarray(target.data), axis=0)
         w, new_counts = balance_weights(labels, _mask_on(mask, target.roi, target.voxel_size), len(self.classes),

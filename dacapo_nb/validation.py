@@ -22,8 +22,9 @@ from .tasks import default_neighborhood
 
 # %% auto #0
 __all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS', 'SEED_THRESHOLDS', 'AGGLOMERATION_THRESHOLDS',
-           'MIN_SIZES', 'CRITERIA', 'parameter_sweep', 'post_process', 'check_sweep', 'score', 'validate',
-           'default_criterion', 'criterion_better', 'parameters_key', 'best_validation']
+           'MIN_SIZES', 'DISTANCE_THRESHOLDS', 'DISTANCE_SEED_THRESHOLDS', 'CRITERIA', 'parameter_sweep',
+           'post_process', 'check_sweep', 'score', 'validate', 'default_criterion', 'criterion_better',
+           'parameters_key', 'best_validation']
 
 # %% ../nbs/13_validation.ipynb #f072ecb1
 # what `dacapo-nb segment` does without a run's validated choice, per kind of prediction: on real EM (ISBI 2012), for
@@ -36,6 +37,10 @@ AFFINITY_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)  # predictions on real EM land a
 SEED_THRESHOLDS = (0.8, 0.9, 0.95)  # seeds of the seeded watershed, tried with the three lowest thresholds
 AGGLOMERATION_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # the best moves with how sure a model is (ISBI 2012: 0.2-0.5)
 MIN_SIZES = (0, 20, 100)  # voxels: fragments below it become background
+DISTANCE_THRESHOLDS = (-0.2, 0.0, 0.2)  # the foreground: voxels whose predicted distance exceeds it
+# seeds of the seeded watershed on one distance channel: a short training's distances stay well inside -1..1, and how
+# far differs by run (tutorial 2, 5 seeds: the best seed threshold was 0.3 to 0.6; a fixed 0.3 merged all cells in 2 of 5)
+DISTANCE_SEED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 # %% ../nbs/13_validation.ipynb #42969dc2
 def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
@@ -49,7 +54,11 @@ def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
         if task.predictor.neighborhood == default_neighborhood(task.predictor.dims):  # waterz: unit offsets only
             merged += [{"method": "agglomerate", "threshold": t} for t in AGGLOMERATION_THRESHOLDS]
         return [{**p, "min_size": m} for p, m in itertools.product(plain + seeded + merged, MIN_SIZES)]
-    if kind == "distances": return [{"threshold": t} for t in (-0.2, 0.0, 0.2)]
+    if kind == "distances":
+        plain = [{"threshold": t} for t in DISTANCE_THRESHOLDS]
+        if len(task.predictor.channels) > 1: return plain  # classes: `semantic_segmentation` takes a threshold only
+        seeded = [{"threshold": t, "seed_threshold": s} for t, s in itertools.product(DISTANCE_THRESHOLDS[:2], DISTANCE_SEED_THRESHOLDS)]
+        return [{**p, "min_size": m} for p, m in itertools.product(plain + seeded, MIN_SIZES)]
     if kind == "probabilities": return [{"threshold": t} for t in (0.3, 0.5, 0.7)]
     raise ValueError(f"no parameter sweep for predictions of kind {kind!r}: expected affinities, distances or probabilities")
 
