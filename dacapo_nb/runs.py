@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from fastcore.basics import patch
 from matplotlib.figure import Figure
 
 from .models import Model, model_from_kwargs
@@ -164,7 +165,19 @@ def _smooth(values: list, window: int) -> np.ndarray:
     v = np.cumsum(np.asarray(values, float))
     return np.array([(v[i] - (v[i - window] if i >= window else 0)) / min(i + 1, window) for i in range(len(v))])
 
-# %% ../nbs/16_runs.ipynb #14ec7cf5
+# %% ../nbs/16_runs.ipynb #e09439e9
+def _draw_run(loss_ax, val_ax, run: dict, criterion: str, colour: str) -> None:
+    "One run's smoothed loss on `loss_ax`, its validation curve on `val_ax`, its best iteration starred."
+    if run["stats"]:
+        loss = [s["loss"] for s in run["stats"]]
+        loss_ax.plot([s["iteration"] for s in run["stats"]], _smooth(loss, max(1, len(loss) // 20)), color=colour, label=run["name"])
+    if run["validation"]:
+        it, values = validation_curve(run["validation"], criterion)
+        val_ax.plot(it, values, "o-", color=colour, ms=3, label=run["name"])
+        best = best_validation(run["validation"], criterion)
+        val_ax.plot([best["iteration"]], [best["score"]], "*", color=colour, ms=14, mec="k")
+
+# %% ../nbs/16_runs.ipynb #7c7ea56c
 def draw_runs(fig: Figure, # the figure to draw into (cleared)
               runs: Sequence[dict], # `read_run` results
               criterion: Optional[str] = None, # the validation score drawn; None: the first run's criterion
@@ -174,15 +187,7 @@ def draw_runs(fig: Figure, # the figure to draw into (cleared)
     loss_ax, val_ax = fig.subplots(1, 2)
     criterion = criterion or next((r["best"]["criterion"] for r in runs if r["best"]), "voi")
     for i, run in enumerate(runs):
-        colour = f"C{i % 10}"
-        if run["stats"]:
-            loss = [s["loss"] for s in run["stats"]]
-            loss_ax.plot([s["iteration"] for s in run["stats"]], _smooth(loss, max(1, len(loss) // 20)), color=colour, label=run["name"])
-        if run["validation"]:
-            it, values = validation_curve(run["validation"], criterion)
-            val_ax.plot(it, values, "o-", color=colour, ms=3, label=run["name"])
-            best = best_validation(run["validation"], criterion)
-            val_ax.plot([best["iteration"]], [best["score"]], "*", color=colour, ms=14, mec="k")
+        _draw_run(loss_ax, val_ax, run, criterion, f"C{i % 10}")
     loss_ax.set(title="loss (smoothed)", xlabel="iteration")
     val_ax.set(title=f"validation: {criterion} ({'lower' if criterion_better(criterion) == 'min' else 'higher'} is better; * best)", xlabel="iteration")
     for ax in (loss_ax, val_ax):
@@ -199,7 +204,7 @@ def plot_runs(run_dirs: Sequence, # run directories
     if path is not None: fig.savefig(path, dpi=80)
     return fig
 
-# %% ../nbs/16_runs.ipynb #3bb55fce
+# %% ../nbs/16_runs.ipynb #6ae0855c
 class RunComparison:
     "The table of `compare_runs` (a row per run), shown as a table, with the figure of the runs' curves."
     def __init__(self,
@@ -216,28 +221,47 @@ class RunComparison:
         if column not in self.columns: raise KeyError(f"no column {column!r}; the columns are {self.columns}")
         return [r.get(column) for r in self.rows]
 
-    def cells(self) -> list[list[str]]:
-        "The table as text: the header, then a line of cells per run."
-        def text(v):
-            if isinstance(v, float): return f"{v:.4g}"
-            if isinstance(v, dict): return ", ".join(f"{k}={text(x)}" for k, x in v.items())
-            return "" if v is None else str(v)
-        return [self.columns] + [[text(r.get(c)) for c in self.columns] for r in self.rows]
+# %% ../nbs/16_runs.ipynb #e21f1993
+@patch
+def cells(self: RunComparison) -> list[list[str]]:
+    "The table as text: the header, then a line of cells per run."
+    def text(v):
+        if isinstance(v, float): return f"{v:.4g}"
+        if isinstance(v, dict): return ", ".join(f"{k}={text(x)}" for k, x in v.items())
+        return "" if v is None else str(v)
+    return [self.columns] + [[text(r.get(c)) for c in self.columns] for r in self.rows]
 
-    def __str__(self):
-        cells = self.cells()
-        widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+# %% ../nbs/16_runs.ipynb #7eb51037
+@patch
+def __str__(self: RunComparison) -> str:
+    "The table as aligned text."
+    cells = self.cells()
+    widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
 
-    def __repr__(self): return str(self)
+@patch
+def __repr__(self: RunComparison) -> str: return str(self)
 
-    def _repr_markdown_(self):
-        cells = self.cells()
-        esc = lambda s: s.replace("|", "\\|")
-        return "\n".join(["| " + " | ".join(map(esc, cells[0])) + " |", "|" + "---|" * len(self.columns)] +
-                         ["| " + " | ".join(map(esc, row)) + " |" for row in cells[1:]])
+# %% ../nbs/16_runs.ipynb #4312fe10
+@patch
+def _repr_markdown_(self: RunComparison) -> str:
+    "The table in Markdown, for notebooks."
+    cells = self.cells()
+    esc = lambda s: s.replace("|", "\\|")
+    return "\n".join(["| " + " | ".join(map(esc, cells[0])) + " |", "|" + "---|" * len(self.columns)] +
+                     ["| " + " | ".join(map(esc, row)) + " |" for row in cells[1:]])
 
-# %% ../nbs/16_runs.ipynb #cbce78f4
+# %% ../nbs/16_runs.ipynb #99aa0663
+def _comparison_row(run: dict, differing: Sequence[str], criterion: str) -> dict:
+    "One run's row of `compare_runs`: name, the differing settings, iterations, best iteration, score and parameters, speed."
+    flat = _flatten(run["config"])
+    best = best_validation(run["validation"], criterion) if run["validation"] else None
+    speed = iterations_per_second(run["stats"])
+    return {"run": run["name"], **{n: flat.get(n) for n in differing}, "iterations": len(run["stats"]),
+            "best_iteration": best and best["iteration"], f"best_{criterion}": best and best["score"],
+            "best_parameters": best and best["parameters"], "iterations_per_second": speed and round(speed, 3)}
+
+# %% ../nbs/16_runs.ipynb #33d3fd5c
 def compare_runs(run_dirs: Sequence, # run directories
                  criterion: Optional[str] = None, # the score that picks each run's best; None: the first run's criterion
                  plot: bool = True, # also draw the loss and validation curves overlaid (`.figure`)
@@ -248,14 +272,7 @@ def compare_runs(run_dirs: Sequence, # run directories
     criterion = criterion or next((r["best"]["criterion"] for r in runs if r["best"]), "voi")
     criterion_better(criterion)  # an unknown name is refused by value (it gave a table of None)
     differing = differing_settings([r["config"] for r in runs]) if len(runs) > 1 else []
-    rows = []
-    for run in runs:
-        flat = _flatten(run["config"])
-        best = best_validation(run["validation"], criterion) if run["validation"] else None
-        speed = iterations_per_second(run["stats"])
-        rows.append({"run": run["name"], **{n: flat.get(n) for n in differing}, "iterations": len(run["stats"]),
-                     "best_iteration": best and best["iteration"], f"best_{criterion}": best and best["score"],
-                     "best_parameters": best and best["parameters"], "iterations_per_second": speed and round(speed, 3)})
+    rows = [_comparison_row(run, differing, criterion) for run in runs]
     columns = ["run", *differing, "iterations", "best_iteration", f"best_{criterion}", "best_parameters", "iterations_per_second"]
     figure = draw_runs(plt.figure(figsize=(11, 3.6), layout="constrained"), runs, criterion) if plot else None
     return RunComparison(rows, columns, figure)

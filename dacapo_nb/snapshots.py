@@ -102,7 +102,29 @@ def open_snapshot_volume(container, # the snapshot container (a zarr folder)
     roi = Roi(offset * voxel_size, Coordinate(z.shape[-voxel_size.dims:]) * voxel_size)  # DaCapo's offset counts voxels
     return NumpyArray.from_np_array(z[:], roi, voxel_size, axes)
 
-# %% ../nbs/15_snapshots.ipynb #1ec18443
+# %% ../nbs/15_snapshots.ipynb #f4b14e93
+def _snapshot_slice(roi: Roi, voxel_size, slice_index: Optional[int]) -> tuple[int, int]:
+    "(depth, slice index) of a snapshot's common region: (1, 0) in 2D; in 3D the middle slice unless `slice_index` says."
+    if roi.dims != 3: return 1, 0
+    depth = roi.shape[0] // voxel_size[0]
+    k = depth // 2 if slice_index is None else slice_index
+    if not 0 <= k < depth: raise ValueError(f"slice_index {k} outside 0..{depth - 1}")
+    return depth, k
+
+# %% ../nbs/15_snapshots.ipynb #cfc6a7f4
+def _snapshot_panel(name: str, array, fulls: dict, k: int, dims: int, channel: Optional[int]) -> tuple:
+    "The panel (title, image, imshow kwargs) of one volume at slice `k`; `fulls` holds every volume's data on the common region."
+    full = fulls[name]
+    if name == "prediction" and "target" in fulls and fulls["target"].shape == full.shape:
+        full = np.concatenate([full, fulls["target"]])  # prediction and target share one colour scale
+    channels = "c" in array.axes
+    own = fulls[name]
+    data = (own[:, k] if channels else own[k]) if dims == 3 else own
+    image, kwargs = _image(name, data, channels, channel, reference=full)
+    title = f"{name} c{min(channel, data.shape[0] - 1)}" if channels and channel is not None and data.shape[0] > 1 else name
+    return title, image, kwargs
+
+# %% ../nbs/15_snapshots.ipynb #7f6672e8
 def snapshot_panels(container, # the snapshot container (a zarr folder)
                     iteration: Optional[int] = None, # the snapshot's iteration; None is the latest
                     volumes: Sequence[str] = ("raw", "gt", "target", "prediction"), # the volumes to show, in order
@@ -119,27 +141,25 @@ def snapshot_panels(container, # the snapshot container (a zarr folder)
     arrays = {name: open_snapshot_volume(container, iteration, name) for name in volumes}
     roi = arrays.get("target", next(iter(arrays.values()))).roi
     for a in arrays.values(): roi = roi.intersect(a.roi)
-    depth, k = 1, 0
-    if roi.dims == 3:
-        vs = next(iter(arrays.values())).voxel_size
-        depth = roi.shape[0] // vs[0]
-        k = depth // 2 if slice_index is None else slice_index
-        if not 0 <= k < depth: raise ValueError(f"slice_index {k} outside 0..{depth - 1}")
-    panels, fulls = [], {name: array[roi.snap_to_grid(array.voxel_size, mode="shrink")] for name, array in arrays.items()}  # one sample: small
-    for name, array in arrays.items():
-        full = fulls[name]
-        if name == "prediction" and "target" in fulls and fulls["target"].shape == full.shape:
-            full = np.concatenate([full, fulls["target"]])  # prediction and target share one colour scale
-        channels = "c" in array.axes
-        own = fulls[name]
-        data = (own[:, k] if channels else own[k]) if roi.dims == 3 else own
-        image, kwargs = _image(name, data, channels, channel, reference=full)
-        title = f"{name} c{min(channel, data.shape[0] - 1)}" if channels and channel is not None and data.shape[0] > 1 else name
-        panels.append((title, image, kwargs))
+    depth, k = _snapshot_slice(roi, next(iter(arrays.values())).voxel_size, slice_index)
+    fulls = {name: array[roi.snap_to_grid(array.voxel_size, mode="shrink")] for name, array in arrays.items()}  # one sample: small
+    panels = [_snapshot_panel(name, array, fulls, k, roi.dims, channel) for name, array in arrays.items()]
     return {"iteration": iteration, "depth": depth, "slice_index": k, "dims": roi.dims, "panels": panels, "channel": channel,
             "channels": max(a.num_channels if "c" in a.axes else 1 for a in arrays.values())}
 
-# %% ../nbs/15_snapshots.ipynb #fc32feeb
+# %% ../nbs/15_snapshots.ipynb #a7953fcd
+def _update_panels(axes, panels: Sequence[tuple]) -> None:
+    "Swap the images, colour maps, limits and titles of drawn panels for those of `panels` (the same layout: cheap)."
+    for ax, (title, image, kwargs) in zip(axes, panels):
+        im = ax.get_images()[0]
+        im.set_data(image)
+        im.set_cmap(kwargs.get("cmap", "viridis"))
+        im.set_clim(kwargs.get("vmin"), kwargs.get("vmax"))
+        if not kwargs: im.set_clim(0, 1)
+        if im.colorbar is not None: im.colorbar.update_normal(im)
+        ax.set_title(title)
+
+# %% ../nbs/15_snapshots.ipynb #8a602228
 def draw_snapshot(fig: Figure, # the figure to draw on (its panels are updated in place when the layout is the same)
                   view: dict, # a slice from `snapshot_panels`
                  ) -> Figure: # `fig`
@@ -148,14 +168,7 @@ def draw_snapshot(fig: Figure, # the figure to draw on (its panels are updated i
     layout = ([image.shape[:2] for _, image, _ in view["panels"]], [bars and "cmap" in kw for _, _, kw in view["panels"]])
     axes = getattr(fig, "_dn_axes", None)
     if getattr(fig, "_dn_layout", None) == layout and axes and all(ax in fig.axes and ax.get_images() for ax in axes):
-        for ax, (title, image, kwargs) in zip(axes, view["panels"]):   # same layout: update in place (cheap)
-            im = ax.get_images()[0]
-            im.set_data(image)
-            im.set_cmap(kwargs.get("cmap", "viridis"))
-            im.set_clim(kwargs.get("vmin"), kwargs.get("vmax"))
-            if not kwargs: im.set_clim(0, 1)
-            if im.colorbar is not None: im.colorbar.update_normal(im)
-            ax.set_title(title)
+        _update_panels(axes, view["panels"])   # same layout: update in place (cheap)
     else:
         fig.clear()
         axes = fig.subplots(1, len(view["panels"]), squeeze=False)[0]

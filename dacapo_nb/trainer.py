@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from abc import ABC, abstractmethod
+from abc import ABC, abstractmethod, update_abstractmethods
 from dataclasses import dataclass, field
 from pathlib import Path
 import numbers
@@ -151,7 +151,7 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
         if held: (previous if callable(previous) else signal.default_int_handler)(signal.SIGINT, None)
 
-# %% ../nbs/12_trainer.ipynb #bf396e45
+# %% ../nbs/12_trainer.ipynb #430aa484
 class _FromConfig:
     "A read-only attribute of a trainer that reads the field `field` of its config."
     def __init__(self, field: str, doc: str): self.field, self.__doc__ = field, doc
@@ -159,6 +159,7 @@ class _FromConfig:
     def __get__(self, trainer, owner=None): return self if trainer is None else getattr(trainer.config, self.field)
     def __set__(self, trainer, value): raise AttributeError(f"{self.__qualname__} reads trainer.config.{self.field}: set that instead")
 
+# %% ../nbs/12_trainer.ipynb #adda90e0
 class GunpowderTrainer(Trainer):
     "Trains a model on datasets through a gunpowder pipeline: per iteration the next batch, one step, and a snapshot when due."
     iteration = 0
@@ -202,62 +203,60 @@ class GunpowderTrainer(Trainer):
         "True when there is at least one dataset and every dataset has gt."
         return len(datasets) > 0 and all(d.gt is not None for d in datasets)
 
-    def build_batch_provider(self,
-                             datasets: Sequence[Dataset], # the datasets to sample from, mixed by their `weight`
-                             model, # the model: its input and output shapes set the request
-                             task, # its predictor makes targets and weights, its loss is trained
-                             snapshot_container=None, # where snapshots go (a path or LocalContainerIdentifier)
-                            ) -> None:
-        "Check the datasets against the model, then build the pipeline: sampling and augments per dataset, targets, batches, workers."
-        datasets = datasets_for_dims(datasets, len(model.input_shape))  # a 2D model trains on the sections of a 3D stack
-        raw_vs, out_vs = self._check_datasets(datasets, model)
-        input_size, output_size = Coordinate(model.input_shape) * raw_vs, Coordinate(model.output_shape) * out_vs
-        for d in datasets:  # the gt is padded by half a window: a context (an affinity offset) wider than that was gunpowder's "Can not satisfy request"
-            before, after = task.predictor.context(d.gt.voxel_size)
-            pad = Roi((0,) * out_vs.dims, output_size / 2).snap_to_grid(d.gt.voxel_size, mode="grow").shape
-            if any(o + b + a > g + 2 * p for o, b, a, g, p in zip(output_size, before, after, d.gt.roi.shape, pad)):
-                raise ValueError(f"dataset '{d.name}': {task.predictor} needs {tuple(before)} before and {tuple(after)} after each training "
-                                 f"window (world units), more than its gt ROI {d.gt.roi} holds: use smaller offsets or a larger gt")
-            most = float(np.prod([min(g, o) / o for g, o in zip(d.gt.roi.shape, output_size)]))  # the largest share of a window the gt can fill
-            if most < self.min_masked:  # was SparseMaskError after 100 samples, which did not say that the data is smaller than a window
-                raise ValueError(f"dataset '{d.name}': its gt ROI {d.gt.roi} fills at most {most:.1%} of a training window "
-                                 f"{tuple(output_size)} (world units), less than min_masked={self.min_masked}: use a model with a smaller "
-                                 "input, more gt, or a lower min_masked")
-        self._pipeline = self._batch_pipeline(datasets, task, input_size, output_size)
-        self._task, self._datasets = task, list(datasets)
-        self._request_sizes = {self.raw_key: input_size, self.gt_key: output_size, self.mask_key: output_size,
-                               self.target_key: output_size, self.weight_key: output_size}
-        self._snapshot_container = (LocalContainerIdentifier(snapshot_container) if isinstance(snapshot_container, (str, Path))
-                                    else snapshot_container)
+# %% ../nbs/12_trainer.ipynb #b0a51758
+@patch
+def build_batch_provider(self: GunpowderTrainer,
+                         datasets: Sequence[Dataset], # the datasets to sample from, mixed by their `weight`
+                         model, # the model: its input and output shapes set the request
+                         task, # its predictor makes targets and weights, its loss is trained
+                         snapshot_container=None, # where snapshots go (a path or LocalContainerIdentifier)
+                        ) -> None:
+    "Check the datasets against the model, then build the pipeline: sampling and augments per dataset, targets, batches, workers."
+    datasets = datasets_for_dims(datasets, len(model.input_shape))  # a 2D model trains on the sections of a 3D stack
+    raw_vs, out_vs = self._check_datasets(datasets, model)
+    input_size, output_size = Coordinate(model.input_shape) * raw_vs, Coordinate(model.output_shape) * out_vs
+    self._check_windows(datasets, task, out_vs, output_size)
+    self._pipeline = self._batch_pipeline(datasets, task, input_size, output_size)
+    self._task, self._datasets = task, list(datasets)
+    self._request_sizes = {self.raw_key: input_size, self.gt_key: output_size, self.mask_key: output_size,
+                           self.target_key: output_size, self.weight_key: output_size}
+    self._snapshot_container = (LocalContainerIdentifier(snapshot_container) if isinstance(snapshot_container, (str, Path))
+                                else snapshot_container)
 
-    def iterate(self,
-                num_iterations: int, # how many iterations to train
-                model, # the model to train
-                optimizer, # its optimizer, from `create_optimizer`
-                device, # the torch device to train on
-               ) -> Iterator[TrainingIterationStats]:
-        "Train for `num_iterations`: each the next batch, one step, and a snapshot when due; yields each iteration's statistics."
-        device = torch.device(device)
-        if self._build is None: raise RuntimeError("enter the trainer (`with trainer:`) before iterating")
-        place_model(model, device)  # channels-last weights on the CPU: a faster step
-        amp_dtype = autocast_dtype(device, self.config.mixed_precision)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no loss scaling
-        forward = CompiledModel(model) if self.config.compile else model  # shares the weights: `model` is what is saved
-        for i in range(num_iterations):
-            start = time.perf_counter()
-            batch = self.next()
-            fetched = time.perf_counter()
-            snapshot = self.snapshot_iteration is not None and (self.iteration % self.snapshot_iteration == 0
-                                                                or i == num_iterations - 1)  # the last one too: the final state
-            loss, prediction, gradients = self.train_step(batch, forward, optimizer, device, scaler, snapshot, amp_dtype)
-            try:
-                if snapshot:
-                    with deferred_interrupt(): self.write_snapshot(*batch, prediction, gradients, loss)  # whole, or not begun
-            finally:  # the update is made: a checkpoint saved after a failed snapshot (or a Ctrl-C) counts it, and its stats exist
-                done = time.perf_counter()
-                self.last_stats = TrainingIterationStats(self.iteration, loss, done - start, fetched - start, done - fetched)
-                self.iteration += 1
-            yield self.last_stats
+# %% ../nbs/12_trainer.ipynb #f007e134
+@patch
+def iterate(self: GunpowderTrainer,
+            num_iterations: int, # how many iterations to train
+            model, # the model to train
+            optimizer, # its optimizer, from `create_optimizer`
+            device, # the torch device to train on
+           ) -> Iterator[TrainingIterationStats]:
+    "Train for `num_iterations`: each the next batch, one step, and a snapshot when due; yields each iteration's statistics."
+    device = torch.device(device)
+    if self._build is None: raise RuntimeError("enter the trainer (`with trainer:`) before iterating")
+    place_model(model, device)  # channels-last weights on the CPU: a faster step
+    amp_dtype = autocast_dtype(device, self.config.mixed_precision)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)  # bfloat16 needs no loss scaling
+    forward = CompiledModel(model) if self.config.compile else model  # shares the weights: `model` is what is saved
+    for i in range(num_iterations):
+        start = time.perf_counter()
+        batch = self.next()
+        fetched = time.perf_counter()
+        snapshot = self.snapshot_iteration is not None and (self.iteration % self.snapshot_iteration == 0
+                                                            or i == num_iterations - 1)  # the last one too: the final state
+        loss, prediction, gradients = self.train_step(batch, forward, optimizer, device, scaler, snapshot, amp_dtype)
+        try:
+            if snapshot:
+                with deferred_interrupt(): self.write_snapshot(*batch, prediction, gradients, loss)  # whole, or not begun
+        finally:  # the update is made: a checkpoint saved after a failed snapshot (or a Ctrl-C) counts it, and its stats exist
+            done = time.perf_counter()
+            self.last_stats = TrainingIterationStats(self.iteration, loss, done - start, fetched - start, done - fetched)
+            self.iteration += 1
+        yield self.last_stats
+
+# %% ../nbs/12_trainer.ipynb #7b03fbc5
+del GunpowderTrainer._orig_build_batch_provider, GunpowderTrainer._orig_iterate  # @patch kept `Trainer`'s abstract ones
+update_abstractmethods(GunpowderTrainer)  # build_batch_provider and iterate, added by @patch above, implement the interface
 
 # %% ../nbs/12_trainer.ipynb #6a6f2ce4
 @patch
@@ -285,10 +284,26 @@ def _check_datasets(self: GunpowderTrainer, datasets, model):
     return raw_vs, out_vs
 
 
-# %% ../nbs/12_trainer.ipynb #ab68f424
+# %% ../nbs/12_trainer.ipynb #b6078761
 @patch
-def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate, output_size: Coordinate, index: int):
-    "Sources, padding, sampling and augments of one dataset."
+def _check_windows(self: GunpowderTrainer, datasets: Sequence[Dataset], task, out_vs: Coordinate, output_size: Coordinate) -> None:
+    "Refuse a dataset whose gt cannot hold a training window: a context wider than its padding, or too little of it to mask."
+    for d in datasets:  # the gt is padded by half a window: a context (an affinity offset) wider than that was gunpowder's "Can not satisfy request"
+        before, after = task.predictor.context(d.gt.voxel_size)
+        pad = Roi((0,) * out_vs.dims, output_size / 2).snap_to_grid(d.gt.voxel_size, mode="grow").shape
+        if any(o + b + a > g + 2 * p for o, b, a, g, p in zip(output_size, before, after, d.gt.roi.shape, pad)):
+            raise ValueError(f"dataset '{d.name}': {task.predictor} needs {tuple(before)} before and {tuple(after)} after each training "
+                             f"window (world units), more than its gt ROI {d.gt.roi} holds: use smaller offsets or a larger gt")
+        most = float(np.prod([min(g, o) / o for g, o in zip(d.gt.roi.shape, output_size)]))  # the largest share of a window the gt can fill
+        if most < self.min_masked:  # was SparseMaskError after 100 samples, which did not say that the data is smaller than a window
+            raise ValueError(f"dataset '{d.name}': its gt ROI {d.gt.roi} fills at most {most:.1%} of a training window "
+                             f"{tuple(output_size)} (world units), less than min_masked={self.min_masked}: use a model with a smaller "
+                             "input, more gt, or a lower min_masked")
+
+# %% ../nbs/12_trainer.ipynb #7c20d832
+@patch
+def _dataset_sources(self: GunpowderTrainer, d: Dataset, input_size: Coordinate, output_size: Coordinate, index: int) -> tuple:
+    "The sources of one dataset: raw (normalised, clipped around the gt), gt, mask and any sample points; (sources, points key)."
     raw_vs = d.raw.voxel_size
     raw = DaCapoArraySource(d.raw, self.raw_key)
     raw += normalize_raw(self.raw_key, d.raw.dtype, d.raw_range)
@@ -303,6 +318,14 @@ def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate
         points_key = gp.GraphKey(f"SAMPLE_POINTS_{index}")
         nodes = [gp.Node(i, np.asarray(p, dtype=float)) for i, p in enumerate(d.sample_points)]
         sources.append(GraphSource(points_key, gp.Graph(nodes, [], gp.GraphSpec(roi=d.gt.roi))))
+    return sources, points_key
+
+# %% ../nbs/12_trainer.ipynb #bddc5f53
+@patch
+def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate, output_size: Coordinate, index: int):
+    "Sources, padding, sampling and augments of one dataset."
+    raw_vs = d.raw.voxel_size
+    sources, points_key = self._dataset_sources(d, input_size, output_size, index)
     # Output windows may centre anywhere in the gt ROI: gt and mask are padded (the mask with zeros, so padding
     # never weighs in the loss) by half an output window, raw by that plus the network's context.
     grid = lambda size, vs: Roi((0,) * vs.dims, size).snap_to_grid(vs, mode="grow").shape
@@ -318,6 +341,7 @@ def _dataset_pipeline(self: GunpowderTrainer, d: Dataset, input_size: Coordinate
         p += augment.node(self.raw_key, self.gt_key, self.mask_key, raw_vs)
     return p
 
+# %% ../nbs/12_trainer.ipynb #16365840
 @patch
 def _sample_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate):
     "Every dataset's pipeline, mixed; then targets and weights: one sample per request."
@@ -327,6 +351,7 @@ def _sample_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, 
                             mask_key=self.mask_key)
     return p
 
+# %% ../nbs/12_trainer.ipynb #3020fcf2
 @patch
 def _batch_bytes(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate) -> int:
     "About one batch's bytes: raw in float32; gt (uint64), mask (uint8), targets and weights (float32) per output voxel."
@@ -336,6 +361,7 @@ def _batch_bytes(self: GunpowderTrainer, datasets: Sequence[Dataset], task, inpu
     out = np.prod(output_size / d.gt.voxel_size) * (8 + 1 + 2 * 4 * task.predictor.embedding_dims)
     return int(self.batch_size * (raw + out))
 
+# %% ../nbs/12_trainer.ipynb #f50db458
 @patch
 def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, input_size: Coordinate, output_size: Coordinate):
     "The sample pipeline stacked into batches, with error unwrapping and the data workers."
@@ -350,8 +376,7 @@ def _batch_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], task, i
         p += gp.PrintProfilingStats(every=self.print_profiling)
     return p
 
-
-# %% ../nbs/12_trainer.ipynb #8951dc7b
+# %% ../nbs/12_trainer.ipynb #74ceeb4f
 @patch
 def __enter__(self: GunpowderTrainer) -> GunpowderTrainer:
     "Build the pipeline and start its workers."
@@ -364,6 +389,7 @@ def __enter__(self: GunpowderTrainer) -> GunpowderTrainer:
         raise unwrap_pipeline_error(e) from None
     return self
 
+# %% ../nbs/12_trainer.ipynb #5ffc6de7
 @patch
 def __exit__(self: GunpowderTrainer,
              exc_type, # the type of the error that ended the `with` block (None: it ended normally)
@@ -376,7 +402,7 @@ def __exit__(self: GunpowderTrainer,
         build.__exit__(exc_type, exc_val, exc_tb)
     return None
 
-# %% ../nbs/12_trainer.ipynb #3fc3de09
+# %% ../nbs/12_trainer.ipynb #74a98cc0
 @patch
 def _request(self: GunpowderTrainer) -> gp.BatchRequest:
     "The batch request, seeded for this iteration: `batch_seed(seed, iteration)`, as the data workers seed it."
@@ -384,6 +410,7 @@ def _request(self: GunpowderTrainer) -> gp.BatchRequest:
     for key, size in self._request_sizes.items(): request.add(key, size)
     return request
 
+# %% ../nbs/12_trainer.ipynb #0c08fcc6
 @patch
 def next(self: GunpowderTrainer) -> tuple:
     "The next batch: raw, gt, target, weight, mask as NumpyArrays (batch axis first)."
@@ -401,11 +428,12 @@ def __iter__(self: GunpowderTrainer) -> Iterator[None]:
     "Enter the pipeline for the duration of the iteration."
     with self: yield None
 
-# %% ../nbs/12_trainer.ipynb #58eea9fa
+# %% ../nbs/12_trainer.ipynb #69e6d726
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     return t.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else t
 
+# %% ../nbs/12_trainer.ipynb #d8c577b7
 @patch
 def train_step(self: GunpowderTrainer,
                batch: tuple, # raw, gt, target, weight, mask, as `next` returns them
@@ -438,7 +466,7 @@ def train_step(self: GunpowderTrainer,
     if keep_gradients: gradients = prediction.grad / scaler.get_scale() if scaler.is_enabled() else prediction.grad
     return loss_value, prediction.detach(), gradients
 
-# %% ../nbs/12_trainer.ipynb #fe1c2fca
+# %% ../nbs/12_trainer.ipynb #0c6b69ae
 class GunpowderIterableDataset(torch.utils.data.IterableDataset):
     "A trainer's samples as a torch `IterableDataset` of dicts of tensors, with a seed stream per worker and rank."
     def __init__(self,
@@ -456,15 +484,8 @@ class GunpowderIterableDataset(torch.utils.data.IterableDataset):
         self.seed = trainer.config.seed if seed is None else seed
         self.num_samples = num_samples
 
-    def seeds(self,
-              rank: int = 0, # the distributed rank
-              worker: int = 0, # the DataLoader worker
-             ) -> Iterator[int]:
-        "The seed of every sample that `worker` of `rank` yields."
-        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(rank, worker)))
-        while True: yield int(rng.integers(2**32))
-
     def __iter__(self) -> Iterator[dict]:
+        "Each worker's samples: its own pipeline, seeded per sample from its stream (`seeds`)."
         info = torch.utils.data.get_worker_info()
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         rank, worker = torch.distributed.get_rank() if distributed else 0, info.id if info is not None else 0
@@ -485,6 +506,17 @@ class GunpowderIterableDataset(torch.utils.data.IterableDataset):
                 sample["offset"] = torch.tensor(tuple(batch[trainer.target_key].spec.roi.begin))  # world units
                 yield sample
 
+# %% ../nbs/12_trainer.ipynb #e358899e
+@patch
+def seeds(self: GunpowderIterableDataset,
+          rank: int = 0, # the distributed rank
+          worker: int = 0, # the DataLoader worker
+         ) -> Iterator[int]:
+    "The seed of every sample that `worker` of `rank` yields."
+    rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(rank, worker)))
+    while True: yield int(rng.integers(2**32))
+
+# %% ../nbs/12_trainer.ipynb #3043b1b0
 @patch
 def iterable_dataset(self: GunpowderTrainer,
                      seed: Optional[int] = None, # seeds the workers' streams (None: the config's seed)
@@ -493,6 +525,7 @@ def iterable_dataset(self: GunpowderTrainer,
     "This trainer's samples as a torch `IterableDataset` (call `build_batch_provider` first)."
     return GunpowderIterableDataset(self, seed, num_samples)
 
+# %% ../nbs/12_trainer.ipynb #041fbc98
 def iterable_dataset(datasets: Sequence[Dataset], # the datasets to sample from (the package's name; the method above is the trainer's)
                      model, # its input and output shapes set the samples' sizes
                      task, # makes targets and weights

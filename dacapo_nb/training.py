@@ -12,13 +12,14 @@ import json
 import os
 import warnings
 import zipfile
-from dataclasses import asdict, dataclass, is_dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 from .arrays import LocalContainerIdentifier
 from .datasets import Dataset, datasets_for_dims
@@ -59,7 +60,7 @@ from .rundir import (  # in rundir; `dacapo_nb.training.<name>` stays
     RunDirectoryLock, latest_checkpoint, load_checkpoint, read_jsonl, resume_checkpoint, run_checkpoint, save_checkpoint,
     write_atomically)
 
-# %% ../nbs/14_training.ipynb #5f2ccb7a
+# %% ../nbs/14_training.ipynb #e51c4a4f
 def _differences(old, new, where: str = "") -> list[str]:
     "Where two descriptions differ, as `path: old -> new`."
     if isinstance(old, dict) and isinstance(new, dict):
@@ -67,6 +68,7 @@ def _differences(old, new, where: str = "") -> list[str]:
         return [d for k in sorted(set(old) | set(new)) for d in _differences(old.get(k), new.get(k), f"{where}.{k}" if where else k)]
     return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
+# %% ../nbs/14_training.ipynb #cb996b5c
 def _check_same_run(run_json: Path, task, model) -> None:
     "Refuse to resume a run directory with another task or model."
     if not run_json.exists(): return
@@ -78,6 +80,7 @@ def _check_same_run(run_json: Path, task, model) -> None:
         raise ValueError(f"{run_json.parent} was trained with another task or model ({'; '.join(changed)}): "
                          "train into another run directory")
 
+# %% ../nbs/14_training.ipynb #b5eed02d
 def _apply_config(trainer: GunpowderTrainer, optimizer) -> None:
     "Give a resumed optimizer the learning rate and warm-up of the trainer's config; warn about what changed."
     s, lr, warmup = trainer.scheduler, trainer.config.learning_rate, max(trainer.config.warmup_iterations, 1)
@@ -88,6 +91,7 @@ def _apply_config(trainer: GunpowderTrainer, optimizer) -> None:
     for group, value in zip(optimizer.param_groups, s._get_closed_form_lr()): group["initial_lr"], group["lr"] = lr, value
     warnings.warn(f"resumed with a changed config: {', '.join(changed)} (applied from iteration {trainer.iteration})")
 
+# %% ../nbs/14_training.ipynb #382d8811
 def _stats_before(stats_file: Path, iteration: int) -> None:
     "Keep the stats of iterations before `iteration` (a resume redoes the rest); a torn line is dropped. Never in place."
     if not stats_file.exists(): return
@@ -100,7 +104,7 @@ def _stats_before(stats_file: Path, iteration: int) -> None:
     text = "".join(l + "\n" for l in kept)
     if text != stats_file.read_text(): write_atomically(stats_file, text.encode())
 
-# %% ../nbs/14_training.ipynb #854943f1
+# %% ../nbs/14_training.ipynb #35d36616
 class RunValidation:
     "The validation of a run directory: what is validated and when; `validation.jsonl`, `best.json` and the best's checkpoint."
     def __init__(self,
@@ -138,66 +142,80 @@ class RunValidation:
         return {"datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask)} for d in self.datasets],
                 "interval": self.interval, "criterion": self.criterion, "sweep": self.sweep}
 
-    def due(self, iteration: int) -> bool:
-        "Whether a validation is due after `iteration` updates."
-        return iteration > 0 and iteration % self.interval == 0
+# %% ../nbs/14_training.ipynb #d41412de
+@patch
+def due(self: RunValidation, iteration: int) -> bool:
+    "Whether a validation is due after `iteration` updates."
+    return iteration > 0 and iteration % self.interval == 0
 
-    def complete(self, iteration: int) -> bool:
-        "Whether the rows hold every dataset and parameter set of `iteration`."
-        found = {(r["dataset"], parameters_key(r["parameters"])) for r in self.rows if r["iteration"] == iteration}
-        return found >= {(d.name, parameters_key(p)) for d in self.datasets for p in self.sweep}
+# %% ../nbs/14_training.ipynb #041a852a
+@patch
+def complete(self: RunValidation, iteration: int) -> bool:
+    "Whether the rows hold every dataset and parameter set of `iteration`."
+    found = {(r["dataset"], parameters_key(r["parameters"])) for r in self.rows if r["iteration"] == iteration}
+    return found >= {(d.name, parameters_key(p)) for d in self.datasets for p in self.sweep}
 
-    def resume(self, iteration: int) -> None:
-        "Keep the rows a resume from `iteration` keeps (see above); rewrite `validation.jsonl` and `best.json` to match."
-        rows, torn = read_jsonl(self.file)
-        if torn: warnings.warn(f"dropped {torn} unreadable line(s) of {self.file}")
-        self.rows = [r for r in rows if r["iteration"] < iteration]
-        last = [r for r in rows if r["iteration"] == iteration]
-        self.rows += last
-        if last and not self.complete(iteration): self.rows = self.rows[:-len(last)]  # cut short: done again
-        if len(self.rows) != len(rows) or torn:
-            write_atomically(self.file, "".join(json.dumps(r) + "\n" for r in self.rows).encode())
-        self._write_best()
+# %% ../nbs/14_training.ipynb #35134843
+@patch
+def resume(self: RunValidation, iteration: int) -> None:
+    "Keep the rows a resume from `iteration` keeps (see above); rewrite `validation.jsonl` and `best.json` to match."
+    rows, torn = read_jsonl(self.file)
+    if torn: warnings.warn(f"dropped {torn} unreadable line(s) of {self.file}")
+    self.rows = [r for r in rows if r["iteration"] < iteration]
+    last = [r for r in rows if r["iteration"] == iteration]
+    self.rows += last
+    if last and not self.complete(iteration): self.rows = self.rows[:-len(last)]  # cut short: done again
+    if len(self.rows) != len(rows) or torn:
+        write_atomically(self.file, "".join(json.dumps(r) + "\n" for r in self.rows).encode())
+    self._write_best()
 
-    def _write_best(self) -> None:
-        self.best = best_validation(self.rows, self.criterion)
-        if self.best is None: self.best_file.unlink(missing_ok=True); return
-        checkpoint = self.run.checkpoint(self.best["iteration"]).relative_to(self.run.path).as_posix()
-        write_atomically(self.best_file, json.dumps({**self.best, "checkpoint": checkpoint}, indent=2).encode())
+# %% ../nbs/14_training.ipynb #ed40896f
+@patch
+def _write_best(self: RunValidation) -> None:
+    "Pick the best of the rows by the criterion; write `best.json` with its checkpoint's path, or remove it when there is none."
+    self.best = best_validation(self.rows, self.criterion)
+    if self.best is None: self.best_file.unlink(missing_ok=True); return
+    checkpoint = self.run.checkpoint(self.best["iteration"]).relative_to(self.run.path).as_posix()
+    write_atomically(self.best_file, json.dumps({**self.best, "checkpoint": checkpoint}, indent=2).encode())
 
-    def __call__(self,
-                 model, # the model, as trained so far
-                 iteration: int, # the updates its weights hold
-                 device=None, # the torch device
-                ) -> Optional[dict]: # the best so far (see `best_validation`)
-        "Validate every dataset, append the rows to `validation.jsonl` in one write, update `best.json`."
-        rows = [{"iteration": iteration, **r} for d in self.datasets
-                for r in validate(model, self.task, d, self.run.predictions, self.sweep, device)]
-        with open(self.file, "a") as f: f.write("".join(json.dumps(r) + "\n" for r in rows)); f.flush()
-        self.rows += rows
-        self._write_best()
-        return self.best
+# %% ../nbs/14_training.ipynb #06afbfd0
+@patch
+def __call__(self: RunValidation,
+             model, # the model, as trained so far
+             iteration: int, # the updates its weights hold
+             device=None, # the torch device
+            ) -> Optional[dict]: # the best so far (see `best_validation`)
+    "Validate every dataset, append the rows to `validation.jsonl` in one write, update `best.json`."
+    rows = [{"iteration": iteration, **r} for d in self.datasets
+            for r in validate(model, self.task, d, self.run.predictions, self.sweep, device)]
+    with open(self.file, "a") as f: f.write("".join(json.dumps(r) + "\n" for r in rows)); f.flush()
+    self.rows += rows
+    self._write_best()
+    return self.best
 
-# %% ../nbs/14_training.ipynb #b72c5d7a
+# %% ../nbs/14_training.ipynb #349b9a1f
 def distributed_rank() -> tuple[int, int]:
     "(rank, world size) of this process in a torch.distributed run, or (0, 1) outside one."
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 
+# %% ../nbs/14_training.ipynb #42c654e3
 def rank_seed(seed: Optional[int], # the run's seed, or None
               rank: int, # this process's rank
              ) -> Optional[int]:
     "Rank `rank`'s own seed from the run's: distinct per rank, the same for the same seed and rank (None stays None)."
     return None if seed is None else int(np.random.SeedSequence(seed, spawn_key=(rank,)).generate_state(1)[0] % 2**31)
 
+# %% ../nbs/14_training.ipynb #1a36c938
 def _data_parallel(model, device: torch.device):
     "`model` under DistributedDataParallel: gradients averaged over the ranks in every backward pass."
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0] if device.type == "cuda" else None)
 
-# %% ../nbs/14_training.ipynb #aa990ed7
+# %% ../nbs/14_training.ipynb #6b409e47
 BIOIMAGEIO_ARCHITECTURES = ("dacapo_nb.bioimage.model_from_kwargs", "dacapo_nb.models.model_from_kwargs")  # what dacapo_nb rebuilds
 
+# %% ../nbs/14_training.ipynb #481b79a9
 def package_file(package: Path, # a BioImage.IO package: a zip or a folder
                  name: str, # a file in it, as rdf.yaml names it
                 ) -> bytes:
@@ -205,12 +223,14 @@ def package_file(package: Path, # a BioImage.IO package: a zip or a folder
     if Path(package).is_dir(): return (Path(package) / name).read_bytes()
     with zipfile.ZipFile(package) as z: return z.read(name)
 
+# %% ../nbs/14_training.ipynb #4b75b043
 def _package_description(path: Path) -> Optional[str]:
     "The name of the resource description in `path` (a folder or a zip), or None when it is no BioImage.IO package."
     try: names = [p.name for p in path.iterdir()] if path.is_dir() else zipfile.ZipFile(path).namelist()
     except zipfile.BadZipFile: return None
     return next((n for n in sorted(names) if n == "rdf.yaml" or n.endswith("bioimageio.yaml")), None)
 
+# %% ../nbs/14_training.ipynb #d13a7437
 @dataclass
 class PackageWeights:
     "A BioImage.IO package's PyTorch state-dict weights, with the arguments that rebuild its network."
@@ -220,6 +240,7 @@ class PackageWeights:
     weights_file: str # the weights' file in the package
     sha256: str # the checksum of that file
 
+# %% ../nbs/14_training.ipynb #3cda2e78
 def read_bioimageio(package, # a BioImage.IO model package: a .zip, or a folder with rdf.yaml
                    ) -> PackageWeights:
     "The state-dict weights of `package` and what rebuilds them; a line naming the architecture when dacapo_nb cannot rebuild it."
@@ -250,7 +271,7 @@ def read_bioimageio(package, # a BioImage.IO model package: a .zip, or a folder 
         raise ValueError(f"{package}: its weights {sd['source']} do not load ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     return PackageWeights(descr, kwargs, state, sd["source"], hashlib.sha256(data).hexdigest())
 
-# %% ../nbs/14_training.ipynb #869ce6a2
+# %% ../nbs/14_training.ipynb #060b9cad
 @dataclass
 class InitialWeights:
     "Weights a run starts from, and where they came from (what run.json records)."
@@ -266,6 +287,7 @@ class InitialWeights:
         "What run.json records of the source: everything but the tensors."
         return {k: v for k, v in vars(self).items() if k != "state_dict"}
 
+# %% ../nbs/14_training.ipynb #042ff244
 def _torch_weights(path: Path) -> tuple[dict, Optional[int], str, str]:
     "The tensors of a checkpoint or state-dict file, its iteration, kind and sha256."
     data = path.read_bytes()
@@ -280,6 +302,7 @@ def _torch_weights(path: Path) -> tuple[dict, Optional[int], str, str]:
     raise ValueError(f"init_from {path} is not a checkpoint: it holds a {type(state).__name__}, expected a dacapo_nb "
                      "checkpoint (a run's checkpoints/iteration_*.pt) or a model's state_dict()")
 
+# %% ../nbs/14_training.ipynb #d7534ac8
 def initial_weights(source, # a run directory, a checkpoint (or state-dict) file, or a BioImage.IO package (.zip or folder)
                    ) -> InitialWeights:
     "The weights `source` holds, with its path, checksum and iteration; one line saying what `source` is when it holds none."
@@ -301,7 +324,7 @@ def initial_weights(source, # a run directory, a checkpoint (or state-dict) file
     return InitialWeights(state, str(path), kind, str(path), sha, iteration,
                           f"iteration {iteration}" if iteration is not None else "weights of unknown iteration")
 
-# %% ../nbs/14_training.ipynb #6692915a
+# %% ../nbs/14_training.ipynb #f3cf8eb9
 def match_weights(model, # the model to start
                   state_dict: dict, # the source's tensors
                  ) -> dict: # tensor names: loaded, reinitialised ({name: [model's shape, source's shape]}), new, dropped
@@ -317,6 +340,7 @@ def match_weights(model, # the model to start
                          f"(e.g. {example} {tuple(state_dict[example].shape) if example else ''}): weights of another architecture?")
     return plan
 
+# %% ../nbs/14_training.ipynb #ea7d83f3
 def transfer_weights(model, # loaded in place
                      init: InitialWeights, # the source
                     ) -> dict: # what run.json records: the source (`InitialWeights.describe`) and `match_weights`' names
@@ -325,6 +349,7 @@ def transfer_weights(model, # loaded in place
     with torch.no_grad(): model.load_state_dict({k: init.state_dict[k] for k in plan["loaded"]}, strict=False)
     return {**init.describe(), **plan}
 
+# %% ../nbs/14_training.ipynb #2df17fbf
 def init_summary(record: dict, # `transfer_weights`' record (run.json's `init_from`)
                 ) -> str:
     "The start of a run in one line: the source and the tensors loaded, re-initialised, new and dropped."
@@ -354,35 +379,22 @@ def frozen_parameters(model, # the model
                              f"{sorted({'.'.join(n.split('.')[:3]) for n in names})}")
     return [n for n in names if any(named(n, p) for p in prefixes)]
 
-# %% ../nbs/14_training.ipynb #00c0d4f4
+# %% ../nbs/14_training.ipynb #81b8947d
 def _package_version() -> str:
     "dacapo_nb's installed version for run.json; a source folder on `sys.path` that pip never installed has none."
     try: return version("dacapo_nb")
     except PackageNotFoundError: return "not installed (a source folder on sys.path)"
 
+# %% ../nbs/14_training.ipynb #529db507
 def _recorded_kwargs(model) -> Optional[dict]:
     "What run.json records to rebuild `model` (`model_kwargs`); None for a network that `model_kwargs` cannot describe."
     try: return model_kwargs(model)
     except ValueError: return None  # a custom architecture trains all the same; `load_run` says why it cannot rebuild it
 
-def run_training(run_dir, # the run directory (made, or resumed when it holds a checkpoint)
-                 model, # the model to train; a resumed run restores its weights
-                 task, # predictor and loss
-                 datasets: Sequence[Dataset], # the training data
-                 trainer_config: GunpowderTrainerConfig, # the trainer's settings
-                 iterations: int, # train until this many iterations in total, counting a resumed run's past
-                 device=None, # torch device (default: CUDA when there is one)
-                 checkpoint_interval: Optional[int] = 100, # a checkpoint every this many iterations (and at the end)
-                 trainer: Optional[GunpowderTrainer] = None, # a trainer to use (default: one made from the config)
-                 validation_datasets: Sequence[Dataset] = (), # datasets with gt to validate on
-                 validation_interval: Optional[int] = None, # validate every this many iterations (needs validation_datasets)
-                 validation_criterion: Optional[str] = None, # the score that picks the best iteration (None: `default_criterion`)
-                 validation_sweep: Optional[Sequence[dict]] = None, # post-processing parameter sets (None: `parameter_sweep`)
-                 init_from=None, # start from trained weights: a run directory, a checkpoint, a BioImage.IO package or `InitialWeights` (a resume never loads it again)
-                 freeze=None, # hold parameters still for the first `freeze_iterations`: "encoder" or parameter-name prefixes
-                 freeze_iterations: int = 0, # how many iterations `freeze` holds
-                ) -> Iterator[TrainingIterationStats]:
-    "Train in `run_dir` until `iterations`, yielding each iteration's statistics; resumes from the newest intact checkpoint."
+# %% ../nbs/14_training.ipynb #1cec0dde
+def _check_arguments(run_dir, model, task, datasets: Sequence[Dataset], iterations, checkpoint_interval, init_from, freeze,
+                     freeze_iterations) -> None:
+    "Refuse, by value and before the run directory is made, the arguments of `run_training` it cannot train with."
     if not _fits(iterations, int) or iterations < 0: raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
     if checkpoint_interval is not None and (not _fits(checkpoint_interval, int) or checkpoint_interval < 1):
         raise ValueError(f"checkpoint_interval must be None or an integer >= 1, got {checkpoint_interval!r}")
@@ -397,73 +409,187 @@ def run_training(run_dir, # the run directory (made, or resumed when it holds a 
                          "make the model with model_for(task, ...)")
     if freeze is not None and init_from is None:  # as dacapo-nb train refuses it: freezing a random initialisation holds noise still
         raise ValueError(f"freeze={freeze!r} holds trained weights still: give init_from (a run directory, a checkpoint or a BioImage.IO package)")
+
+# %% ../nbs/14_training.ipynb #70d6bc62
+def _trainer_for(trainer: Optional[GunpowderTrainer], # `run_training`'s trainer, or None
+                 trainer_config: Optional[GunpowderTrainerConfig], # `run_training`'s trainer_config (may be None with a trainer)
+                ) -> GunpowderTrainer:
+    "The trainer to train with, whose config is the run's: `trainer`, or one made from `trainer_config`."
+    if trainer is None: return GunpowderTrainer(trainer_config)
+    changed = [] if trainer_config is None else _differences(describe(trainer.config), describe(trainer_config))
+    if changed:
+        raise ValueError(f"trainer_config differs from trainer.config (trainer.config -> trainer_config: {'; '.join(changed)}): "
+                         "the run trains with the trainer's config and run.json records it; give trainer.config, or leave trainer out")
+    return trainer
+
+# %% ../nbs/14_training.ipynb #f5af623e
+@dataclass
+class _TrainingRun:
+    "What one call of `run_training` trains with: run directory, model, trainer, device, validation, and what is saved and logged."
+    run: RunDir # the run directory
+    model: torch.nn.Module # the model, as trained (the data-parallel wrapper only wraps it)
+    task: object # predictor and loss
+    trainer: GunpowderTrainer # its config is the run's settings (`_trainer_for`)
+    device: torch.device # where the model trains
+    validation: Optional[RunValidation] # what is validated and when (None: nothing, and on every rank but 0)
+    frozen: list # the names of the parameters that `freeze` holds
+    rank: int # this process's rank (0 outside a distributed run)
+    world: int # the number of processes
+    init: Optional[InitialWeights] = None # a fresh run's source weights, read before anything is written
+    optimizer: Optional[torch.optim.Optimizer] = None # made by `resume`
+    saved: Optional[int] = None # the iteration of the newest checkpoint written or resumed (None: none yet)
+    logged: int = 0 # stats.jsonl holds the rows of the iterations before it
+
+    @property
+    def writer(self) -> bool: # in a multi-process run, rank 0 alone writes the run directory
+        "Whether this process writes the run directory."
+        return self.rank == 0
+
+    def hold(self, still: bool) -> None:
+        "Hold the frozen parameters still, or let them train."
+        for n, p in self.model.named_parameters():
+            if n in self.frozen: p.requires_grad_(not still)
+
+# %% ../nbs/14_training.ipynb #65828e5f
+def _prepare_run(run_dir, model, task, datasets: Sequence[Dataset], trainer: GunpowderTrainer, device, validation_datasets,
+                 validation_interval, validation_criterion, validation_sweep, init_from, freeze) -> _TrainingRun:
+    "All that `run_training` reads and checks before the run directory is made (its parameters, same names), the pipeline built."
     frozen = frozen_parameters(model, freeze)
-    run = RunDir(run_dir); run_dir = run.path
-    if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"run_dir {run_dir} exists and is not a folder")  # was pathlib's "File exists"
+    run = RunDir(run_dir)
+    if run.path.exists() and not run.path.is_dir(): raise ValueError(f"run_dir {run.path} exists and is not a folder")  # was pathlib's "File exists"
     resuming = latest_checkpoint(run.checkpoints) is not None  # a resume never reads the source again: it may be gone
     init = initial_weights(init_from) if init_from is not None and not resuming else None
     if init is not None: match_weights(model, init.state_dict)  # a source that does not fit is refused before anything is written
     validation_datasets = datasets_for_dims(validation_datasets, len(model.input_shape))  # a 2D model validates a stack per section
-    validation = RunValidation(run_dir, task, validation_datasets, validation_interval, validation_criterion, validation_sweep) \
+    validation = RunValidation(run.path, task, validation_datasets, validation_interval, validation_criterion, validation_sweep) \
         if validation_datasets or validation_interval is not None else None
     device = available_device(device)  # a device this machine has, before anything is written
-    trainer = trainer or GunpowderTrainer(trainer_config)
     rank, world = distributed_rank()
-    writer = rank == 0  # in a multi-process run, rank 0 alone writes the run directory
-    if world > 1: trainer.config = replace(trainer.config, seed=rank_seed(trainer.config.seed, rank))  # each rank its own samples
     if world > 1 and frozen: raise ValueError(f"freeze={freeze!r} trains in one process only: DistributedDataParallel needs every parameter's gradient")
+    if world > 1: trainer._seed = rank_seed(trainer._seed, rank)  # each rank its own samples; the config keeps the run's seed
     # the data are checked (12-bit raw without raw_range, an offset wider than the gt, ...) before the run directory is made
-    trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run.snapshots) if writer else None)
-    with RunDirectoryLock(run_dir) if writer else contextlib.nullcontext():
-        place_model(model, device)  # before the optimizer loads its state: that state follows the parameters' device
-        optimizer = trainer.create_optimizer(model)
-        checkpoints, stats_file = run.checkpoints, run.stats
-        started = run.recorded().get("init_from")  # a resumed run's start, as recorded
-        trainer.iteration = resume_checkpoint(checkpoints, model, optimizer, trainer.scheduler)
-        if trainer.iteration: _apply_config(trainer, optimizer)
-        if not trainer.iteration:  # a fresh run: from the source's weights where they fit
-            started = transfer_weights(model, init or initial_weights(init_from)) if init_from is not None else None
-        elif init_from is not None and (started or {}).get("source") != str(getattr(init_from, "source", init_from)):
-            warnings.warn(f"init_from {getattr(init_from, 'source', init_from)} is not loaded: {run_dir} resumes from its checkpoint "
-                          f"of iteration {trainer.iteration} (train into another run directory to start from it)")
-        hold = lambda still: [p.requires_grad_(not still) for n, p in model.named_parameters() if n in frozen]
-        if trainer.iteration < freeze_iterations: hold(True)
-        trained = _data_parallel(model, device) if world > 1 else model  # after the resume: every rank starts from the same state
-        if not writer: validation = None
-        if writer: _stats_before(stats_file, trainer.iteration)
-        if validation: validation.resume(trainer.iteration)
-        if writer: write_atomically(run.config, json.dumps({
-            "task": describe(task), "model": describe(model), "model_kwargs": _recorded_kwargs(model), "trainer": describe(trainer_config),
-            "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask),
-                          "raw_range": describe(d.raw_range)} for d in datasets],
-            "trains_on": "sections" if len(model.input_shape) == 2 and any(d.raw.dims == 3 for d in datasets) else "volumes",
-            "seed": trainer_config.seed, "iterations": iterations, "device": str(device),
-            "validation": validation.describe() if validation else None, "processes": world, "init_from": started,
-            "freeze": {"freeze": freeze if isinstance(freeze, str) else list(freeze), "parameters": frozen,
-                       "iterations": freeze_iterations} if frozen else None,
-            "version": _package_version()}, indent=2).encode())
-        saved = trainer.iteration if latest_checkpoint(checkpoints) or not writer else None
-        logged = trainer.iteration  # stats.jsonl holds the rows of the iterations before it
-        keep = lambda: validation.protect if validation else ()
-        try:
-            with trainer, open(stats_file, "a") if writer else contextlib.nullcontext() as log:
-                if validation and validation.due(trainer.iteration) and not validation.complete(trainer.iteration):
-                    validation(model, trainer.iteration, device)  # a resume from a validation cut short
-                for stats in trainer.iterate(max(iterations - trainer.iteration, 0), trained, optimizer, device):
-                    if frozen and trainer.iteration == freeze_iterations: hold(False)  # thawed for the next update
-                    if not writer: yield stats; continue
-                    log.write(json.dumps(asdict(stats)) + "\n"); log.flush(); logged = stats.iteration + 1
-                    if validation and validation.due(trainer.iteration):
-                        best = validation(model, trainer.iteration, device)
-                        if best and best["iteration"] == trainer.iteration != saved:  # a new best: its checkpoint now
-                            save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep()); saved = trainer.iteration
-                    if checkpoint_interval and trainer.iteration % checkpoint_interval == 0 and trainer.iteration != saved:
-                        save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep()); saved = trainer.iteration
-                    yield stats
-        finally:
-            hold(False)  # the caller gets a model that trains whole
-            last = trainer.last_stats  # an update counted but not logged (a Ctrl-C in between): its row, so the resume misses none
-            if writer and trainer.iteration == logged + 1 and last is not None and last.iteration == logged:
-                with open(stats_file, "a") as log: log.write(json.dumps(asdict(last)) + "\n")
-            if writer and trainer.iteration != saved:
-                save_checkpoint(checkpoints, model, optimizer, trainer.scheduler, trainer.iteration, protect=keep())
+    trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run.snapshots) if rank == 0 else None)
+    return _TrainingRun(run, model, task, trainer, device, validation if rank == 0 else None, frozen, rank, world, init)
+
+# %% ../nbs/14_training.ipynb #d39c84c8
+@patch
+def resume(self: _TrainingRun,
+           init_from, # `run_training`'s init_from
+           freeze_iterations: int, # how many iterations `freeze` holds
+          ) -> Optional[dict]: # how the run started, as run.json records it (`transfer_weights`), or None
+    "Place the model and make its optimizer; resume from the newest intact checkpoint, or start from `init_from`."
+    model, trainer = self.model, self.trainer
+    place_model(model, self.device)  # before the optimizer loads its state: that state follows the parameters' device
+    self.optimizer = trainer.create_optimizer(model)
+    started = self.run.recorded().get("init_from")  # a resumed run's start, as recorded
+    trainer.iteration = resume_checkpoint(self.run.checkpoints, model, self.optimizer, trainer.scheduler)
+    if trainer.iteration: _apply_config(trainer, self.optimizer)
+    if not trainer.iteration:  # a fresh run: from the source's weights where they fit
+        started = transfer_weights(model, self.init or initial_weights(init_from)) if init_from is not None else None
+    elif init_from is not None and (started or {}).get("source") != str(getattr(init_from, "source", init_from)):
+        warnings.warn(f"init_from {getattr(init_from, 'source', init_from)} is not loaded: {self.run.path} resumes from its checkpoint "
+                      f"of iteration {trainer.iteration} (train into another run directory to start from it)")
+    if trainer.iteration < freeze_iterations: self.hold(True)
+    if self.writer: _stats_before(self.run.stats, trainer.iteration)
+    if self.validation: self.validation.resume(trainer.iteration)
+    self.saved = trainer.iteration if latest_checkpoint(self.run.checkpoints) or not self.writer else None
+    self.logged = trainer.iteration  # stats.jsonl holds the rows of the iterations before it
+    return started
+
+# %% ../nbs/14_training.ipynb #de5d4e31
+@patch
+def record(self: _TrainingRun, datasets: Sequence[Dataset], iterations: int, started: Optional[dict], freeze, freeze_iterations: int) -> None:
+    "Write run.json: task, model, the trainer's config, datasets, seed, device, validation, processes, start, freeze, version."
+    model, config = self.model, self.trainer.config
+    write_atomically(self.run.config, json.dumps({
+        "task": describe(self.task), "model": describe(model), "model_kwargs": _recorded_kwargs(model), "trainer": describe(config),
+        "datasets": [{"name": d.name, "raw": describe(d.raw), "gt": describe(d.gt), "mask": describe(d.mask),
+                      "raw_range": describe(d.raw_range)} for d in datasets],
+        "trains_on": "sections" if len(model.input_shape) == 2 and any(d.raw.dims == 3 for d in datasets) else "volumes",
+        "seed": config.seed, "iterations": iterations, "device": str(self.device),
+        "validation": self.validation.describe() if self.validation else None, "processes": self.world, "init_from": started,
+        "freeze": {"freeze": freeze if isinstance(freeze, str) else list(freeze), "parameters": self.frozen,
+                   "iterations": freeze_iterations} if self.frozen else None,
+        "version": _package_version()}, indent=2).encode())
+
+# %% ../nbs/14_training.ipynb #821af621
+@patch
+def checkpoint(self: _TrainingRun) -> None:
+    "Save a checkpoint of the trainer's iteration, unless it is saved already; pruning keeps the best iteration's."
+    if self.trainer.iteration == self.saved: return
+    save_checkpoint(self.run.checkpoints, self.model, self.optimizer, self.trainer.scheduler, self.trainer.iteration,
+                    protect=self.validation.protect if self.validation else ())
+    self.saved = self.trainer.iteration
+
+# %% ../nbs/14_training.ipynb #aa9bea59
+@patch
+def after_update(self: _TrainingRun,
+                 stats: TrainingIterationStats, # the update's statistics
+                 log, # stats.jsonl, open for appending
+                 checkpoint_interval: Optional[int], # a checkpoint every this many iterations (None: at the end only)
+                ) -> None:
+    "Rank 0's policies after an update: its stats row; a validation when due (a new best checkpointed); a checkpoint when due."
+    log.write(json.dumps(asdict(stats)) + "\n"); log.flush(); self.logged = stats.iteration + 1
+    iteration, validation = self.trainer.iteration, self.validation
+    if validation and validation.due(iteration):
+        best = validation(self.model, iteration, self.device)
+        if best and best["iteration"] == iteration: self.checkpoint()  # a new best: its checkpoint now
+    if checkpoint_interval and iteration % checkpoint_interval == 0: self.checkpoint()
+
+# %% ../nbs/14_training.ipynb #466308d2
+@patch
+def train(self: _TrainingRun,
+          iterations: int, # train until this many iterations in total
+          checkpoint_interval: Optional[int], # a checkpoint every this many iterations
+          freeze_iterations: int, # the frozen parameters thaw after this many
+         ) -> Iterator[TrainingIterationStats]:
+    "Train to `iterations`, yielding each update's statistics; rank 0 applies its policies after each (`after_update`)."
+    trainer, validation = self.trainer, self.validation
+    trained = _data_parallel(self.model, self.device) if self.world > 1 else self.model  # after the resume: every rank starts from the same state
+    with trainer, open(self.run.stats, "a") if self.writer else contextlib.nullcontext() as log:
+        if validation and validation.due(trainer.iteration) and not validation.complete(trainer.iteration):
+            validation(self.model, trainer.iteration, self.device)  # a resume from a validation cut short
+        for stats in trainer.iterate(max(iterations - trainer.iteration, 0), trained, self.optimizer, self.device):
+            if self.frozen and trainer.iteration == freeze_iterations: self.hold(False)  # thawed for the next update
+            if self.writer: self.after_update(stats, log, checkpoint_interval)
+            yield stats
+
+# %% ../nbs/14_training.ipynb #43e09bcc
+@patch
+def close(self: _TrainingRun) -> None:
+    "The closing writes: the parameters thawed; on rank 0, the row of an update counted but not logged, and the last checkpoint."
+    self.hold(False)  # the caller gets a model that trains whole
+    if not self.writer: return
+    last = self.trainer.last_stats  # an update counted but not logged (a Ctrl-C in between): its row, so the resume misses none
+    if self.trainer.iteration == self.logged + 1 and last is not None and last.iteration == self.logged:
+        with open(self.run.stats, "a") as log: log.write(json.dumps(asdict(last)) + "\n")
+    self.checkpoint()
+
+# %% ../nbs/14_training.ipynb #3ec89646
+def run_training(run_dir, # the run directory (made, or resumed when it holds a checkpoint)
+                 model, # the model to train; a resumed run restores its weights
+                 task, # predictor and loss
+                 datasets: Sequence[Dataset], # the training data
+                 trainer_config: GunpowderTrainerConfig, # the trainer's settings (with `trainer`: its config, or None)
+                 iterations: int, # train until this many iterations in total, counting a resumed run's past
+                 device=None, # torch device (default: CUDA when there is one)
+                 checkpoint_interval: Optional[int] = 100, # a checkpoint every this many iterations (and at the end)
+                 trainer: Optional[GunpowderTrainer] = None, # a trainer to use, its config the run's (default: one made from `trainer_config`)
+                 validation_datasets: Sequence[Dataset] = (), # datasets with gt to validate on
+                 validation_interval: Optional[int] = None, # validate every this many iterations (needs validation_datasets)
+                 validation_criterion: Optional[str] = None, # the score that picks the best iteration (None: `default_criterion`)
+                 validation_sweep: Optional[Sequence[dict]] = None, # post-processing parameter sets (None: `parameter_sweep`)
+                 init_from=None, # start from trained weights: a run directory, a checkpoint, a BioImage.IO package or `InitialWeights` (a resume never loads it again)
+                 freeze=None, # hold parameters still for the first `freeze_iterations`: "encoder" or parameter-name prefixes
+                 freeze_iterations: int = 0, # how many iterations `freeze` holds
+                ) -> Iterator[TrainingIterationStats]:
+    "Train in `run_dir` until `iterations`, yielding each iteration's statistics; resumes from the newest intact checkpoint."
+    _check_arguments(run_dir, model, task, datasets, iterations, checkpoint_interval, init_from, freeze, freeze_iterations)
+    trainer = _trainer_for(trainer, trainer_config)  # one source of the settings: the trainer's config
+    run = _prepare_run(run_dir, model, task, datasets, trainer, device, validation_datasets, validation_interval,
+                       validation_criterion, validation_sweep, init_from, freeze)
+    with RunDirectoryLock(run.run.path) if run.writer else contextlib.nullcontext():
+        started = run.resume(init_from, freeze_iterations)
+        if run.writer: run.record(datasets, iterations, started, freeze, freeze_iterations)
+        try: yield from run.train(iterations, checkpoint_interval, freeze_iterations)
+        finally: run.close()

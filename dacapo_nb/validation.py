@@ -26,7 +26,7 @@ __all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS',
            'post_process', 'check_sweep', 'score', 'validate', 'default_criterion', 'criterion_better',
            'parameters_key', 'best_validation']
 
-# %% ../nbs/13_validation.ipynb #b7aa8376
+# %% ../nbs/13_validation.ipynb #f072ecb1
 # what `dacapo-nb segment` does without a run's validated choice, per kind of prediction: on real EM (ISBI 2012), for
 # models trained with today's defaults, validation chose agglomeration at 0.3 at 1500 and 6000 iterations, where
 # components at 0.5 merge through leaky membranes (bench/README.md, quality)
@@ -42,6 +42,7 @@ DISTANCE_THRESHOLDS = (-0.2, 0.0, 0.2)  # the foreground: voxels whose predicted
 # far differs by run (tutorial 2, 5 seeds: the best seed threshold was 0.3 to 0.6; a fixed 0.3 merged all cells in 2 of 5)
 DISTANCE_SEED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 
+# %% ../nbs/13_validation.ipynb #42969dc2
 def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
                    ) -> list[dict]: # parameter sets, each the keyword arguments of one post-processing
     "The default post-processing parameters tried at each validation of `task`."
@@ -61,7 +62,7 @@ def parameter_sweep(task, # a `Task`: its predictor's kind picks the parameters
     if kind == "probabilities": return [{"threshold": t} for t in (0.3, 0.5, 0.7)]
     raise ValueError(f"no parameter sweep for predictions of kind {kind!r}: expected affinities, distances or probabilities")
 
-# %% ../nbs/13_validation.ipynb #03585d0b
+# %% ../nbs/13_validation.ipynb #f4e40046
 def post_process(prediction, # the prediction `(channels, *spatial)`, numpy
                  task, # the `Task` that made it
                  parameters: dict, # one parameter set (see `parameter_sweep`)
@@ -81,6 +82,7 @@ def post_process(prediction, # the prediction `(channels, *spatial)`, numpy
     if kind == "distances" and prediction.shape[0] == 1: return distances_to_segmentation(prediction, **instances)
     return semantic_segmentation(prediction, **parameters)
 
+# %% ../nbs/13_validation.ipynb #c951cb2f
 def check_sweep(task, # the `Task` whose predictions the parameter sets segment
                 sweep: Sequence[dict], # parameter sets, as `post_process` takes them
                 dims: int, # spatial dimensions of the data (an affinities task's own win)
@@ -95,7 +97,7 @@ def check_sweep(task, # the `Task` whose predictions the parameter sets segment
         except TypeError as e:  # a misspelt key: "got an unexpected keyword argument 'thresold'"
             raise ValueError(f"parameter set {parameters!r} does not fit the {type(task.predictor).__name__}: {e}") from None
 
-# %% ../nbs/13_validation.ipynb #f61e5673
+# %% ../nbs/13_validation.ipynb #5a3ba953
 def _classes(task) -> Optional[tuple[list, int]]:
     "(class names, gt label of the first class) when `task` predicts classes; None when it predicts instances."
     predictor, kind = task.predictor, task.predictor.output_array_type.kind
@@ -103,6 +105,7 @@ def _classes(task) -> Optional[tuple[list, int]]:
     if kind == "distances" and len(predictor.channels) > 1: return list(predictor.channels), 1
     return None
 
+# %% ../nbs/13_validation.ipynb #049c6b76
 def score(segmentation, # labels from `post_process`, numpy
           gt, # the ground truth labels, numpy, the segmentation's shape
           task, # the `Task`, which says whether labels are instances or classes
@@ -153,17 +156,19 @@ def validate(model, # a dacapo_nb Model
                      "seconds": time.perf_counter() - start, "predict_seconds": predict_seconds})
     return rows
 
-# %% ../nbs/13_validation.ipynb #db900969
+# %% ../nbs/13_validation.ipynb #223564d6
 CRITERIA = {"voi": "min", "voi_split": "min", "voi_merge": "min", "adapted_rand_error": "min", "cremi_score": "min",
             "instance_precision": "max", "instance_recall": "max", "instance_f1": "max", "mean_average_precision": "max",
             "rand_precision": "max", "rand_recall": "max", "dice_foreground": "max", "iou_foreground": "max",
             "dice": "max", "iou": "max"}
 
+# %% ../nbs/13_validation.ipynb #99ebe06e
 def default_criterion(task, # a `Task`
                      ) -> str: # a key of `CRITERIA`
     "The score that picks the best iteration of `task` by default: VOI for instances, mean Dice for classes."
     return "voi" if _classes(task) is None else "dice"
 
+# %% ../nbs/13_validation.ipynb #62c67770
 def criterion_better(criterion: str, # a score name: a key of `CRITERIA`, or `dice_<class>` / `iou_<class>`
                     ) -> str: # "min" or "max"
     "Whether a lower ('min') or higher ('max') `criterion` is better."
@@ -171,12 +176,13 @@ def criterion_better(criterion: str, # a score name: a key of `CRITERIA`, or `di
     if criterion.startswith(("dice_", "iou_")): return "max"
     raise ValueError(f"unknown criterion {criterion!r}: expected one of {sorted(CRITERIA)} or dice_<class> / iou_<class>")
 
-# %% ../nbs/13_validation.ipynb #7d9af9b0
+# %% ../nbs/13_validation.ipynb #c378a5e8
 def parameters_key(parameters: dict, # a parameter set
                   ) -> str: # its JSON, keys sorted
     "A parameter set as a string that is equal for equal sets."
     return json.dumps(parameters, sort_keys=True)
 
+# %% ../nbs/13_validation.ipynb #d447c65c
 def best_validation(rows: Sequence[dict], # validation rows, each with an iteration (as in validation.jsonl)
                     criterion: str = "voi", # the score to rank by (see `CRITERIA`)
                    ) -> Optional[dict]: # criterion, iteration, parameters, score (the mean) and per-dataset scores; None without rows

@@ -98,9 +98,12 @@ def run_worker(rank, port, root, iterations, fail_at):
     init(rank, port)
     data, task, config = tiny_run(root)
     model = tiny_model(task)
+    losses = []
     for stats in dn.run_training(root / "run", model, task, [data], config, iterations, device="cpu", checkpoint_interval=2):
         if rank == 1 and stats.iteration == fail_at: raise RuntimeError(f"rank 1 fails at iteration {fail_at}")
+        losses.append(stats.loss)
     torch.save(model.state_dict(), root / f"weights{rank}.pt")
+    torch.save(losses, root / f"losses{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -113,6 +116,9 @@ def test_rank_zero_alone_writes_and_a_run_resumes(tmp_path):
     assert json.loads((run / "run.json").read_text())["processes"] == WORLD
     w0, w1 = (torch.load(tmp_path / f"weights{r}.pt") for r in range(WORLD))
     assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    l0, l1 = (torch.load(tmp_path / f"losses{r}.pt") for r in range(WORLD))
+    assert l0[0] != l1[0], (l0, l1)  # the same weights, other samples: each rank draws its own (`rank_seed`), from one seed
+    assert json.loads((run / "run.json").read_text())["seed"] == 0  # run.json keeps the run's seed
     mp.spawn(run_worker, args=(free_port(), tmp_path, 6, None), nprocs=WORLD)  # resume to 6
     assert [json.loads(l)["iteration"] for l in (run / "stats.jsonl").read_text().splitlines()] == list(range(6))
     assert torch.load(dn.latest_checkpoint(run / "checkpoints"), weights_only=False)["iteration"] == 6
