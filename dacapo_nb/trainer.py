@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from abc import ABC, abstractmethod, update_abstractmethods
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 import numbers
@@ -197,6 +197,24 @@ class GunpowderTrainer(Trainer):
             optimizer, start_factor=0.01, end_factor=1.0, total_iters=max(self.config.warmup_iterations, 1))
         return optimizer
 
+    def build_batch_provider(self,
+                             datasets: Sequence[Dataset], # the datasets to sample from, mixed by their `weight`
+                             model, # the model: its input and output shapes set the request
+                             task, # its predictor makes targets and weights, its loss is trained
+                             snapshot_container=None, # where snapshots go (a path or LocalContainerIdentifier)
+                            ) -> None:
+        "Check the datasets against the model, then build the pipeline: sampling and augments per dataset, targets, batches, workers."
+        self._build_pipeline(datasets, model, task, snapshot_container)  # below, step by step
+
+    def iterate(self,
+                num_iterations: int, # how many iterations to train
+                model, # the model to train
+                optimizer, # its optimizer, from `create_optimizer`
+                device, # the torch device to train on
+               ) -> Iterator[TrainingIterationStats]:
+        "Train for `num_iterations`: each the next batch, one step, and a snapshot when due; yields each iteration's statistics."
+        return self._iterations(num_iterations, model, optimizer, device)  # below
+
     def can_train(self,
                   datasets: Sequence[Dataset], # the datasets to train on
                  ) -> bool:
@@ -205,13 +223,13 @@ class GunpowderTrainer(Trainer):
 
 # %% ../nbs/12_trainer.ipynb #b0a51758
 @patch
-def build_batch_provider(self: GunpowderTrainer,
+def _build_pipeline(self: GunpowderTrainer,
                          datasets: Sequence[Dataset], # the datasets to sample from, mixed by their `weight`
                          model, # the model: its input and output shapes set the request
                          task, # its predictor makes targets and weights, its loss is trained
                          snapshot_container=None, # where snapshots go (a path or LocalContainerIdentifier)
                         ) -> None:
-    "Check the datasets against the model, then build the pipeline: sampling and augments per dataset, targets, batches, workers."
+    "`build_batch_provider`'s work: check the datasets against the model, then build the pipeline."
     datasets = datasets_for_dims(datasets, len(model.input_shape))  # a 2D model trains on the sections of a 3D stack
     raw_vs, out_vs = self._check_datasets(datasets, model)
     input_size, output_size = Coordinate(model.input_shape) * raw_vs, Coordinate(model.output_shape) * out_vs
@@ -225,13 +243,13 @@ def build_batch_provider(self: GunpowderTrainer,
 
 # %% ../nbs/12_trainer.ipynb #f007e134
 @patch
-def iterate(self: GunpowderTrainer,
+def _iterations(self: GunpowderTrainer,
             num_iterations: int, # how many iterations to train
             model, # the model to train
             optimizer, # its optimizer, from `create_optimizer`
             device, # the torch device to train on
            ) -> Iterator[TrainingIterationStats]:
-    "Train for `num_iterations`: each the next batch, one step, and a snapshot when due; yields each iteration's statistics."
+    "`iterate`'s loop: per iteration the next batch, one step, and a snapshot when due; yields the statistics."
     device = torch.device(device)
     if self._build is None: raise RuntimeError("enter the trainer (`with trainer:`) before iterating")
     place_model(model, device)  # channels-last weights on the CPU: a faster step
@@ -253,10 +271,6 @@ def iterate(self: GunpowderTrainer,
             self.last_stats = TrainingIterationStats(self.iteration, loss, done - start, fetched - start, done - fetched)
             self.iteration += 1
         yield self.last_stats
-
-# %% ../nbs/12_trainer.ipynb #7b03fbc5
-del GunpowderTrainer._orig_build_batch_provider, GunpowderTrainer._orig_iterate  # @patch kept `Trainer`'s abstract ones
-update_abstractmethods(GunpowderTrainer)  # build_batch_provider and iterate, added by @patch above, implement the interface
 
 # %% ../nbs/12_trainer.ipynb #6a6f2ce4
 @patch
