@@ -213,7 +213,7 @@ class GunpowderTrainer(Trainer):
                 device, # the torch device to train on
                ) -> Iterator[TrainingIterationStats]:
         "Train for `num_iterations`: each the next batch, one step, and a snapshot when due; yields each iteration's statistics."
-        return self._iterations(num_iterations, model, optimizer, device)  # below
+        yield from self._iterations(num_iterations, model, optimizer, device)  # below: tracebacks show both
 
     def can_train(self,
                   datasets: Sequence[Dataset], # the datasets to train on
