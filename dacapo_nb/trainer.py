@@ -223,12 +223,7 @@ class GunpowderTrainer(Trainer):
 
 # %% ../nbs/12_trainer.ipynb #b0a51758
 @patch
-def _build_pipeline(self: GunpowderTrainer,
-                         datasets: Sequence[Dataset], # the datasets to sample from, mixed by their `weight`
-                         model, # the model: its input and output shapes set the request
-                         task, # its predictor makes targets and weights, its loss is trained
-                         snapshot_container=None, # where snapshots go (a path or LocalContainerIdentifier)
-                        ) -> None:
+def _build_pipeline(self: GunpowderTrainer, datasets: Sequence[Dataset], model, task, snapshot_container) -> None:
     "`build_batch_provider`'s work: check the datasets against the model, then build the pipeline."
     datasets = datasets_for_dims(datasets, len(model.input_shape))  # a 2D model trains on the sections of a 3D stack
     raw_vs, out_vs = self._check_datasets(datasets, model)
@@ -243,12 +238,7 @@ def _build_pipeline(self: GunpowderTrainer,
 
 # %% ../nbs/12_trainer.ipynb #f007e134
 @patch
-def _iterations(self: GunpowderTrainer,
-            num_iterations: int, # how many iterations to train
-            model, # the model to train
-            optimizer, # its optimizer, from `create_optimizer`
-            device, # the torch device to train on
-           ) -> Iterator[TrainingIterationStats]:
+def _iterations(self: GunpowderTrainer, num_iterations: int, model, optimizer, device) -> Iterator[TrainingIterationStats]:
     "`iterate`'s loop: per iteration the next batch, one step, and a snapshot when due; yields the statistics."
     device = torch.device(device)
     if self._build is None: raise RuntimeError("enter the trainer (`with trainer:`) before iterating")
