@@ -21,14 +21,22 @@ __all__ = ['IN_MEMORY_SEGMENT_VOXELS', 'BLOCKWISE_COMMANDS', 'TRAIN_EXAMPLES', '
            'build_parser', 'resumed_run', 'check_train_args', 'open_input', 'check_device', 'choose_dims',
            'launch_ranks', 'join_ranks', 'train', 'main', 'exit_process']
 
+# %% ../nbs/19_cli.ipynb #840c24e9
+def _split(path: str, # a `container.zarr/dataset` path
+           what: str = "an output", # what the path names, for the error
+          ) -> tuple[str, str]: # the container (ending in .zarr) and the dataset
+    "The container and dataset of `container.zarr/dataset`; a clear error for anything else."
+    container, sep, dataset = str(path).partition(".zarr/")
+    if not sep or not dataset.strip("/"): raise ValueError(f"expected {what} as container.zarr/dataset, got {path!r}")
+    return container + ".zarr", dataset
+
 # %% ../nbs/19_cli.ipynb #4bfc9e16
 def _zarr(path: str):
     "A `container.zarr/dataset` path as a ZarrArray."
     from dacapo_nb.arrays import LocalArrayIdentifier, ZarrArray
-    container, sep, dataset = str(path).partition(".zarr/")
-    if not sep: raise ValueError(f"expected a zarr dataset as container.zarr/dataset, got {path!r} (convert other formats first: "
-                                 f"dacapo-nb convert {path} data.zarr/raw [--voxel-size Z Y X])")
-    return ZarrArray.open_from_array_identifier(LocalArrayIdentifier(container + ".zarr", dataset))
+    try: container, dataset = _split(path, "a zarr dataset")
+    except ValueError as e: raise ValueError(f"{e} (convert other formats first: dacapo-nb convert {path} data.zarr/raw [--voxel-size Z Y X])") from None
+    return ZarrArray.open_from_array_identifier(LocalArrayIdentifier(container, dataset))
 
 # %% ../nbs/19_cli.ipynb #00e489db
 def _common(p):
@@ -83,13 +91,6 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     e.add_argument("seg", help="container.zarr/dataset"); e.add_argument("gt", help="container.zarr/dataset")
     e.add_argument("--block-size", type=int, nargs="+", default=None, help="world units (default: seg's chunks)")
     _common(e)
-
-# %% ../nbs/19_cli.ipynb #840c24e9
-def _split(path: str) -> tuple[str, str]:
-    "The container and dataset of an output given as `container.zarr/dataset`; a clear error for anything else."
-    container, sep, dataset = str(path).partition(".zarr/")
-    if not sep or not dataset.strip("/"): raise ValueError(f"expected an output as container.zarr/dataset, got {path!r}")
-    return container + ".zarr", dataset
 
 # %% ../nbs/19_cli.ipynb #9afdffb3
 def _model_file(path: Path):
