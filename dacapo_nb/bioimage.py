@@ -37,6 +37,8 @@ def default_post_processing(task, # the task the model was trained for
         if method != "agglomerate": parameters = {"neighborhood": [list(o) for o in p.neighborhood], **parameters}
         function = AFFINITY_METHODS[method]
         return {"function": f"{function.__module__}.{function.__name__}", "parameters": parameters}
+    if isinstance(p, DistancePredictor) and len(p.channels) == 1:
+        return {"function": "dacapo_nb.segmentation.distances_to_segmentation", "parameters": dict(DEFAULT_POST_PROCESSING["distances"])}
     if isinstance(p, DistancePredictor): return {"function": "dacapo_nb.segmentation.distances_to_segmentation", "parameters": {"threshold": 0.0}}
     if isinstance(p, OneHotPredictor): return {"function": "dacapo_nb.segmentation.semantic_segmentation", "parameters": {"threshold": 0.5}}
     raise ValueError(f"no post-processing known for the predictor {type(p).__name__}: pass post_processing=...")

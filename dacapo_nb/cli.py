@@ -81,10 +81,10 @@ def add_blockwise_parsers(sub, # the subparsers of `build_parser`
     s.add_argument("--method", choices=["components", "agglomerate", "mutex"], default=None,
                    help="affinities: components (blockwise), agglomeration or the mutex watershed (both in memory, up to 512^3 "
                         "voxels); default: the run's, else agglomerate at --threshold 0.3 (components with --seed-threshold)")
-    s.add_argument("--threshold", type=float, default=None, help="links (or mean affinities) above it join (default: the run's, else 0.3)")
+    s.add_argument("--threshold", type=float, default=None, help="links (or mean affinities) above it join; distances: voxels above it are inside (default: the run's, else 0.3; distances -0.2)")
     s.add_argument("--min-size", type=int, default=None, help="segments with fewer voxels become background (default: the run's, else 0)")
     s.add_argument("--seed-threshold", type=float, default=None,
-                   help="seeds above it, grown by a watershed (>= --threshold; default: the run's, else none)")
+                   help="seeds above it, grown by a watershed (>= --threshold; default: the run's, else none; distances 0.4)")
     s.add_argument("--block-size", type=int, nargs="+", default=None, help="world units (default: the prediction's chunks)")
     _common(s)
     e = sub.add_parser("evaluate", help="VOI and adapted Rand of a segmentation blockwise", formatter_class=fmt)

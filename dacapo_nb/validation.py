@@ -29,9 +29,12 @@ __all__ = ['DEFAULT_POST_PROCESSING', 'AFFINITY_METHODS', 'AFFINITY_THRESHOLDS',
 # %% ../nbs/13_validation.ipynb #f072ecb1
 # what `dacapo-nb segment` does without a run's validated choice, per kind of prediction: on real EM (ISBI 2012), for
 # models trained with today's defaults, validation chose agglomeration at 0.3 at 1500 and 6000 iterations, where
-# components at 0.5 merge through leaky membranes (bench/README.md, quality)
+# components at 0.5 merge through leaky membranes (bench/README.md, quality); for signed distances, 3D models of
+# tutorial 2 (5 seeds at 120 iterations, 2 at 600) merged every cell with components above 0 (VOI 4.1-4.6), and gave a
+# median VOI of 0.42 and 0.40 with seeds above 0.4 grown over voxels above -0.2 (bench/README.md, tutorials)
 DEFAULT_POST_PROCESSING = {"affinities": {"method": "agglomerate", "threshold": 0.3, "min_size": 0},
-                           "distances": {"threshold": 0.0}, "probabilities": {"threshold": 0.5}}
+                           "distances": {"threshold": -0.2, "seed_threshold": 0.4, "min_size": 0},
+                           "probabilities": {"threshold": 0.5}}
 AFFINITY_METHODS = {"components": affinities_to_segmentation, "agglomerate": agglomerate, "mutex": mutex_watershed}
 AFFINITY_THRESHOLDS = (0.1, 0.3, 0.5, 0.7, 0.9)  # predictions on real EM land anywhere in there (ISBI 2012: best at 0.1-0.3)
 SEED_THRESHOLDS = (0.8, 0.9, 0.95)  # seeds of the seeded watershed, tried with the three lowest thresholds
