@@ -466,7 +466,8 @@ def _prepare_run(run_dir, model, task, datasets: Sequence[Dataset], trainer: Gun
     device = available_device(device)  # a device this machine has, before anything is written
     rank, world = distributed_rank()
     if world > 1 and frozen: raise ValueError(f"freeze={freeze!r} trains in one process only: DistributedDataParallel needs every parameter's gradient")
-    if world > 1: trainer._seed = rank_seed(trainer._seed, rank)  # each rank its own samples; the config keeps the run's seed
+    if world > 1 and trainer.config.seed is not None:  # each rank its own samples; the config keeps the run's seed
+        trainer._seed = rank_seed(trainer.config.seed, rank)  # from the config: a trainer given twice gets the same stream
     # the data are checked (12-bit raw without raw_range, an offset wider than the gt, ...) before the run directory is made
     trainer.build_batch_provider(datasets, model, task, LocalContainerIdentifier(run.snapshots) if rank == 0 else None)
     return _TrainingRun(run, model, task, trainer, device, validation if rank == 0 else None, frozen, rank, world, init)

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import ipywidgets as widgets
 import matplotlib
@@ -606,6 +606,10 @@ def _training_arguments(args:tuple, # positional arguments for `run_training`
     "`run_training`'s arguments by name, its defaults filled in; a `trainer` is refused (each start makes its own)."
     bound = inspect.signature(run_training).bind(*args, **kwargs)
     if "trainer" in bound.arguments: raise TypeError("the dashboard makes its own trainer at each start: give trainer_config")
+    if isinstance(bound.arguments.get("device"), bool):  # `start` was the 7th argument of train_in_notebook before it took run_training's
+        raise TypeError(f"device={bound.arguments['device']!r}: give start= and replace= by name, e.g. train_in_notebook(run_dir, model, task, datasets, trainer_config, iterations, start=False)")
+    for name in ("datasets", "validation_datasets"):  # an iterator would be used up by the first start
+        if isinstance(bound.arguments.get(name), Iterator): bound.arguments[name] = list(bound.arguments[name])
     bound.apply_defaults()
     return dict(bound.arguments)
 
