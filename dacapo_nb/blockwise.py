@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -218,3 +219,17 @@ def open_zarr(ident, # [container path, dataset], as `zarr_id` made it
              ) -> ZarrArray:
     "The zarr array a worker's spec names."
     return ZarrArray.open_from_array_identifier(LocalArrayIdentifier(*ident))
+
+# %% ../nbs/11_blockwise.ipynb #8abba888
+_MOVED = {"predict_blockwise": "blockwise_predict", "predict_block_setup": "blockwise_predict", "model_digest": "blockwise_predict",
+          "segment_blockwise": "blockwise_segmentation", "fragments_block_setup": "blockwise_segmentation",
+          "edges_block_setup": "blockwise_segmentation", "relabel_block_setup": "blockwise_segmentation",
+          "evaluate_blockwise": "blockwise_evaluation", "contingency_block_setup": "blockwise_evaluation"}
+
+def __getattr__(name: str, # a name this module does not hold
+               ):
+    "A name that moved to a use's module, from there, with a `DeprecationWarning` naming its new home."
+    if name not in _MOVED: raise AttributeError(f"module 'dacapo_nb.blockwise' has no attribute {name!r}")
+    warnings.warn(f"dacapo_nb.blockwise.{name} moved to dacapo_nb.{_MOVED[name]}: import it from there (or use dn.{name}); "
+                  "this forward goes in the next release", DeprecationWarning, stacklevel=2)
+    return getattr(importlib.import_module(f"dacapo_nb.{_MOVED[name]}"), name)
