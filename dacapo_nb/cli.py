@@ -420,7 +420,7 @@ def check_train_args(args, # the parsed `dacapo-nb train` arguments
                          "goes only with the built-in training data)")
     if args.warmup_iterations is not None and args.warmup_iterations < 0:
         raise ValueError(f"--warmup-iterations must be >= 0, got {args.warmup_iterations}")
-    resumed = resumed_run(args.out, args.overwrite)
+    args.resumed = resumed = resumed_run(args.out, args.overwrite)  # read once: the model is rebuilt from it too (`_run_model`)
     warmup = args.warmup_iterations if args.warmup_iterations is not None or resumed is None else resumed["trainer"]["warmup_iterations"]
     return GunpowderTrainerConfig.quick(iterations=args.iterations or None, **({} if warmup is None else {"warmup_iterations": warmup}),
                                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
@@ -588,13 +588,11 @@ def _your_data(args, # the parsed `dacapo-nb train` arguments
     return dataset, dims
 
 # %% ../nbs/19_cli.ipynb #be1c12ac
-def _run_model(out: Path, # the run directory
-               overwrite: bool, # --overwrite: start afresh
+def _run_model(resumed: Optional[dict], # the run.json of the run the command resumes (`resumed_run`), or None
                task, # the task the model is for
                dims: int, # the model's spatial dimensions
               ):
-    "The network of the run that `out` resumes, whatever today's default; else the default one for `task`."
-    resumed = resumed_run(out, overwrite)
+    "The network of the run the command resumes, whatever today's default; else the default one for `task`."
     if resumed is not None and resumed.get("model_kwargs"):  # the run's own network, whatever today's default
         from dacapo_nb.models import model_from_kwargs
         return model_from_kwargs(**resumed["model_kwargs"])
@@ -676,7 +674,7 @@ def _train(args) -> int:
     args.dims = dims
     torch.manual_seed(args.seed)
     task = affinities_task(dims) if args.task == "affinities" else distance_task(["cell"], scale_factor=40.0)
-    model = _run_model(out, args.overwrite, task, dims)
+    model = _run_model(args.resumed, task, dims)
     say(f"{dims}D {args.task} on {dataset.name}, U-Net {tuple(model.input_shape)} -> {tuple(model.output_shape)}, "
         f"{device}, run directory {out}")
     _say_start(args, model, out, say)
